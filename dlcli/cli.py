@@ -1,0 +1,375 @@
+"""The `dlcli` command line: options -> config -> one library call -> output.
+
+Heavy modules (TensorFlow above all) are imported inside the commands, so `--help`
+and bad options answer instantly.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from dlcli import __version__
+from dlcli.config import (
+    ACTIVATIONS,
+    DATASETS,
+    INITIALIZERS,
+    OPTIMIZERS,
+    DataSpec,
+    ModelSpec,
+    RunConfig,
+    TrainSpec,
+    check_name,
+    validate_run_name,
+)
+from dlcli.errors import ConfigError, DlcliError, ExitStatus
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
+
+
+class DlcliGroup(click.Group):
+    """Turns library errors into one-line messages; the traceback only with --debug."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            if _debug(ctx):
+                raise
+            click.echo("\ninterrupted", err=True)
+            ctx.exit(ExitStatus.INTERRUPTED)
+        except DlcliError as exc:
+            if _debug(ctx):
+                raise
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            if _debug(ctx):
+                raise
+            where = f": {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+        except Exception as exc:  # a bug: say so briefly, point at --debug
+            if _debug(ctx):
+                raise
+            raise click.ClickException(
+                f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                "(run `dlcli --debug ...` for the traceback and please report it)"
+            ) from None
+
+
+def _debug(ctx: click.Context) -> bool:
+    return bool(ctx.find_root().params.get("debug"))
+
+
+class KerasName(click.ParamType):
+    """An activation, initializer or optimizer name, checked against Keras."""
+
+    def __init__(self, kind: str, known: tuple, keras_knows):
+        self.kind, self.known, self.keras_knows = kind, known, keras_knows
+        self.name = kind
+
+    def get_metavar(self, param, ctx=None):
+        return "NAME"
+
+    def convert(self, value, param, ctx):
+        try:
+            return check_name(self.kind, value, self.known, self.keras_knows)
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _known(kind):
+    from dlcli import config
+
+    return getattr(config, f"_keras_knows_{kind}")
+
+
+ACTIVATION = KerasName("activation", ACTIVATIONS, _known("activation"))
+INITIALIZER = KerasName("initializer", INITIALIZERS, _known("initializer"))
+OPTIMIZER = KerasName("optimizer", OPTIMIZERS, _known("optimizer"))
+POSITIVE = click.IntRange(min=1)
+POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
+
+
+def _run_name(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return validate_run_name(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def model_options(*, layers: int, units: int, activation: str, init: str, layers_help: str):
+    def decorate(f):
+        for option in reversed(
+            [
+                click.option("--layers", type=POSITIVE, default=layers, help=layers_help),
+                click.option("--units", type=POSITIVE, default=units, help="Units in every hidden layer."),
+                click.option(
+                    "--activation",
+                    type=ACTIVATION,
+                    default=activation,
+                    help="Hidden activation: sigmoid, tanh, relu, elu, selu, ... (any keras.activations name).",
+                ),
+                click.option(
+                    "--init",
+                    type=INITIALIZER,
+                    default=init,
+                    help="Weight init: normal (random normal), xavier (glorot_uniform), he (he_uniform), "
+                    "or any Keras initializer name (glorot_normal, he_normal, lecun_normal, zeros, ...).",
+                ),
+            ]
+        ):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def training_options(*, optimizer: str, lr: float, epochs: int, log_every: int, save_every: int):
+    def decorate(f):
+        for option in reversed(
+            [
+                click.option(
+                    "--optimizer",
+                    type=OPTIMIZER,
+                    default=optimizer,
+                    help="Optimizer: sgd, adam, rmsprop, adagrad, ... (any keras.optimizers name).",
+                ),
+                click.option("--lr", type=POSITIVE_FLOAT, default=lr, help="Learning rate."),
+                click.option("--epochs", type=POSITIVE, default=epochs, help="Epochs to train."),
+                click.option(
+                    "--seed", type=int, default=0, help="Seed for weights, data order and dropout: same seed, same numbers."
+                ),
+                click.option(
+                    "--name",
+                    callback=_run_name,
+                    help="Run name (a folder under --logdir and --checkpoint-dir).  [default: TASK-DATE-TIME]",
+                ),
+                click.option(
+                    "--logdir",
+                    type=click.Path(file_okay=False),
+                    default="logs",
+                    envvar="DLCLI_LOGDIR",
+                    show_envvar=True,
+                    help="Where TensorBoard logs go: <logdir>/<run>/.",
+                ),
+                click.option(
+                    "--checkpoint-dir",
+                    type=click.Path(file_okay=False),
+                    default="checkpoints",
+                    envvar="DLCLI_CHECKPOINT_DIR",
+                    show_envvar=True,
+                    help="Where checkpoints and run.json go: <checkpoint-dir>/<run>/.",
+                ),
+                click.option("--log-every", type=POSITIVE, default=log_every, help="Steps between TensorBoard points."),
+                click.option(
+                    "--save-every",
+                    type=click.IntRange(min=0),
+                    default=save_every,
+                    help="Steps between checkpoints (0: only at the start and the end).",
+                ),
+                click.option("--keep", type=POSITIVE, default=3, help="Checkpoints to keep."),
+                click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout."),
+                click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+            ]
+        ):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def _progress(quiet: bool):
+    from dlcli.core.progress import Progress
+
+    return Progress(enabled=False if quiet else None)
+
+
+def _print_result(result, *, as_json: bool, table: bool) -> None:
+    from dlcli import report
+
+    if as_json:
+        click.echo(report.to_json(result.summary()))
+        return
+    if table and result.truth_table:
+        click.echo(report.truth_table(result.truth_table))
+        click.echo()
+    click.echo(report.run_summary(result))
+
+
+def _train(config: RunConfig, *, auto_name: bool, quiet: bool, as_json: bool) -> None:
+    from dlcli.core import session
+
+    result = session.train(config, auto_name=auto_name, progress=_progress(quiet))
+    _print_result(result, as_json=as_json, table=True)
+
+
+def _train_spec(**options) -> TrainSpec:
+    keys = ("optimizer", "lr", "epochs", "seed", "log_every", "save_every", "keep")
+    return TrainSpec(**{k: options[k] for k in keys}, batch_size=options.get("batch_size", 0))
+
+
+def _base_config(task: str, options: dict, model: ModelSpec, data: DataSpec) -> tuple[RunConfig, bool]:
+    from dlcli.core.runs import default_run_name
+
+    name = options["name"] or default_run_name(task)
+    config = RunConfig(
+        task=task,
+        name=name,
+        model=model,
+        train=_train_spec(**options),
+        data=data,
+        logdir=options["logdir"],
+        checkpoint_dir=options["checkpoint_dir"],
+    )
+    return config, options["name"] is None
+
+
+@click.group(cls=DlcliGroup, context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="dlcli")
+@click.option("--debug", is_flag=True, help="Show full tracebacks and TensorFlow's start-up messages.")
+def cli(debug: bool) -> None:
+    """A command-line lab for the experiments that explain why deep learning works.
+
+    XOR that one logistic unit cannot learn but a deep net can; sigmoid vs ReLU;
+    random-normal vs Xavier vs He initialisation; dropout and batch norm. Every run
+    writes TensorBoard logs to logs/<run>/ and checkpoints to checkpoints/<run>/.
+    """
+    if debug:
+        from dlcli.core import tf_setup
+
+        tf_setup.set_verbose(True)
+
+
+@cli.command()
+@model_options(
+    layers=4,
+    units=10,
+    activation="sigmoid",
+    init="normal",
+    layers_help="Dense (weight) layers, the output included: 1 = one logistic unit (fails), "
+    "2 = Lab 09-2, 4 = Lab 09-3's wide & deep net.",
+)
+@training_options(optimizer="sgd", lr=0.01, epochs=20000, log_every=1000, save_every=5000)
+@click.option("--manual", is_flag=True, help="Forward-propagate the lecture's hand-set gates instead of training.")
+def xor(manual: bool, as_json: bool, quiet: bool, **options) -> None:
+    """Learn XOR: one logistic unit fails, a 2- or 4-layer sigmoid net solves it.
+
+    Trains on the four XOR points with full-batch gradient descent (Labs 09-1 ... 09-4)
+    and prints the truth table. TensorBoard gets loss and accuracy plus histograms of
+    every layer's weights, biases and activations. `normal` init here is N(0, 1), the
+    lab's tf.random.normal.
+
+    Try: `dlcli xor --layers 1` (stuck at accuracy <= 0.75) and `dlcli xor --manual`.
+    """
+    if manual:
+        from dlcli import report
+        from dlcli.core import gates
+
+        rows = gates.truth_table()
+        if as_json:
+            accuracy = sum(r["prediction"] == r["target"] for r in rows) / len(rows)
+            click.echo(report.to_json({"manual": True, "accuracy": accuracy, "rows": rows}))
+        else:
+            click.echo("Lecture 9's gates: W1=[5,5] b1=-8, W2=[-7,-7] b2=3, W3=[-11,-11] b3=6\n")
+            click.echo(report.truth_table(rows))
+        return
+    model = ModelSpec(
+        layers=options.pop("layers"), units=options.pop("units"),
+        activation=options.pop("activation"), init=options.pop("init"),
+    )  # fmt: skip
+    config, auto = _base_config("xor", options, model, DataSpec(dataset="xor"))
+    _train(config, auto_name=auto, quiet=quiet, as_json=as_json)
+
+
+@cli.command()
+@model_options(
+    layers=3,
+    units=256,
+    activation="relu",
+    init="xavier",
+    layers_help="Dense (weight) layers, the output included: 3 = two hidden layers and the output.",
+)
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, help="Dropout rate after each hidden activation (0: none).")
+@click.option("--batchnorm/--no-batchnorm", default=False, help="Batch norm between each hidden dense layer and its activation.")
+@click.option("--batch-size", type=POSITIVE, default=128, help="Examples per step.")
+@click.option("--dataset", type=click.Choice(DATASETS), default="mnist", help="Which data set.")
+@click.option(
+    "--data",
+    type=click.Path(),
+    default=None,
+    help="An .npz (x_train, y_train, x_test, y_test) or a folder of the four IDX files (.gz or raw). "
+    "[default: the Keras cache, ~/.keras/datasets]",
+)
+@click.option("--limit", type=POSITIVE, default=None, help="Train on the first N training examples only.")
+@training_options(optimizer="adam", lr=0.001, epochs=1, log_every=100, save_every=200)
+def mnist(as_json: bool, quiet: bool, **options) -> None:
+    """Train an MLP on MNIST or Fashion-MNIST (Labs 10-1 ... 10-4).
+
+    The defaults are Lab 10-2-1: two hidden layers of 256 ReLU units, Xavier init,
+    Adam 0.001, batch 128, one epoch. Prints the test accuracy and loss; checkpoints
+    are written as it trains, so an interrupted run continues with `dlcli resume`.
+    """
+    model = ModelSpec(
+        layers=options.pop("layers"), units=options.pop("units"),
+        activation=options.pop("activation"), init=options.pop("init"),
+        dropout=options.pop("dropout"), batchnorm=options.pop("batchnorm"),
+    )  # fmt: skip
+    data = DataSpec(dataset=options.pop("dataset"), path=_abs(options.pop("data")), limit=options.pop("limit"))
+    config, auto = _base_config("mnist", options, model, data)
+    _train(config, auto_name=auto, quiet=quiet, as_json=as_json)
+
+
+def _abs(path):
+    import os
+
+    return None if path is None else os.path.abspath(path)
+
+
+ARCHITECTURE_FLAGS = ("--layers", "--units", "--activation", "--init", "--dropout", "--batchnorm")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("checkpoint_dir", type=click.Path(file_okay=False))
+@click.option("--epochs", type=POSITIVE, default=None, help="Raise the run's target to this many epochs.  [default: the run's own target]")
+@click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.argument("extra", nargs=-1, type=click.UNPROCESSED)
+def resume(checkpoint_dir: str, epochs: int | None, as_json: bool, quiet: bool, extra: tuple) -> None:
+    """Continue an interrupted xor or mnist run exactly where it stopped.
+
+    Rebuilds the run from CHECKPOINT_DIR/run.json and its latest checkpoint and trains
+    on to the run's target: the same weights and accuracy as a run never interrupted.
+    """
+    if extra:
+        flag = extra[0].split("=")[0]
+        if flag in ARCHITECTURE_FLAGS:
+            raise click.UsageError(f"{flag} cannot change on resume: the architecture comes from the run's run.json")
+        raise click.UsageError(f"unexpected argument {extra[0]!r}; resume takes only --epochs, --json and --quiet")
+    from dlcli.core import session
+
+    result = session.resume(checkpoint_dir, epochs=epochs, progress=_progress(quiet))
+    if not result.trained_steps and not as_json:
+        click.echo(f"run {result.run} is already finished ({result.epochs} epochs); raise the target with --epochs N")
+    _print_result(result, as_json=as_json, table=True)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def compare() -> None:
+    """Run the lecture's variants and tabulate their test accuracies (not available yet)."""
+    raise click.ClickException("`dlcli compare` is not available yet in this version")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def board() -> None:
+    """Start TensorBoard on the runs' logs (not available yet)."""
+    raise click.ClickException("`dlcli board` is not available yet in this version")
+
+
+def main(*args, **kwargs):
+    return cli.main(*args, **kwargs)

@@ -1,0 +1,221 @@
+"""The data sets: XOR's four points and MNIST / Fashion-MNIST.
+
+MNIST is found the way Keras users already have it (the Keras cache,
+`~/.keras/datasets/`, downloaded once when online), or read from a path: a
+Keras-layout `.npz` or a folder of the four IDX files of the official downloads
+(gzip-compressed or not). NumPy only, except for the Keras download itself.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dlcli.errors import DataError
+
+IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
+IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+# What keras.datasets.<name>.load_data() leaves in the cache.
+KERAS_CACHE_NAMES = {"mnist": "mnist.npz", "fashion_mnist": "fashion-mnist"}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Training and test arrays: features float32, labels int32 (or float32 for XOR)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str  # where it came from, recorded in run.json
+    num_classes: int  # 2 with a single sigmoid output for XOR
+
+    @property
+    def input_shape(self) -> tuple:
+        return tuple(self.x_train.shape[1:])
+
+
+def xor() -> Dataset:
+    """The four XOR points of Lab 09-1; they are the training and the test set."""
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+    y = np.array([[0], [1], [1], [0]], dtype=np.float32)
+    return Dataset(x, y, x, y, source="xor truth table", num_classes=2)
+
+
+def keras_cache_dir() -> Path:
+    """Where keras.datasets keeps downloads: $KERAS_HOME/datasets or ~/.keras/datasets."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "datasets"
+
+
+def load(dataset: str = "mnist", path: str | None = None, limit: int | None = None) -> Dataset:
+    """Load MNIST or Fashion-MNIST with pixels scaled to [0, 1].
+
+    `path` is an .npz or an IDX folder; without it the Keras cache is used (and
+    filled by a Keras download when it is empty and the network allows).
+    """
+    if path is not None:
+        arrays, source = read_path(Path(path))
+    else:
+        arrays, source = _from_keras(dataset)
+    x_train, y_train, x_test, y_test = arrays
+    if limit is not None:
+        x_train, y_train = x_train[:limit], y_train[:limit]
+    return Dataset(
+        x_train=_scale(x_train),
+        y_train=y_train.astype(np.int32),
+        x_test=_scale(x_test),
+        y_test=y_test.astype(np.int32),
+        source=source,
+        num_classes=10,
+    )
+
+
+def read_path(path: Path) -> tuple[tuple, str]:
+    if path.is_dir():
+        return read_idx_folder(path), f"idx:{path.resolve()}"
+    if path.is_file():
+        return read_npz(path), f"npz:{path.resolve()}"
+    raise DataError(f"--data {path}: no such file or folder; give an .npz or a folder of IDX files")
+
+
+def read_npz(path: Path) -> tuple:
+    """A Keras-layout archive with x_train, y_train, x_test and y_test."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in IDX_FILES if k not in archive.files]
+            if missing:
+                raise DataError(
+                    f"{path}: missing arrays {', '.join(missing)}; an MNIST .npz holds "
+                    "x_train, y_train, x_test and y_test"
+                )
+            arrays = tuple(archive[k] for k in IDX_FILES)
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zlib.error, KeyError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({_reason(exc)})") from None
+    _check_pairs(path, *arrays)
+    return arrays
+
+
+def read_idx_folder(folder: Path) -> tuple:
+    """The four files of the official MNIST layout, each `.gz` or uncompressed."""
+    arrays = []
+    for key, stem in IDX_FILES.items():
+        candidates = [folder / (stem + ".gz"), folder / stem]
+        found = next((p for p in candidates if p.is_file()), None)
+        if found is None:
+            raise DataError(
+                f"{folder}: no {stem}[.gz]; an IDX folder needs "
+                + ", ".join(f"{s}[.gz]" for s in IDX_FILES.values())
+            )
+        arrays.append(read_idx(found, images=key.startswith("x")))
+    _check_pairs(folder, *arrays)
+    return tuple(arrays)
+
+
+def read_idx(path: Path, *, images: bool) -> np.ndarray:
+    """One IDX file: images (N, rows, cols) or labels (N,), as uint8."""
+    try:
+        raw = _read_bytes(path)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: cannot read ({_reason(exc)})") from None
+    magic, dims = (IDX_IMAGES_MAGIC, 3) if images else (IDX_LABELS_MAGIC, 1)
+    header = 4 + 4 * dims
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes)")
+    (found_magic,) = struct.unpack(">i", raw[:4])
+    if found_magic != magic:
+        kind = "image" if images else "label"
+        raise DataError(
+            f"{path}: IDX magic number {found_magic}, expected {magic} for an {kind} file"
+        )
+    shape = struct.unpack(">" + "i" * dims, raw[4:header])
+    expected = int(np.prod(shape))
+    if len(raw) - header != expected:
+        raise DataError(
+            f"{path}: {len(raw) - header} data bytes, expected {expected} for shape "
+            f"{'x'.join(map(str, shape))} (truncated or corrupt)"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write uint8 images (N, rows, cols) or labels (N,) as IDX; `.gz` compresses."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    magic = IDX_IMAGES_MAGIC if array.ndim == 3 else IDX_LABELS_MAGIC
+    payload = struct.pack(">" + "i" * (1 + array.ndim), magic, *array.shape) + array.tobytes()
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(payload)
+
+
+def _read_bytes(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        head = f.read(2)
+    opener = gzip.open if head == b"\x1f\x8b" else open
+    with opener(path, "rb") as f:
+        return f.read()
+
+
+def _check_pairs(where, x_train, y_train, x_test, y_test) -> None:
+    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        if x.ndim != 3 or y.ndim != 1:
+            raise DataError(
+                f"{where}: {split} images must be (N, rows, cols) and labels (N,), "
+                f"got {x.shape} and {y.shape}"
+            )
+        if len(x) != len(y):
+            raise DataError(
+                f"{where}: {len(x)} {split} images but {len(y)} {split} labels; the counts must agree"
+            )
+        if len(x) == 0:
+            raise DataError(f"{where}: the {split} set is empty")
+        if y.min() < 0 or y.max() > 9:
+            raise DataError(f"{where}: {split} labels must be digits 0-9")
+
+
+def _from_keras(dataset: str) -> tuple[tuple, str]:
+    cache = keras_cache_dir() / KERAS_CACHE_NAMES[dataset]
+    if cache.is_file():
+        return read_npz(cache), f"keras-cache:{cache}"
+    if cache.is_dir() and all((cache / (s + ".gz")).is_file() for s in IDX_FILES.values()):
+        return read_idx_folder(cache), f"keras-cache:{cache}"
+    return _download(dataset, cache), f"keras:{dataset}"
+
+
+def _download(dataset: str, cache: Path) -> tuple:
+    from dlcli.core.tf_setup import tensorflow
+
+    keras = tensorflow().keras
+    try:
+        (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, dataset).load_data()
+    except Exception as exc:  # any network or HTTP failure inside Keras
+        raise DataError(
+            f"{dataset} is not in the Keras cache ({cache}) and downloading it failed "
+            f"({_reason(exc)}); copy it there or pass --data PATH to an .npz or IDX folder"
+        ) from None
+    arrays = (x_train, y_train, x_test, y_test)
+    _check_pairs(cache, *arrays)
+    return arrays
+
+
+def _scale(images: np.ndarray) -> np.ndarray:
+    return images.astype(np.float32) / np.float32(255.0)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]

@@ -1,0 +1,113 @@
+"""Keras model factories in the lectures' style (Labs 09 and 10).
+
+`dense`, `flatten`, `activation`, `dropout` and `batch_norm` are the small helpers the
+lab code defines; `mlp` stacks hidden blocks as dense -> (batch norm) -> activation ->
+(dropout) and ends in a dense output layer that returns logits (the loss applies the
+sigmoid/softmax, `from_logits` style).
+
+Layer names are stable (`hidden1`, `hidden1_act`, ..., `output`) because TensorBoard
+tags and checkpoints are keyed by them.
+"""
+
+from __future__ import annotations
+
+from dlcli.config import INIT_ALIASES, ModelSpec
+from dlcli.core.tf_setup import tensorflow
+
+tf = tensorflow()
+keras = tf.keras
+
+
+def initializer(name: str, *, normal_stddev: float = 0.05, seed: int | None = None):
+    """A Keras initializer by lecture name (normal, xavier, he) or Keras name.
+
+    `normal` is RandomNormal(0, normal_stddev): 1.0 for XOR (Lab 09's tf.random.normal),
+    Keras' default 0.05 for MNIST (Lab 10's RandomNormal()).
+    """
+    keras_name = INIT_ALIASES.get(name, name)
+    if keras_name == "random_normal":
+        return keras.initializers.RandomNormal(stddev=normal_stddev, seed=seed)
+    config = {"seed": seed} if seed is not None else {}
+    try:
+        return keras.initializers.get({"class_name": keras_name, "config": config})
+    except (ValueError, TypeError):  # initializers without a seed (zeros, ones, ...)
+        return keras.initializers.get(keras_name)
+
+
+def dense(units: int, init, name: str | None = None):
+    return keras.layers.Dense(units, kernel_initializer=init, name=name)
+
+
+def flatten(name: str | None = None):
+    return keras.layers.Flatten(name=name)
+
+
+def activation(name: str, layer_name: str | None = None):
+    return keras.layers.Activation(name, name=layer_name)
+
+
+def dropout(rate: float, name: str | None = None):
+    return keras.layers.Dropout(rate, name=name)
+
+
+def batch_norm(name: str | None = None):
+    return keras.layers.BatchNormalization(name=name)
+
+
+def mlp(spec: ModelSpec, input_shape: tuple, outputs: int, *, normal_stddev: float = 0.05):
+    """A fresh multilayer perceptron: `spec.layers` dense layers, the output included.
+
+    Each hidden block is dense -> (batch norm) -> activation -> (dropout), as in
+    Labs 10-1 ... 10-4; the output layer has no activation (logits).
+    """
+    init = initializer(spec.init, normal_stddev=normal_stddev)
+    model = keras.Sequential(name="mlp")
+    model.add(keras.Input(shape=input_shape, name="features"))
+    if len(input_shape) > 1:
+        model.add(flatten("flatten"))
+    for i in range(1, spec.layers):
+        model.add(dense(spec.units, init, name=f"hidden{i}"))
+        if spec.batchnorm:
+            model.add(batch_norm(f"hidden{i}_bn"))
+        model.add(activation(spec.activation, f"hidden{i}_act"))
+        if spec.dropout:
+            model.add(dropout(spec.dropout, f"hidden{i}_dropout"))
+    model.add(dense(outputs, init, name="output"))
+    return model
+
+
+def dense_layers(model) -> list:
+    """The model's dense layers in order: W1 ... WN."""
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+
+
+def optimizer(name: str, lr: float):
+    return keras.optimizers.get({"class_name": name, "config": {"learning_rate": lr}})
+
+
+def parameter_count(model) -> int:
+    return int(sum(int(tf.size(v)) for v in model.trainable_variables))
+
+
+def activation_exists(name: str) -> bool:
+    try:
+        keras.activations.get(name)
+        return True
+    except (ValueError, TypeError):
+        return False
+
+
+def initializer_exists(name: str) -> bool:
+    try:
+        initializer(name)
+        return True
+    except (ValueError, TypeError):
+        return False
+
+
+def optimizer_exists(name: str) -> bool:
+    try:
+        optimizer(name, 0.01)
+        return True
+    except (ValueError, TypeError):
+        return False

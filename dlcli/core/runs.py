@@ -1,0 +1,223 @@
+"""Run folders: `checkpoints/<run>/` with run.json, the checkpoints and a lock.
+
+`run.json` records everything `resume` needs to rebuild a run from the folder alone:
+the whole configuration, the data source, the target epochs, the versions, and the
+final result once there is one. It is always replaced atomically (write a temporary
+file, fsync, rename), so a kill at any moment leaves the old or the new record.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import errno
+import fcntl
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+from dlcli import __version__
+from dlcli.config import RunConfig
+from dlcli.errors import ConfigError, RunError
+
+RECORD = "run.json"
+LOCK = ".lock"
+FORMAT = 1  # bump when run.json changes incompatibly
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def default_run_name(task: str) -> str:
+    return f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+class RunFolder:
+    """A run's checkpoint folder and log folder, and its record."""
+
+    def __init__(self, path: Path, record: dict):
+        self.path = Path(path)
+        self.record = record
+        self._lock_fd: int | None = None
+
+    # -- creating and opening -------------------------------------------------------
+
+    @classmethod
+    def create(cls, config: RunConfig, *, auto_name: bool) -> "RunFolder":
+        """Make `<checkpoint_dir>/<name>` and `<logdir>/<name>`, never reusing either.
+
+        With `auto_name`, a taken name gets a `-2`, `-3`, ... suffix instead of an error.
+        Nothing is left behind if either folder cannot be made.
+        """
+        ckpt_base, log_base = Path(config.checkpoint_dir), Path(config.logdir)
+        for base, option in ((ckpt_base, "--checkpoint-dir"), (log_base, "--logdir")):
+            _make_base(base, option)
+        name, suffix = config.name, 1
+        while True:
+            ckpt, logs = ckpt_base / name, log_base / name
+            taken = ckpt.exists() or (logs.exists() and any(logs.iterdir()))
+            if not taken:
+                try:
+                    ckpt.parent.mkdir(parents=True, exist_ok=True)
+                    ckpt.mkdir()
+                    break
+                except FileExistsError:
+                    pass  # another process took it a moment ago
+                except OSError as exc:
+                    raise RunError(f"cannot create {ckpt}: {exc.strerror}; choose another --checkpoint-dir") from None
+            if not auto_name:
+                raise RunError(
+                    f"run {name!r} already exists ({ckpt if ckpt.exists() else logs}); "
+                    f"continue it with `dlcli resume {ckpt}` or choose another --name"
+                )
+            suffix += 1
+            name = f"{config.name}-{suffix}"
+        try:
+            logs.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            shutil.rmtree(ckpt, ignore_errors=True)
+            raise RunError(f"cannot create {logs}: {exc.strerror}; choose another --logdir") from None
+        if name != config.name:
+            from dataclasses import replace
+
+            config = replace(config, name=name)
+        record = {
+            "format": FORMAT,
+            "run": name,
+            "task": config.task,
+            "config": config.to_dict(),
+            "logdir": str(logs.resolve()),
+            "target_epochs": config.train.epochs,
+            "data_source": None,
+            "versions": versions(),
+            "created": now(),
+            "updated": now(),
+            "status": "created",
+            "result": None,
+        }
+        run = cls(ckpt, record)
+        run.lock()
+        run.save_record()
+        return run
+
+    @classmethod
+    def open(cls, path: Path) -> "RunFolder":
+        """An existing run folder, checked; raises RunError on anything unusable."""
+        path = Path(path)
+        if not path.is_dir():
+            raise RunError(f"{path} is not a folder; give a run folder such as checkpoints/<run>")
+        record_path = path / RECORD
+        if not record_path.is_file():
+            raise RunError(f"{path} is not a dlcli run folder (no {RECORD})")
+        try:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RunError(f"{record_path} cannot be read ({exc}); it is not a valid run record") from None
+        if not isinstance(record, dict) or record.get("format") != FORMAT:
+            found = record.get("format") if isinstance(record, dict) else None
+            raise RunError(
+                f"{record_path} has format {found!r}; this dlcli ({__version__}) reads format {FORMAT}"
+            )
+        try:
+            config = RunConfig.from_dict(record["config"]).validate()
+            int(record["target_epochs"])
+            str(record["logdir"])
+        except (ConfigError, KeyError, TypeError, ValueError) as exc:
+            raise RunError(f"{record_path} is not a valid run record ({exc})") from None
+        run = cls(path, record)
+        run.config = config
+        return run
+
+    # -- record -------------------------------------------------------------------
+
+    @property
+    def config(self) -> RunConfig:
+        return RunConfig.from_dict(self.record["config"])
+
+    @config.setter
+    def config(self, value: RunConfig) -> None:
+        self.record["config"] = value.to_dict()
+
+    @property
+    def name(self) -> str:
+        return self.record["run"]
+
+    @property
+    def logdir(self) -> Path:
+        return Path(self.record["logdir"])
+
+    def update(self, **fields) -> None:
+        self.record.update(fields, updated=now())
+        self.save_record()
+
+    def save_record(self) -> None:
+        try:
+            atomic_write_text(self.path / RECORD, json.dumps(self.record, indent=2) + "\n")
+        except OSError as exc:
+            raise RunError(f"cannot write {self.path / RECORD}: {exc.strerror}") from None
+
+    # -- lock -----------------------------------------------------------------------
+
+    def lock(self) -> None:
+        """Hold an exclusive lock on the folder while this process trains in it.
+
+        flock locks die with their process, so a killed run never leaves one stuck.
+        """
+        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise RunError(
+                    f"{self.path} is in use by another dlcli process; wait for it to finish or stop it"
+                ) from None
+            raise
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def _make_base(base: Path, option: str) -> None:
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"cannot create {option} {base}: {exc.strerror}; choose a writable folder") from None
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise RunError(f"{option} {base} is not writable; choose a writable folder")
+
+
+def versions() -> dict:
+    from dlcli.core.tf_setup import tensorflow
+
+    tf = tensorflow()
+    return {
+        "dlcli": __version__,
+        "tensorflow": tf.__version__,
+        "keras": tf.keras.__version__,
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,233 @@
+"""Start and resume runs: data + model + loop + checkpoints + TensorBoard, wired once.
+
+`train(config)` and `resume(folder)` are the two entry points every command uses
+(`xor`, `mnist`, `compare` through `train`; `resume` through `resume`). Both end in
+`_fit`, so a resumed run goes through exactly the code an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dlcli.config import RunConfig
+from dlcli.core import data as datasets
+from dlcli.core import models, summaries
+from dlcli.core.progress import Progress
+from dlcli.core.runs import RunFolder
+from dlcli.core.tf_setup import tensorflow
+from dlcli.core.train import Hooks, TrainingLoop, Window
+from dlcli.errors import CheckpointError, DivergedError, RunError
+
+tf = tensorflow()
+
+PROBE_EXAMPLES = 256  # training examples whose activations the histograms show
+
+
+@dataclass
+class Result:
+    """What a finished run reports (the `--json` object is `summary()`)."""
+
+    run: str
+    accuracy: float
+    loss: float
+    epochs: int
+    steps: int
+    train_seconds: float
+    checkpoint_dir: str
+    logdir: str
+    params: int = 0
+    grad_ratio: float = float("nan")
+    seconds_per_epoch: float = float("nan")
+    trained_steps: int = 0  # steps this process ran (0: the run was already finished)
+    truth_table: list = field(default_factory=list)  # XOR only
+
+    def summary(self) -> dict:
+        keys = ("run", "accuracy", "loss", "epochs", "steps", "train_seconds", "checkpoint_dir", "logdir")
+        return {k: getattr(self, k) for k in keys}
+
+
+def load_data(config: RunConfig) -> datasets.Dataset:
+    if config.task == "xor":
+        return datasets.xor()
+    d = config.data
+    return datasets.load(d.dataset, d.path, d.limit)
+
+
+def train(config: RunConfig, *, auto_name: bool = False, progress: Progress | None = None) -> Result:
+    """Train a new run from step 0 (after validating everything it can beforehand)."""
+    config.validate()
+    data = load_data(config)
+    _check_batch(config, data)
+    run = RunFolder.create(config, auto_name=auto_name)
+    try:
+        config = run.config  # the name may have gained a suffix
+        run.update(data_source=data.source, status="running")
+        session = _Session(run, config, data)
+        session.manager.save(checkpoint_number=0)  # every run is resumable from its start
+    except BaseException:
+        run.unlock()
+        _remove_run(run)  # nothing half-made stays behind
+        raise
+    return session.fit(config.train.epochs, progress)
+
+
+def resume(path: Path, *, epochs: int | None = None, progress: Progress | None = None) -> Result:
+    """Continue the run in `path` to its target (or to `epochs`, raising the target)."""
+    run = RunFolder.open(Path(path))
+    config = run.config
+    target = int(run.record["target_epochs"])
+    if epochs is not None:
+        if epochs < target:
+            raise RunError(f"--epochs {epochs} is below the run's target of {target} epochs")
+        target = epochs
+    run.lock()
+    data = load_data(config)
+    session = _Session(run, config, data)
+    session.restore()
+    if epochs is not None and epochs != run.record["target_epochs"]:
+        run.update(target_epochs=target)
+    return session.fit(target, progress)
+
+
+class _Session:
+    def __init__(self, run: RunFolder, config: RunConfig, data: datasets.Dataset):
+        self.run, self.config, self.data = run, config, data
+        tf.keras.utils.set_random_seed(config.train.seed)
+        objective = "binary" if config.task == "xor" else "categorical"
+        outputs = 1 if objective == "binary" else data.num_classes
+        model = models.mlp(config.model, data.input_shape, outputs, normal_stddev=config.normal_stddev)
+        self.loop = TrainingLoop(
+            model,
+            models.optimizer(config.train.optimizer, config.train.lr),
+            data,
+            objective=objective,
+            batch_size=config.train.batch_size,
+            seed=config.train.seed,
+            probe=data.x_train[:PROBE_EXAMPLES],
+        )
+        self.checkpoint = tf.train.Checkpoint(**self.loop.checkpointables())
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, str(run.path), max_to_keep=config.train.keep, checkpoint_name="ckpt"
+        )
+        self.summaries = summaries.Summaries(run.logdir, model)
+
+    def restore(self) -> None:
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            raise CheckpointError(f"{self.run.path} holds no checkpoint to resume from")
+        try:
+            status = self.checkpoint.restore(latest)
+            status.assert_existing_objects_matched()
+        except (tf.errors.OpError, ValueError, AssertionError) as exc:
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"cannot restore {latest}: {reason}") from None
+        finally:
+            # The restore status keeps a deleter that fails noisily at interpreter exit.
+            status = None
+            gc.collect()
+        # Whatever the interrupted process logged after this checkpoint is logged again.
+        summaries.truncate_after(self.run.logdir, self.loop.global_step)
+
+    def fit(self, target_epochs: int, progress: Progress | None) -> Result:
+        loop, run, train_cfg = self.loop, self.run, self.config.train
+        start_step = loop.global_step
+        # XOR's test set is its training set: the train series says it all.
+        on_epoch_end = None if self.config.task == "xor" else self._on_epoch_end
+        hooks = Hooks(on_log=self._on_log, on_epoch_end=on_epoch_end, on_save=self._save)
+        started = time.perf_counter()
+        try:
+            loop.run(
+                target_epochs,
+                log_every=train_cfg.log_every,
+                save_every=train_cfg.save_every,
+                hooks=hooks,
+                progress=progress,
+            )
+            trained = loop.global_step - start_step
+            if trained:
+                self._save(loop.global_step)
+            seconds = time.perf_counter() - started
+        except DivergedError:
+            self.summaries.close()
+            run.update(status="diverged")
+            raise
+        except BaseException:
+            self.summaries.close()
+            raise
+        finally:
+            run.unlock()
+        self.summaries.close()
+        loss, accuracy = loop.evaluate(self.data.x_test, self.data.y_test)
+        epochs_run = trained / loop.steps_per_epoch
+        result = Result(
+            run=run.name,
+            accuracy=accuracy,
+            loss=loss,
+            epochs=target_epochs,
+            steps=loop.global_step,
+            train_seconds=round(seconds, 3),
+            checkpoint_dir=str(run.path),
+            logdir=str(run.logdir),
+            params=models.parameter_count(loop.model),
+            grad_ratio=loop.grad_ratio,
+            seconds_per_epoch=seconds / epochs_run if trained else float("nan"),
+            trained_steps=trained,
+        )
+        if self.config.task == "xor":
+            result.truth_table = truth_table(self.data, loop.predict_probabilities(self.data.x_test))
+        if trained or run.record.get("status") != "finished":
+            record = {k: v for k, v in result.summary().items() if k not in ("checkpoint_dir", "logdir")}
+            record.update(params=result.params, grad_ratio=_finite_or_none(result.grad_ratio))
+            run.update(status="finished", result=record)
+        return result
+
+    # -- hooks ------------------------------------------------------------------------
+
+    def _on_log(self, window: Window) -> None:
+        self.summaries.scalars("train", window.step, loss=window.loss, accuracy=window.accuracy)
+        self.summaries.histograms(window.step, window.activations)
+
+    def _on_epoch_end(self, epoch: int, step: int) -> None:
+        loss, accuracy = self.loop.evaluate(self.data.x_test, self.data.y_test)
+        self.summaries.scalars("test", step, loss=loss, accuracy=accuracy)
+
+    def _save(self, step: int) -> None:
+        # Flush first: the event files then hold everything up to the checkpoint.
+        self.summaries.flush()
+        self.loop.sync_epoch()
+        self.manager.save(checkpoint_number=step)
+
+
+def truth_table(data: datasets.Dataset, probabilities: np.ndarray) -> list[dict]:
+    rows = []
+    for (x1, x2), (target,), (p,) in zip(data.x_test, data.y_test, probabilities):
+        rows.append(
+            {"x1": int(x1), "x2": int(x2), "target": int(target), "hypothesis": float(p), "prediction": int(p > 0.5)}
+        )
+    return rows
+
+
+def _check_batch(config: RunConfig, data: datasets.Dataset) -> None:
+    n = len(data.x_train)
+    if config.train.batch_size > n:
+        raise RunError(
+            f"--batch-size {config.train.batch_size} is larger than the {n} training examples; lower it"
+        )
+
+
+def _remove_run(run: RunFolder) -> None:
+    import shutil
+
+    shutil.rmtree(run.path, ignore_errors=True)
+    logdir = run.logdir
+    if logdir.is_dir() and not any(logdir.rglob("events.out.tfevents.*")):
+        shutil.rmtree(logdir, ignore_errors=True)
+
+
+def _finite_or_none(value: float):
+    return value if np.isfinite(value) else None

@@ -1,0 +1,305 @@
+"""The one training loop: a custom `tf.GradientTape` step, compiled, many steps a call.
+
+Every command trains through `TrainingLoop.run`. The data set lives in memory as
+tensors; each call of the XLA-compiled `_train_chunk` runs a `tf.while_loop` of
+optimizer steps up to the next boundary (a logging step, a checkpoint step or the end
+of an epoch), so Python, progress bars and summaries touch the host once per call,
+not once per step. The boundaries depend only on the step counter, so a run that is
+interrupted and resumed makes exactly the same calls after its checkpoint.
+
+What decides the data order is the seed and the epoch number (a fresh permutation per
+epoch from `numpy.random.default_rng([seed, epoch])`), so a resumed run re-derives the
+order of the epoch it stopped in and continues at the same position.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from dlcli.core import models
+from dlcli.core.data import Dataset
+from dlcli.core.progress import Progress
+from dlcli.core.tf_setup import tensorflow
+from dlcli.errors import DivergedError
+
+tf = tensorflow()
+
+EVAL_BATCH = 10_000  # examples per compiled evaluation call
+
+
+@dataclass(frozen=True)
+class Window:
+    """Training metrics over the steps since the last report."""
+
+    step: int  # the global step at the end of the window
+    steps: int
+    loss: float
+    accuracy: float
+    activations: dict  # {layer name: activations on the probe inputs at `step`}
+
+
+@dataclass
+class Hooks:
+    """What the loop calls at its boundaries; each receives the global step."""
+
+    on_log: Callable[[Window], None] = lambda window: None
+    on_save: Callable[[int], None] = lambda step: None
+    # (epoch, step); None lets one compiled call run across epochs when the data
+    # order does not change (XOR's full batch: 20000 epochs of one step each).
+    on_epoch_end: Callable[[int, int], None] | None = None
+
+
+class TrainingLoop:
+    """A model, its optimizer and the training state, trained on one Dataset.
+
+    `objective` is "binary" (one sigmoid output, XOR) or "categorical" (softmax over
+    `num_classes` logits, MNIST). `batch_size` 0 means the whole training set.
+    """
+
+    def __init__(
+        self, model, optimizer, data: Dataset, *, objective: str, batch_size: int, seed: int, probe=None
+    ):
+        """`probe`: inputs whose activations every compiled call returns (for histograms)."""
+        self.model = model
+        self.optimizer = optimizer
+        self.data = data
+        self.objective = objective
+        self.seed = seed
+        n = len(data.x_train)
+        self.batch_size = n if batch_size == 0 else min(batch_size, n)
+        # Like the lab's `drop_remainder=True`: every step sees a full batch, so the
+        # compiled step has one static shape.
+        self.steps_per_epoch = n // self.batch_size
+        self.shuffle = self.steps_per_epoch > 1 or self.batch_size < n
+
+        self.probe = tf.constant(data.x_train[:0] if probe is None else probe)
+        self.x_train = tf.constant(data.x_train)
+        self.y_train = tf.constant(data.y_train)
+        self.optimizer.build(model.trainable_variables)
+
+        # Everything a checkpoint must hold besides weights and optimizer slots.
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.data_seed = tf.Variable(seed, dtype=tf.int64, trainable=False, name="data_seed")
+        # Running sums of the first and last weight matrices' gradient norms: the
+        # vanishing-gradient diagnostic (ratio of the means) survives a resume.
+        self.grad_norm_sums = tf.Variable([0.0, 0.0], dtype=tf.float64, trainable=False)
+
+        kernels = [layer.kernel for layer in models.dense_layers(model)]
+        ids = [id(v) for v in model.trainable_variables]
+        self._first_kernel = ids.index(id(kernels[0]))
+        self._last_kernel = ids.index(id(kernels[-1]))
+        self._order_cache: tuple[int, object] | None = None
+
+        # autograph=False: the loop is an explicit tf.while_loop, and converting Keras'
+        # Python code costs a quarter of a second of tracing for nothing.
+        self._train_chunk = tf.function(self._train_chunk_fn, jit_compile=True, autograph=False)
+        self._eval_batch = tf.function(self._eval_batch_fn, jit_compile=True, autograph=False)
+
+    # -- state ------------------------------------------------------------------
+
+    def checkpointables(self) -> dict:
+        """The objects a tf.train.Checkpoint must track to continue exactly.
+
+        Keras 3 does not track a Dropout layer's seed generator for tf.train
+        checkpoints, so every model variable (seed states included) is listed too.
+        """
+        return {
+            "model": self.model,
+            "model_variables": list(self.model.variables),
+            "optimizer": self.optimizer,
+            "step": self.step,
+            "epoch": self.epoch,
+            "data_seed": self.data_seed,
+            "grad_norm_sums": self.grad_norm_sums,
+        }
+
+    @property
+    def global_step(self) -> int:
+        return int(self.step.numpy())
+
+    @property
+    def grad_ratio(self) -> float:
+        """Mean gradient norm of W1 over that of WN during training (vanishing: << 1)."""
+        first, last = (float(v) for v in self.grad_norm_sums.numpy())
+        return first / last if last > 0 else float("nan")
+
+    # -- compiled pieces ----------------------------------------------------------
+
+    def _per_example_loss(self, labels, logits):
+        if self.objective == "binary":
+            return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+
+    def _correct(self, labels, logits):
+        if self.objective == "binary":
+            predicted = tf.cast(logits > 0.0, tf.float32)  # sigmoid(logits) > 0.5
+            return tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.float32))
+        predicted = tf.argmax(logits, axis=-1, output_type=labels.dtype)
+        return tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.float32))
+
+    def _train_step(self, features, labels):
+        """One optimizer step; returns (loss, correct predictions, W1 and WN grad norms)."""
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            logits = self.model(features, training=True)
+            loss = tf.reduce_mean(self._per_example_loss(labels, logits))
+            if self.model.losses:
+                loss += tf.add_n(self.model.losses)
+        grads = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        norms = tf.stack([tf.norm(grads[self._first_kernel]), tf.norm(grads[self._last_kernel])])
+        return loss, self._correct(labels, logits), norms
+
+    def _train_chunk_fn(self, x, y, order, first, count, probe):
+        """Run `count` steps from position `first` of the epoch whose order is given.
+
+        Stops early at the first non-finite loss and reports its index (-1: none).
+        """
+        batch = self.batch_size
+
+        steps_per_epoch = self.steps_per_epoch
+
+        def body(i, loss_sum, correct_sum, norm_sums, bad):
+            # The modulo only matters when a call spans epochs of an unshuffled order.
+            idx = tf.slice(order, [((first + i) % steps_per_epoch) * batch], [batch])
+            loss, correct, norms = self._train_step(tf.gather(x, idx), tf.gather(y, idx))
+            bad = tf.where(tf.math.is_finite(loss), bad, i)
+            return i + 1, loss_sum + loss, correct_sum + correct, norm_sums + norms, bad
+
+        def not_done(i, loss_sum, correct_sum, norm_sums, bad):
+            return tf.logical_and(i < count, bad < 0)
+
+        start = (tf.constant(0), tf.constant(0.0), tf.constant(0.0), tf.zeros(2), tf.constant(-1))
+        done, loss_sum, correct_sum, norm_sums, bad = tf.while_loop(not_done, body, start)
+        self.step.assign_add(tf.cast(done, tf.int64))
+        self.grad_norm_sums.assign_add(tf.cast(norm_sums, tf.float64))
+        return done, loss_sum, correct_sum, bad, self._activations(probe)
+
+    def _activations(self, features) -> dict:
+        """Every hidden activation and the output hypothesis, inside the compiled call,
+        so histograms cost no extra trip through TensorFlow."""
+        out, x = {}, features
+        for layer in self.model.layers:
+            x = layer(x, training=False)
+            if layer.name.endswith("_act"):
+                out[layer.name[: -len("_act")]] = x
+        out["output"] = tf.sigmoid(x) if self.objective == "binary" else tf.nn.softmax(x)
+        return out
+
+    def _eval_batch_fn(self, x, y):
+        logits = self.model(x, training=False)
+        return tf.reduce_sum(self._per_example_loss(y, logits)), self._correct(y, logits)
+
+    # -- the loop -------------------------------------------------------------------
+
+    def order(self, epoch: int):
+        """The example order of `epoch` (int32 indices), derived from seed and epoch."""
+        if self._order_cache is None or self._order_cache[0] != epoch:
+            n = len(self.data.x_train)
+            if self.shuffle:
+                perm = np.random.default_rng([self.seed, epoch]).permutation(n)
+            else:
+                perm = np.arange(n)
+            self._order_cache = (epoch, tf.constant(perm.astype(np.int32)))
+        return self._order_cache[1]
+
+    def run(
+        self,
+        target_epochs: int,
+        *,
+        log_every: int,
+        save_every: int = 0,
+        hooks: Hooks | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        """Train from the current step to the end of epoch `target_epochs`."""
+        hooks = hooks or Hooks()
+        progress = progress or Progress(enabled=False)
+        spe = self.steps_per_epoch
+        target = target_epochs * spe
+        step = self.global_step
+        window_steps, window_loss, window_correct = 0, 0.0, 0.0
+        per_epoch_bars = spe > 1
+        if not per_epoch_bars:
+            progress.start(target, initial=step, desc="training")
+        try:
+            while step < target:
+                epoch, position = divmod(step, spe)
+                if per_epoch_bars and (position == 0 or progress._bar is None):
+                    progress.start(spe, initial=position, desc=f"epoch {epoch + 1}/{target_epochs}")
+                stop = min(target, _next_multiple(step, log_every))
+                if self.shuffle or hooks.on_epoch_end is not None:
+                    stop = min(stop, (epoch + 1) * spe)
+                if save_every:
+                    stop = min(stop, _next_multiple(step, save_every))
+                done, loss_sum, correct_sum, bad, activations = self._train_chunk(
+                    self.x_train,
+                    self.y_train,
+                    self.order(epoch),
+                    tf.constant(position, tf.int32),
+                    tf.constant(stop - step, tf.int32),
+                    self.probe,
+                )
+                done, loss_sum, correct_sum, bad = (t.numpy() for t in (done, loss_sum, correct_sum, bad))
+                if bad >= 0 or not math.isfinite(float(loss_sum)):
+                    raise DivergedError(
+                        f"training diverged: the loss became non-finite at step {step + int(bad) + 1}; "
+                        "lower --lr (nothing from that step on was saved)"
+                    )
+                step += int(done)
+                window_steps += int(done)
+                window_loss += float(loss_sum)
+                window_correct += float(correct_sum)
+                progress.update(
+                    int(done),
+                    loss=float(loss_sum) / int(done),
+                    acc=float(correct_sum) / (int(done) * self.batch_size),
+                )
+                if step % log_every == 0 or step == target:
+                    hooks.on_log(
+                        Window(
+                            step=step,
+                            steps=window_steps,
+                            loss=window_loss / window_steps,
+                            accuracy=window_correct / (window_steps * self.batch_size),
+                            activations=activations,
+                        )
+                    )
+                    window_steps, window_loss, window_correct = 0, 0.0, 0.0
+                if step % spe == 0 and hooks.on_epoch_end is not None:
+                    self.epoch.assign(step // spe)
+                    hooks.on_epoch_end(step // spe, step)
+                if save_every and step % save_every == 0 and step != target:
+                    hooks.on_save(step)
+        finally:
+            progress.close()
+
+    def sync_epoch(self) -> None:
+        """Set the epoch variable from the step (before a checkpoint is written)."""
+        self.epoch.assign(self.global_step // self.steps_per_epoch)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Mean loss and accuracy over (x, y), in compiled batches."""
+        loss_sum = correct = 0.0
+        for start in range(0, len(x), EVAL_BATCH):
+            loss, right = self._eval_batch(
+                tf.constant(x[start : start + EVAL_BATCH]), tf.constant(y[start : start + EVAL_BATCH])
+            )
+            loss_sum += float(loss)
+            correct += float(right)
+        return loss_sum / len(x), correct / len(x)
+
+    def predict_probabilities(self, x: np.ndarray) -> np.ndarray:
+        logits = self.model(tf.constant(x), training=False)
+        if self.objective == "binary":
+            return tf.sigmoid(logits).numpy()
+        return tf.nn.softmax(logits).numpy()
+
+
+def _next_multiple(step: int, every: int) -> int:
+    return (step // every + 1) * every
