@@ -199,9 +199,14 @@ def _from_keras(dataset: str) -> tuple[tuple, str]:
 def _download(dataset: str, cache: Path) -> tuple:
     from dlcli.core.tf_setup import tensorflow
 
+    import contextlib
+    import sys
+
     keras = tensorflow().keras
     try:
-        (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, dataset).load_data()
+        # Keras announces the download on stdout, which belongs to results (--json).
+        with contextlib.redirect_stdout(sys.stderr):
+            (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, dataset).load_data()
     except Exception as exc:  # any network or HTTP failure inside Keras
         raise DataError(
             f"{dataset} is not in the Keras cache ({cache}) and downloading it failed "

@@ -71,8 +71,14 @@ class RunFolder:
         Nothing is left behind if either folder cannot be made.
         """
         ckpt_base, log_base = Path(config.checkpoint_dir), Path(config.logdir)
-        for base, option in ((ckpt_base, "--checkpoint-dir"), (log_base, "--logdir")):
-            _make_base(base, option)
+        made: list[Path] = []
+        try:
+            for base, option in ((ckpt_base, "--checkpoint-dir"), (log_base, "--logdir")):
+                made += _make_base(base, option)
+        except RunError:
+            for folder in reversed(made):  # only the empty folders this call made
+                folder.rmdir()
+            raise
         name, suffix = config.name, 1
         while True:
             ckpt, logs = ckpt_base / name, log_base / name
@@ -202,13 +208,18 @@ class RunFolder:
             self._lock_fd = None
 
 
-def _make_base(base: Path, option: str) -> None:
+def _make_base(base: Path, option: str) -> list[Path]:
+    """Create `base` and its missing parents; return the folders made, outermost first."""
+    missing = [p for p in [base, *base.parents] if not p.exists()][::-1]
     try:
         base.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        for folder in reversed([p for p in missing if p.is_dir()]):
+            folder.rmdir()
         raise RunError(f"cannot create {option} {base}: {exc.strerror}; choose a writable folder") from None
     if not os.access(base, os.W_OK | os.X_OK):
         raise RunError(f"{option} {base} is not writable; choose a writable folder")
+    return missing
 
 
 def versions() -> dict:

@@ -86,11 +86,15 @@ def resume(path: Path, *, epochs: int | None = None, progress: Progress | None =
             raise RunError(f"--epochs {epochs} is below the run's target of {target} epochs")
         target = epochs
     run.lock()
-    data = load_data(config)
-    session = _Session(run, config, data)
-    session.restore()
-    if epochs is not None and epochs != run.record["target_epochs"]:
-        run.update(target_epochs=target)
+    try:
+        data = load_data(config)
+        session = _Session(run, config, data)
+        session.restore()
+        if epochs is not None and epochs != run.record["target_epochs"]:
+            run.update(target_epochs=target)
+    except BaseException:
+        run.unlock()
+        raise
     return session.fit(target, progress)
 
 
@@ -123,7 +127,7 @@ class _Session:
         try:
             status = self.checkpoint.restore(latest)
             status.assert_existing_objects_matched()
-        except (tf.errors.OpError, ValueError, AssertionError) as exc:
+        except Exception as exc:  # OpError, AssertionError, IndexError on torn data files...
             reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise CheckpointError(f"cannot restore {latest}: {reason}") from None
         finally:

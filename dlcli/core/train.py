@@ -164,20 +164,23 @@ class TrainingLoop:
 
         steps_per_epoch = self.steps_per_epoch
 
-        def body(i, loss_sum, correct_sum, norm_sums, bad):
+        def body(i, loss_sum, correct_sum, bad):
             # The modulo only matters when a call spans epochs of an unshuffled order.
-            idx = tf.slice(order, [((first + i) % steps_per_epoch) * batch], [batch])
+            # A gather, not tf.slice: XLA treats a slice's begin as a compile-time
+            # constant and would recompile for every starting position.
+            idx = tf.gather(order, ((first + i) % steps_per_epoch) * batch + tf.range(batch))
             loss, correct, norms = self._train_step(tf.gather(x, idx), tf.gather(y, idx))
+            # Added step by step, so the sums do not depend on where calls begin and end.
+            self.grad_norm_sums.assign_add(tf.cast(norms, tf.float64))
             bad = tf.where(tf.math.is_finite(loss), bad, i)
-            return i + 1, loss_sum + loss, correct_sum + correct, norm_sums + norms, bad
+            return i + 1, loss_sum + loss, correct_sum + correct, bad
 
-        def not_done(i, loss_sum, correct_sum, norm_sums, bad):
+        def not_done(i, loss_sum, correct_sum, bad):
             return tf.logical_and(i < count, bad < 0)
 
-        start = (tf.constant(0), tf.constant(0.0), tf.constant(0.0), tf.zeros(2), tf.constant(-1))
-        done, loss_sum, correct_sum, norm_sums, bad = tf.while_loop(not_done, body, start)
+        start = (tf.constant(0), tf.constant(0.0), tf.constant(0.0), tf.constant(-1))
+        done, loss_sum, correct_sum, bad = tf.while_loop(not_done, body, start)
         self.step.assign_add(tf.cast(done, tf.int64))
-        self.grad_norm_sums.assign_add(tf.cast(norm_sums, tf.float64))
         return done, loss_sum, correct_sum, bad, self._activations(probe)
 
     def _activations(self, features) -> dict:

@@ -1,0 +1,100 @@
+"""Shared fixtures: a CliRunner, a clean working folder per test, and real digits."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from dlcli.cli import cli
+
+# Keras reads KERAS_HOME once, at import, and writes keras.json there: point it at an
+# empty folder for the whole session so no test sees (or fills) the user's cache.
+os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="dlcli-keras-home-")
+
+SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+SRC = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def workdir(tmp_path, monkeypatch):
+    """Every test runs in its own empty folder, so logs/ and checkpoints/ land there."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DLCLI_LOGDIR", raising=False)
+    monkeypatch.delenv("DLCLI_CHECKPOINT_DIR", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def invoke(runner, *args, expect: int = 0):
+    """Run `dlcli ARGS` in-process and check the exit code, showing output on failure."""
+    result = runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == expect, f"exit {result.exit_code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result
+
+
+def invoke_json(runner, *args) -> dict:
+    return json.loads(invoke(runner, *args, "--json").stdout)
+
+
+def assert_one_line_error(result, *needles: str) -> None:
+    """A clean failure: non-zero exit, an 'Error:' line naming the problem, no traceback."""
+    assert result.exit_code != 0
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    errors = [line for line in output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, output
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+def tree(path: Path) -> set[str]:
+    """Every file and folder below `path` (to check that nothing was written)."""
+    return {str(p.relative_to(path)) for p in Path(path).rglob("*")}
+
+
+def synthetic_digits(n_train=512, n_test=128, seed=0):
+    """Tiny MNIST-shaped uint8 arrays whose class is readable from the pixels."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n_train + n_test).astype(np.uint8)
+    x = rng.integers(0, 40, (n_train + n_test, 28, 28)).astype(np.uint8)
+    for i, label in enumerate(y):  # a bright bar whose row says the digit
+        x[i, 2 + 2 * label, 4:24] = 255
+    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+
+
+@pytest.fixture
+def digits_npz(tmp_path) -> Path:
+    x_train, y_train, x_test, y_test = synthetic_digits()
+    path = tmp_path / "synthetic.npz"
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_digits(tmp_path_factory) -> Path:
+    """The shared MNIST test set split 8000/2000 into an .npz (skips without ../shared)."""
+    if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real MNIST digits not found at {SHARED_MNIST} (only on the dev machines and CI)")
+    from dlcli.core import data
+
+    x = data.read_idx(SHARED_MNIST / "t10k-images-idx3-ubyte.gz", images=True)
+    y = data.read_idx(SHARED_MNIST / "t10k-labels-idx1-ubyte.gz", images=False)
+    path = tmp_path_factory.mktemp("real") / "digits.npz"
+    np.savez(path, x_train=x[:8000], y_train=y[:8000], x_test=x[8000:], y_test=y[8000:])
+    return path
+
+
+def subprocess_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
+    return env

@@ -1,0 +1,73 @@
+"""Bad input: one line naming the problem, a non-zero exit, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import assert_one_line_error, invoke, tree
+
+BAD_XOR = [
+    (["--layers", "0"], "--layers"),
+    (["--units", "0"], "--units"),
+    (["--epochs", "0"], "--epochs"),
+    (["--epochs", "-5"], "--epochs"),
+    (["--lr", "0"], "--lr"),
+    (["--lr", "-0.1"], "--lr"),
+    (["--activation", "sigmoidal"], "sigmoid"),  # lists the valid names
+    (["--init", "xavierr"], "xavier"),
+    (["--optimizer", "adamm"], "adam"),
+    (["--name", "../escape"], "invalid run name"),
+    (["--name", "a/b"], "invalid run name"),
+    (["--log-every", "0"], "--log-every"),
+]
+
+
+@pytest.mark.parametrize("args,needle", BAD_XOR)
+def test_bad_xor_options(runner, workdir, args, needle):
+    before = tree(workdir)
+    result = runner.invoke(__import__("dlcli.cli").cli.cli, ["xor", *args])
+    assert result.exit_code == 2
+    assert_one_line_error(result, needle)
+    assert tree(workdir) == before
+
+
+@pytest.mark.parametrize("option", ["--logdir", "--checkpoint-dir"])
+def test_unwritable_output_folder(runner, workdir, option):
+    (workdir / "a-file").write_text("not a folder")
+    before = tree(workdir)
+    result = runner.invoke(__import__("dlcli.cli").cli.cli, ["xor", "--epochs", "5", option, "a-file/sub"])
+    assert result.exit_code == 1
+    assert_one_line_error(result, option, "a-file")
+    assert tree(workdir) == before
+
+
+def test_existing_run_name_is_refused_with_a_way_forward(runner, workdir):
+    invoke(runner, "xor", "--epochs", "5", "--name", "taken", "--json")
+    before = tree(workdir)
+    result = runner.invoke(__import__("dlcli.cli").cli.cli, ["xor", "--epochs", "5", "--name", "taken"])
+    assert result.exit_code == 1
+    assert_one_line_error(result, "already exists", "dlcli resume", "--name")
+    assert tree(workdir) == before
+
+
+def test_logdir_of_another_run_is_never_mixed_in(runner, workdir):
+    invoke(runner, "xor", "--epochs", "5", "--name", "mine", "--checkpoint-dir", "ck1", "--json")
+    result = runner.invoke(
+        __import__("dlcli.cli").cli.cli, ["xor", "--epochs", "5", "--name", "mine", "--checkpoint-dir", "ck2"]
+    )
+    assert_one_line_error(result, "already exists")
+    assert not (workdir / "ck2" / "mine").exists()
+
+
+def test_unexpected_errors_are_one_line_without_debug(runner, monkeypatch):
+    from dlcli.core import session
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(session, "train", broken)
+    result = runner.invoke(__import__("dlcli.cli").cli.cli, ["xor", "--epochs", "5"])
+    assert result.exit_code == 1
+    assert_one_line_error(result, "internal error", "boom", "--debug")
+    debug = runner.invoke(__import__("dlcli.cli").cli.cli, ["--debug", "xor", "--epochs", "5"])
+    assert isinstance(debug.exception, RuntimeError)

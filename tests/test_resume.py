@@ -1,0 +1,182 @@
+"""`dlcli resume`: exact continuation, TensorBoard continuity, and clean refusals."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import SRC, assert_one_line_error, invoke, invoke_json, subprocess_env, tree
+from dlcli.core import summaries
+
+# Dropout and batch norm make the test strict: their RNG and moving statistics must
+# come back too. 512 examples / batch 64 = 8 steps an epoch.
+MODEL = ["--layers", "3", "--units", "32", "--dropout", "0.3", "--batchnorm", "--batch-size", "64"]
+
+
+def checkpoint_values(folder) -> dict:
+    import tensorflow as tf
+
+    path = tf.train.latest_checkpoint(str(folder))
+    reader = tf.train.load_checkpoint(path)
+    return {
+        name: reader.get_tensor(name)
+        for name, _ in tf.train.list_variables(path)
+        if not name.startswith(("_CHECKPOINTABLE", "save_counter"))
+    }
+
+
+def assert_same_state(a, b):
+    va, vb = checkpoint_values(a), checkpoint_values(b)
+    assert va.keys() == vb.keys()
+    different = [k for k in va if not np.array_equal(va[k], vb[k])]
+    assert not different, f"differ after resume: {different[:5]}"
+
+
+def mnist(runner, data, name, *extra):
+    return invoke_json(runner, "mnist", "--data", data, *MODEL, "--name", name, *extra)
+
+
+def interrupt_after(folder, step):
+    """Leave `folder` as a kill right after the checkpoint at `step` would: later
+    checkpoints gone, the record still 'running' (the event files keep later steps)."""
+    import tensorflow as tf
+
+    for p in folder.glob("ckpt-*"):
+        if int(p.name.split("-")[1].split(".")[0]) > step:
+            p.unlink()
+    kept = sorted(int(p.name[5:-6]) for p in folder.glob("ckpt-*.index"))
+    tf.compat.v1.train.update_checkpoint_state(
+        str(folder), f"ckpt-{step}", all_model_checkpoint_paths=[f"ckpt-{s}" for s in kept]
+    )
+    record = json.loads((folder / "run.json").read_text())
+    record.update(status="running", result=None)
+    (folder / "run.json").write_text(json.dumps(record))
+
+
+def assert_strictly_increasing(logdir):
+    for split in ("train", "test"):
+        for tag, series in summaries.read_scalars(logdir, split).items():
+            steps = [s for s, _ in series]
+            assert steps == sorted(set(steps)), f"{split}/{tag}: {steps}"
+
+
+def test_resume_at_an_epoch_boundary_is_exact(runner, workdir, digits_npz):
+    whole = mnist(runner, digits_npz, "whole", "--epochs", "3")
+    mnist(runner, digits_npz, "part", "--epochs", "1")
+    resumed = invoke_json(runner, "resume", "checkpoints/part", "--epochs", "3")
+    assert resumed["steps"] == whole["steps"] == 24
+    assert resumed["accuracy"] == whole["accuracy"] and resumed["loss"] == whole["loss"]
+    assert_same_state(workdir / "checkpoints/whole", workdir / "checkpoints/part")
+    assert json.loads((workdir / "checkpoints/part/run.json").read_text())["target_epochs"] == 3
+
+
+def test_resume_mid_epoch_is_exact_and_tensorboard_stays_continuous(runner, workdir, digits_npz):
+    whole = mnist(runner, digits_npz, "whole", "--epochs", "3", "--log-every", "2")
+    cut = mnist(runner, digits_npz, "cut", "--epochs", "3", "--log-every", "2", "--save-every", "5", "--keep", "99")
+    interrupt_after(workdir / "checkpoints/cut", 10)  # epoch 2, step 2 of 8
+    resumed = invoke_json(runner, "resume", "checkpoints/cut")
+    assert resumed["accuracy"] == whole["accuracy"] and resumed["loss"] == whole["loss"]
+    assert_same_state(workdir / "checkpoints/whole", workdir / "checkpoints/cut")
+    assert_strictly_increasing(cut["logdir"])
+    # The resumed run's series are the uninterrupted run's, point for point.
+    for split in ("train", "test"):
+        assert summaries.read_scalars(cut["logdir"], split) == summaries.read_scalars(whole["logdir"], split)
+
+
+def test_resume_of_a_finished_run_says_so(runner, digits_npz):
+    mnist(runner, digits_npz, "done", "--epochs", "1")
+    result = invoke(runner, "resume", "checkpoints/done")
+    assert "already finished" in result.stdout
+    assert invoke_json(runner, "resume", "checkpoints/done")["steps"] == 8
+
+
+def test_resume_xor(runner, workdir):
+    whole = invoke_json(runner, "xor", "--epochs", "3000", "--name", "w")
+    invoke_json(runner, "xor", "--epochs", "1200", "--name", "p")
+    resumed = invoke_json(runner, "resume", "checkpoints/p", "--epochs", "3000")
+    assert resumed["loss"] == whole["loss"]
+    assert_same_state(workdir / "checkpoints/w", workdir / "checkpoints/p")
+
+
+def test_architecture_flags_cannot_change(runner, digits_npz):
+    mnist(runner, digits_npz, "arch", "--epochs", "1")
+    result = runner.invoke(__import__("dlcli.cli").cli.cli, ["resume", "checkpoints/arch", "--units", "64"])
+    assert result.exit_code == 2
+    assert_one_line_error(result, "--units cannot change on resume")
+
+
+def test_bad_run_folders(runner, workdir, digits_npz):
+    cli = __import__("dlcli.cli").cli.cli
+    mnist(runner, digits_npz, "r", "--epochs", "1")
+    folder = workdir / "checkpoints/r"
+    (workdir / "empty").mkdir()
+    assert_one_line_error(runner.invoke(cli, ["resume", "nowhere"]), "nowhere is not a folder")
+    assert_one_line_error(runner.invoke(cli, ["resume", "empty"]), "not a dlcli run folder")
+
+    record = (folder / "run.json").read_text()
+    (folder / "run.json").write_text(record.replace('"format": 1', '"format": 99'))
+    assert_one_line_error(runner.invoke(cli, ["resume", str(folder)]), "format 99", "reads format 1")
+    (folder / "run.json").write_text("{ not json")
+    assert_one_line_error(runner.invoke(cli, ["resume", str(folder)]), "run.json cannot be read")
+    (folder / "run.json").write_text(record)
+
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    for index in folder.glob("ckpt-*.data-*"):
+        index.write_bytes(b"garbage" * 10)
+    corrupt = runner.invoke(cli, ["resume", str(folder), "--epochs", "2"])
+    assert corrupt.exit_code == 1
+    assert_one_line_error(corrupt, "cannot restore")
+    after = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and not p.name.startswith("ckpt-")}
+    assert after["run.json"] == before["run.json"]  # nothing overwritten
+
+    for p in folder.glob("ckpt-*"):
+        p.unlink()
+    (folder / "checkpoint").unlink()
+    assert_one_line_error(runner.invoke(cli, ["resume", str(folder)]), "no checkpoint")
+
+
+def test_a_folder_in_use_is_refused(runner, digits_npz):
+    mnist(runner, digits_npz, "busy", "--epochs", "1")
+    fd = os.open("checkpoints/busy/.lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        result = runner.invoke(__import__("dlcli.cli").cli.cli, ["resume", "checkpoints/busy", "--epochs", "2"])
+        assert_one_line_error(result, "in use by another dlcli process")
+    finally:
+        os.close(fd)
+    invoke(runner, "resume", "checkpoints/busy", "--epochs", "2", "--json")
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(runner, workdir, digits_npz):
+    args = ["--data", str(digits_npz), *MODEL[:-2], "--batch-size", "8", "--epochs", "40", "--save-every", "50"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlcli", "mnist", *args, "--name", "killed", "--quiet"],
+        cwd=workdir, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    state = workdir / "checkpoints/killed/checkpoint"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if state.exists() and "ckpt-0" not in state.read_text().splitlines()[0]:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read().decode()[-500:]}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    record = json.loads((workdir / "checkpoints/killed/run.json").read_text())
+    assert record["status"] == "running"
+
+    resumed = invoke_json(runner, "resume", "checkpoints/killed")
+    whole = invoke_json(runner, "mnist", *args, "--name", "whole")
+    assert resumed["steps"] == whole["steps"] == 40 * 64
+    assert resumed["accuracy"] == whole["accuracy"]
+    assert_same_state(workdir / "checkpoints/whole", workdir / "checkpoints/killed")
+    assert_strictly_increasing(resumed["logdir"])
