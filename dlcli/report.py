@@ -16,13 +16,14 @@ def truth_table(rows: list[dict], *, tablefmt: str = "github") -> str:
 
 def run_summary(result) -> str:
     """The lines printed after training: result, speed, and where everything went."""
+    evaluated = "accuracy on the 4 XOR points" if result.task == "xor" else "test accuracy"
     lines = [
-        f"test accuracy {result.accuracy:.4f}   loss {result.loss:.4f}   "
+        f"{evaluated} {result.accuracy:.4f}   loss {result.loss:.4f}   "
         f"(epoch {result.epochs}, step {result.steps})"
     ]
     if result.trained_steps:
         speed = f"trained {result.trained_steps} steps in {result.train_seconds:.2f} s"
-        if math.isfinite(result.seconds_per_epoch):
+        if result.steps_per_epoch > 1 and math.isfinite(result.seconds_per_epoch):
             speed += f" ({result.seconds_per_epoch:.2f} s per epoch)"
         lines.append(speed)
     lines.append(f"checkpoints: {result.checkpoint_dir}   (continue: dlcli resume {result.checkpoint_dir})")

@@ -34,7 +34,7 @@ def test_wide_and_deep_default_solves_xor(runner):
     assert [(r[0], r[1], r[2], r[4]) for r in rows] == [
         ("0", "0", "0", "0"), ("0", "1", "1", "1"), ("1", "0", "1", "1"), ("1", "1", "0", "0")
     ]  # fmt: skip
-    assert "accuracy 1.0000" in result.stdout
+    assert "accuracy on the 4 XOR points 1.0000" in result.stdout
 
 
 def test_json_summary_has_the_documented_keys(runner, workdir):

@@ -44,6 +44,8 @@ class Result:
     grad_ratio: float = float("nan")
     seconds_per_epoch: float = float("nan")
     trained_steps: int = 0  # steps this process ran (0: the run was already finished)
+    steps_per_epoch: int = 1
+    task: str = "mnist"
     truth_table: list = field(default_factory=list)  # XOR only
 
     def summary(self) -> dict:
@@ -175,12 +177,14 @@ class _Session:
             epochs=target_epochs,
             steps=loop.global_step,
             train_seconds=round(seconds, 3),
-            checkpoint_dir=str(run.path),
-            logdir=str(run.logdir),
+            checkpoint_dir=display_path(run.path),
+            logdir=display_path(run.logdir),
             params=models.parameter_count(loop.model),
             grad_ratio=loop.grad_ratio,
             seconds_per_epoch=seconds / epochs_run if trained else float("nan"),
             trained_steps=trained,
+            steps_per_epoch=loop.steps_per_epoch,
+            task=self.config.task,
         )
         if self.config.task == "xor":
             result.truth_table = truth_table(self.data, loop.predict_probabilities(self.data.x_test))
@@ -231,6 +235,15 @@ def _remove_run(run: RunFolder) -> None:
     logdir = run.logdir
     if logdir.is_dir() and not any(logdir.rglob("events.out.tfevents.*")):
         shutil.rmtree(logdir, ignore_errors=True)
+
+
+def display_path(path: Path) -> str:
+    """`path` relative to the working folder when it lies inside it, else absolute."""
+    absolute = Path(path).resolve()
+    try:
+        return str(absolute.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(absolute)
 
 
 def _finite_or_none(value: float):

@@ -1,0 +1,125 @@
+"""TensorBoard on the runs, started through TensorBoard's own Python API.
+
+`tensorboard.program` serves from this process (no `tensorboard` binary on PATH is
+needed). `list_runs` reads the event files directly, for `dlcli board --list`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlcli.errors import DlcliError
+
+SPLITS = ("train", "test")
+PUBLIC_HOSTS = ("0.0.0.0", "::", "")
+
+
+@dataclass
+class RunSummary:
+    run: str  # the run's folder relative to the logdir
+    step: int  # the last step with a scalar
+    values: dict  # {"train/loss": 0.1, "test/accuracy": 0.9, ...} latest values
+
+
+def find_runs(logdir: Path) -> list[str]:
+    """Run folders below `logdir`: the folder holding train/ and test/, or event files."""
+    logdir = Path(logdir)
+    runs = set()
+    for event in logdir.rglob("events.out.tfevents.*"):
+        folder = event.parent
+        if folder.name in SPLITS and folder != logdir:
+            folder = folder.parent
+        runs.add(folder.relative_to(logdir).as_posix() or ".")
+    return sorted(runs)
+
+
+def check_logdir(logdir: Path) -> list[str]:
+    logdir = Path(logdir)
+    if not logdir.is_dir():
+        raise DlcliError(
+            f"no log folder at {logdir.resolve()}; make a run first (e.g. `dlcli xor`) or pass --logdir"
+        )
+    runs = find_runs(logdir)
+    if not runs:
+        raise DlcliError(
+            f"no TensorBoard runs in {logdir.resolve()}; make one first (e.g. `dlcli xor`) or pass --logdir"
+        )
+    return runs
+
+
+def list_runs(logdir: Path) -> list[RunSummary]:
+    """The latest loss and accuracy of every run, read from its event files."""
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.util import tensor_util
+
+    summaries = []
+    for run in check_logdir(logdir):
+        folder = Path(logdir) / run
+        values, last_step = {}, 0
+        for split in SPLITS:
+            if not (folder / split).is_dir():
+                continue
+            acc = event_accumulator.EventAccumulator(
+                str(folder / split), size_guidance={event_accumulator.TENSORS: 0}
+            )
+            acc.Reload()
+            for tag in acc.Tags().get("tensors", []):
+                if acc.SummaryMetadata(tag).plugin_data.plugin_name != "scalars":
+                    continue
+                last = acc.Tensors(tag)[-1]
+                values[f"{split}/{tag}"] = float(tensor_util.make_ndarray(last.tensor_proto))
+                last_step = max(last_step, last.step)
+        summaries.append(RunSummary(run=run, step=last_step, values=values))
+    return summaries
+
+
+def runs_table(summaries: list[RunSummary]) -> str:
+    from tabulate import tabulate
+
+    columns = ["train/loss", "train/accuracy", "test/loss", "test/accuracy"]
+    rows = [
+        [s.run, s.step] + [_fmt(s.values.get(c)) for c in columns] for s in summaries
+    ]
+    return tabulate(rows, headers=["run", "step", *columns], tablefmt="github", disable_numparse=True)
+
+
+def serve(logdir: Path, *, host: str, port: int | None, reload_interval: float = 5.0):
+    """Start TensorBoard on a daemon thread; return its URL.
+
+    `port` None scans upwards from 6006 for a free port; 0 lets the OS choose; any
+    other busy port is an error.
+    """
+    from tensorboard import program
+
+    tensorboard = program.TensorBoard()
+    flags = dict(
+        logdir=str(Path(logdir).resolve()),
+        host=host,
+        reload_interval=reload_interval,
+        load_fast="false",  # one process: the Python data server, no helper binary
+    )
+    if port is not None:
+        flags["port"] = port
+    tensorboard.configure(**flags)
+    try:
+        return tensorboard.launch()
+    except program.TensorBoardPortInUseError:
+        raise DlcliError(
+            f"port {port} is already in use; pick another with --port (or --port 0 for any free port)"
+        ) from None
+    except OSError as exc:
+        raise DlcliError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def wait_forever() -> None:
+    while True:
+        time.sleep(3600)
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.4f}"
