@@ -60,8 +60,13 @@ def load_data(config: RunConfig) -> datasets.Dataset:
     return datasets.load(d.dataset, d.path, d.limit)
 
 
-def train(config: RunConfig, *, auto_name: bool = False, progress: Progress | None = None) -> Result:
-    """Train a new run from step 0 (after validating everything it can beforehand)."""
+def train(
+    config: RunConfig, *, auto_name: bool = False, progress: Progress | None = None, hparams: dict | None = None
+) -> Result:
+    """Train a new run from step 0 (after validating everything it can beforehand).
+
+    `hparams`: values to show in TensorBoard's HParams dashboard (compare's variants).
+    """
     config.validate()
     data = load_data(config)
     _check_batch(config, data)
@@ -70,6 +75,8 @@ def train(config: RunConfig, *, auto_name: bool = False, progress: Progress | No
         config = run.config  # the name may have gained a suffix
         run.update(data_source=data.source, status="running")
         session = _Session(run, config, data)
+        if hparams:
+            session.summaries.hparams(hparams)
         session.manager.save(checkpoint_number=0)  # every run is resumable from its start
     except BaseException:
         run.unlock()

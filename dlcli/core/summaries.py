@@ -42,6 +42,21 @@ class Summaries:
             for name, value in values.items():
                 tf.summary.scalar(name, value)
 
+    def hparams(self, values: dict, metrics: tuple = ("accuracy", "loss")) -> None:
+        """Record this run's hyperparameters for TensorBoard's HParams dashboard.
+
+        The session summary goes to the run's root folder; the metrics are the `test`
+        split's scalars, which the dashboard finds under the run's `test` subfolder.
+        """
+        from tensorboard.plugins.hparams import api as hp
+
+        with tf.summary.create_file_writer(str(self.logdir)).as_default():
+            hp.hparams_config(
+                hparams=[hp.HParam(name) for name in values],
+                metrics=[hp.Metric(name, group="test", display_name=f"test {name}") for name in metrics],
+            )
+            hp.hparams(values, trial_id=self.logdir.name)
+
     def histograms(self, step: int, activations: dict) -> None:
         """Weights, biases and `activations` ({layer: tensor}) of every dense layer."""
         if not self._histograms:

@@ -1,0 +1,298 @@
+"""Side-by-side speed and memory of dlcli against what a Keras user would write instead.
+
+Everything is measured in this one process (or in child processes started from it)
+on the same machine, one after another, so the ratios are fair even on a noisy box:
+
+  help     wall time of `dlcli --help` and `dlcli xor --help` (TensorFlow never loads)
+  xor      20000 full-batch epochs of Lab 09-3's wide & deep net: dlcli vs an eager
+           per-step GradientTape loop like the lab's (a few thousand steps, scaled)
+  mnist    the default MLP (2 x 256) and the deep one (4 x 512) on synthetic
+           MNIST-shaped data (60,000 x 28 x 28): dlcli's loop vs Keras model.fit vs an
+           eager GradientTape loop, seconds per epoch in steady state
+  process  whole-process wall time and peak memory of `dlcli mnist --epochs 1`
+
+Usage: python benchmarks/bench.py [--only help,xor,mnist,process] [--epochs 4] [--reps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def spread(samples: list[float]) -> str:
+    return f"{statistics.median(samples):.3f} (min {min(samples):.3f}, max {max(samples):.3f}, n={len(samples)})"
+
+
+def table(rows, headers):
+    from tabulate import tabulate
+
+    print(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
+    print()
+
+
+# -- help ---------------------------------------------------------------------------
+
+
+def bench_help(reps: int) -> None:
+    rows = []
+    for args in (["--help"], ["xor", "--help"]):
+        samples = []
+        for _ in range(max(reps, 5)):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "dlcli", *args], check=True, capture_output=True, cwd=ROOT)
+            samples.append(time.perf_counter() - start)
+        rows.append(["dlcli " + " ".join(args), spread(samples), "< 0.5 s"])
+    table(rows, ["command", "wall seconds (median)", "target"])
+
+
+# -- xor ----------------------------------------------------------------------------
+
+
+def bench_xor(reps: int) -> None:
+    from dlcli.config import DataSpec, ModelSpec, RunConfig, TrainSpec
+    from dlcli.core import session
+    from dlcli.core.tf_setup import tensorflow
+
+    tf = tensorflow()
+    config = RunConfig(
+        task="xor",
+        name="bench-xor",
+        model=ModelSpec(layers=4, units=10, activation="sigmoid", init="normal"),
+        train=TrainSpec(optimizer="sgd", lr=0.01, epochs=20000, batch_size=0, log_every=1000, save_every=5000),
+        data=DataSpec(dataset="xor"),
+    )
+    dlcli_seconds = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(reps):
+            run = RunConfig(**{**config.__dict__, "name": f"xor-{rep}", "logdir": f"{tmp}/logs", "checkpoint_dir": f"{tmp}/ck"})
+            result = session.train(run)
+            assert result.accuracy == 1.0
+            dlcli_seconds.append(result.train_seconds)
+
+    # Lab 09-3: tf.Variables, an eager tape per step, SGD 0.01, full batch.
+    x = tf.constant([[0, 0], [0, 1], [1, 0], [1, 1]], tf.float32)
+    y = tf.constant([[0], [1], [1], [0]], tf.float32)
+    shapes = [(2, 10), (10, 10), (10, 10), (10, 1)]
+    weights = [tf.Variable(tf.random.normal(s)) for s in shapes]
+    biases = [tf.Variable(tf.random.normal((s[1],))) for s in shapes]
+    variables = weights + biases
+    optimizer = tf.keras.optimizers.SGD(learning_rate=0.01)
+
+    def net(features):
+        h = features
+        for w, b in zip(weights, biases):
+            h = tf.sigmoid(tf.matmul(h, w) + b)
+        return h
+
+    def step():
+        with tf.GradientTape() as tape:
+            hypothesis = net(x)
+            loss = -tf.reduce_mean(y * tf.math.log(hypothesis) + (1 - y) * tf.math.log(1 - hypothesis))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+    for _ in range(50):
+        step()  # warm-up
+    eager_seconds = []
+    sample_steps = 2000
+    for _ in range(reps):
+        start = time.perf_counter()
+        for _ in range(sample_steps):
+            step()
+        eager_seconds.append((time.perf_counter() - start) * 20000 / sample_steps)
+    ratio = statistics.median(eager_seconds) / statistics.median(dlcli_seconds)
+    table(
+        [
+            ["dlcli xor (compiled chunks, histograms + checkpoints on)", spread(dlcli_seconds), "<= 1 s"],
+            [f"eager per-step loop, Lab 09-3 ({sample_steps} steps scaled)", spread(eager_seconds), ""],
+            ["speed-up", f"{ratio:.0f}x", ""],
+        ],
+        ["20000 epochs of XOR", "training seconds (median)", "target"],
+    )
+
+
+# -- mnist --------------------------------------------------------------------------
+
+
+def synthetic_mnist(n=60000, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, n).astype(np.int32)
+    return x, y
+
+
+def training_flops(model, examples: int) -> float:
+    """Forward 2 and backward 4 FLOPs per weight per example (dense layers dominate)."""
+    weights = sum(int(np.prod(layer.kernel.shape)) for layer in model.layers if hasattr(layer, "kernel"))
+    return 6.0 * weights * examples
+
+
+def bench_mnist(epochs: int) -> None:
+    from dlcli.config import ModelSpec
+    from dlcli.core import models
+    from dlcli.core.data import Dataset
+    from dlcli.core.tf_setup import tensorflow
+    from dlcli.core.train import TrainingLoop
+
+    tf = tensorflow()
+    keras = tf.keras
+    x, y = synthetic_mnist()
+    data = Dataset(x, y, x[:10000], y[:10000], source="synthetic", num_classes=10)
+    batch = 128
+    steps = len(x) // batch
+
+    for label, spec in (
+        ("default 2 x 256", ModelSpec(layers=3, units=256)),
+        ("deep 4 x 512", ModelSpec(layers=5, units=512)),
+    ):
+        results = {}
+
+        # dlcli's loop, several epochs in one call; time each epoch through the hook.
+        keras.utils.set_random_seed(0)
+        model = models.mlp(spec, (28, 28), 10)
+        loop = TrainingLoop(model, models.optimizer("adam", 1e-3), data, objective="categorical", batch_size=batch, seed=0)
+        marks = [time.perf_counter()]
+        from dlcli.core.train import Hooks
+
+        loop.run(epochs, log_every=100, hooks=Hooks(on_epoch_end=lambda e, s: marks.append(time.perf_counter())))
+        results["dlcli loop"] = np.diff(marks)[1:].tolist()  # epoch 1 pays for compilation
+        flops = training_flops(model, steps * batch)
+
+        # Keras model.fit, compiled the usual way, same model and batch size.
+        keras.utils.set_random_seed(0)
+        model = models.mlp(spec, (28, 28), 10)
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+
+        class EpochTimer(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                fit_times.append(time.perf_counter() - self.start)
+
+        fit_times: list[float] = []
+        model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=True, callbacks=[EpochTimer()])
+        results["keras model.fit"] = fit_times[1:]
+
+        # An eager GradientTape loop like the labs' (no tf.function), a sample scaled up.
+        keras.utils.set_random_seed(0)
+        model = models.mlp(spec, (28, 28), 10)
+        optimizer = keras.optimizers.Adam(1e-3)
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(60000).batch(batch, drop_remainder=True)
+
+        def eager_steps(count):
+            for i, (xb, yb) in enumerate(dataset):
+                if i == count:
+                    break
+                with tf.GradientTape() as tape:
+                    loss = loss_fn(yb, model(xb, training=True))
+                grads = tape.gradient(loss, model.trainable_variables)
+                optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+        eager_steps(5)
+        sample = 60
+        eager = []
+        for _ in range(3):
+            start = time.perf_counter()
+            eager_steps(sample)
+            eager.append((time.perf_counter() - start) * steps / sample)
+        results["eager GradientTape loop"] = eager
+
+        fit_median = statistics.median(results["keras model.fit"])
+        rows = []
+        for name, samples in results.items():
+            seconds = statistics.median(samples)
+            rows.append(
+                [
+                    name,
+                    spread(samples),
+                    f"{steps * batch / seconds:,.0f}",
+                    f"{flops / seconds / 1e9:.0f}",
+                    f"{fit_median / seconds:.2f}x",
+                ]
+            )
+        print(f"MNIST-shaped data, {label}, batch {batch}, Adam 1e-3, {epochs} epochs per call "
+              f"({flops / 1e9:.0f} GFLOP per epoch)")
+        table(rows, ["trainer", "s per epoch, steady (median)", "examples/s", "GFLOP/s", "vs model.fit"])
+
+
+# -- whole process ------------------------------------------------------------------
+
+
+# A small launcher measures the child: on Linux a forked child's peak RSS starts at its
+# parent's size, so forking from this (large) benchmark process would inflate it.
+LAUNCHER = """
+import os, sys, time
+start = time.perf_counter()
+quiet = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_WRONLY, 0) for fd in (1, 2)]
+pid = os.posix_spawn(sys.argv[1], sys.argv[1:], dict(os.environ), file_actions=quiet)
+_, status, usage = os.wait4(pid, 0)
+print(time.perf_counter() - start, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_measured(args: list[str], cwd: str) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one child process."""
+    out = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, *args], cwd=cwd, capture_output=True, text=True, check=True
+    ).stdout.split()
+    seconds, rss, code = float(out[0]), float(out[1]), int(out[2])
+    if code != 0:
+        raise SystemExit(f"{' '.join(args)} failed")
+    return seconds, rss
+
+
+def bench_process(reps: int) -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        x, y = synthetic_mnist()
+        np.savez(f"{tmp}/mnist.npz", x_train=(x * 255).astype(np.uint8), y_train=y,
+                 x_test=(x[:10000] * 255).astype(np.uint8), y_test=y[:10000])  # fmt: skip
+        for label, args in (
+            ("dlcli --help", ["--help"]),
+            ("dlcli xor", ["xor", "--quiet"]),
+            ("dlcli mnist --epochs 1 (60k examples)", ["mnist", "--data", f"{tmp}/mnist.npz", "--epochs", "1", "--quiet"]),
+        ):
+            measured = [run_measured([sys.executable, "-m", "dlcli", *args], tmp) for _ in range(reps)]
+            rows.append([label, spread([m[0] for m in measured]), f"{max(m[1] for m in measured):.0f}"])
+    table(rows, ["whole process", "wall seconds (median)", "peak RSS MiB"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="help,xor,mnist,process")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per call in the mnist section")
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}\n")  # fmt: skip
+    sections = args.only.split(",")
+    if "help" in sections:
+        bench_help(args.reps)
+    if "xor" in sections:
+        bench_xor(args.reps)
+    if "mnist" in sections:
+        bench_mnist(args.epochs)
+    if "process" in sections:
+        bench_process(args.reps)
+
+
+if __name__ == "__main__":
+    main()
