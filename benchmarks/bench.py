@@ -71,7 +71,7 @@ def bench_xor(reps: int) -> None:
         task="xor",
         name="bench-xor",
         model=ModelSpec(layers=4, units=10, activation="sigmoid", init="normal"),
-        train=TrainSpec(optimizer="sgd", lr=0.01, epochs=20000, batch_size=0, log_every=1000, save_every=5000),
+        train=TrainSpec(optimizer="sgd", lr=0.01, epochs=20000, batch_size=0, log_every=1000, save_every=0),
         data=DataSpec(dataset="xor"),
     )
     dlcli_seconds = []

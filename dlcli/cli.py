@@ -255,7 +255,7 @@ def cli(debug: bool) -> None:
     layers_help="Dense (weight) layers, the output included: 1 = one logistic unit (fails), "
     "2 = Lab 09-2, 4 = Lab 09-3's wide & deep net.",
 )
-@training_options(optimizer="sgd", lr=0.01, epochs=20000, log_every=1000, save_every=10000)
+@training_options(optimizer="sgd", lr=0.01, epochs=20000, log_every=1000, save_every=0)
 @click.option("--manual", is_flag=True, help="Forward-propagate the lecture's hand-set gates instead of training.")
 def xor(manual: bool, as_json: bool, quiet: bool, **options) -> None:
     """Learn XOR: one logistic unit fails, a 2- or 4-layer sigmoid net solves it.

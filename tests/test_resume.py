@@ -33,8 +33,17 @@ def checkpoint_values(folder) -> dict:
     }
 
 
-def assert_same_state(a, b):
+def assert_same_state(a, b, *, diagnostics=True):
+    """Every variable of the latest checkpoints equal, bit for bit.
+
+    `diagnostics=False` leaves out the gradient-norm sums: a run whose target was
+    raised on resume also sampled them at its first target, which a run trained
+    straight through did not (the training state is still compared in full).
+    """
     va, vb = checkpoint_values(a), checkpoint_values(b)
+    if not diagnostics:
+        va = {k: v for k, v in va.items() if not k.startswith("grad_norm_sums")}
+        vb = {k: v for k, v in vb.items() if not k.startswith("grad_norm_sums")}
     assert va.keys() == vb.keys()
     different = [k for k in va if not np.array_equal(va[k], vb[k])]
     assert not different, f"differ after resume: {different[:5]}"
@@ -74,7 +83,7 @@ def test_resume_at_an_epoch_boundary_is_exact(runner, workdir, digits_npz):
     resumed = invoke_json(runner, "resume", "checkpoints/part", "--epochs", "3")
     assert resumed["steps"] == whole["steps"] == 24
     assert resumed["accuracy"] == whole["accuracy"] and resumed["loss"] == whole["loss"]
-    assert_same_state(workdir / "checkpoints/whole", workdir / "checkpoints/part")
+    assert_same_state(workdir / "checkpoints/whole", workdir / "checkpoints/part", diagnostics=False)
     assert json.loads((workdir / "checkpoints/part/run.json").read_text())["target_epochs"] == 3
 
 
@@ -103,7 +112,7 @@ def test_resume_xor(runner, workdir):
     invoke_json(runner, "xor", "--epochs", "1200", "--name", "p")
     resumed = invoke_json(runner, "resume", "checkpoints/p", "--epochs", "3000")
     assert resumed["loss"] == whole["loss"]
-    assert_same_state(workdir / "checkpoints/w", workdir / "checkpoints/p")
+    assert_same_state(workdir / "checkpoints/w", workdir / "checkpoints/p", diagnostics=False)
 
 
 def test_architecture_flags_cannot_change(runner, digits_npz):
