@@ -9,6 +9,8 @@ on the same machine, one after another, so the ratios are fair even on a noisy b
   mnist    the default MLP (2 x 256) and the deep one (4 x 512) on synthetic
            MNIST-shaped data (60,000 x 28 x 28): dlcli's loop vs Keras model.fit vs an
            eager GradientTape loop, seconds per epoch in steady state
+  compare  `dlcli compare --what all` (7 variants, one epoch each on 60k examples) vs
+           the same 7 models trained and evaluated with model.fit
   process  whole-process wall time and peak memory of `dlcli mnist --epochs 1`
 
 Usage: python benchmarks/bench.py [--only help,xor,mnist,process] [--epochs 4] [--reps 3]
@@ -233,6 +235,57 @@ def bench_mnist(epochs: int) -> None:
         table(rows, ["trainer", "s per epoch, steady (median)", "examples/s", "GFLOP/s", "vs model.fit"])
 
 
+# -- compare ------------------------------------------------------------------------
+
+
+def bench_compare() -> None:
+    import json
+
+    from dlcli import experiments
+    from dlcli.core import models
+    from dlcli.core.tf_setup import tensorflow
+
+    tf = tensorflow()
+    keras = tf.keras
+    x, y = synthetic_mnist()
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(f"{tmp}/mnist.npz", x_train=(x * 255).astype(np.uint8), y_train=y,
+                 x_test=(x[:10000] * 255).astype(np.uint8), y_test=y[:10000])  # fmt: skip
+        start = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-m", "dlcli", "compare", "--what", "all", "--data", f"{tmp}/mnist.npz",
+             "--quiet", "--format", "json"],
+            cwd=tmp, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        dlcli_wall = time.perf_counter() - start
+        dlcli_train = sum(row["seconds"] for row in json.loads(out.stdout))
+
+    xs = x / np.float32(1.0)
+    fit_train = 0.0
+    start = time.perf_counter()
+    for variant in experiments.SETS["all"]:
+        keras.utils.set_random_seed(0)
+        model = models.mlp(experiments.VARIANTS[variant], (28, 28), 10)
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+        fit_start = time.perf_counter()
+        model.fit(xs, y, batch_size=128, epochs=1, verbose=0, shuffle=True)
+        fit_train += time.perf_counter() - fit_start
+        model.evaluate(xs[:10000], y[:10000], batch_size=10000, verbose=0)
+    fit_all = time.perf_counter() - start
+    table(
+        [
+            ["dlcli compare --what all (whole process)", f"{dlcli_wall:.1f}", f"{dlcli_train:.1f}"],
+            ["the same 7 models with model.fit + evaluate (in this process)", f"{fit_all:.1f}", f"{fit_train:.1f}"],
+            ["speed-up (training)", "", f"{fit_train / dlcli_train:.2f}x"],
+        ],
+        ["7 variants, 1 epoch of 60k each", "wall seconds", "training seconds"],
+    )
+
+
 # -- whole process ------------------------------------------------------------------
 
 
@@ -277,7 +330,7 @@ def bench_process(reps: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="help,xor,mnist,process")
+    parser.add_argument("--only", default="help,xor,mnist,compare,process")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per call in the mnist section")
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
@@ -290,6 +343,8 @@ def main() -> None:
         bench_xor(args.reps)
     if "mnist" in sections:
         bench_mnist(args.epochs)
+    if "compare" in sections:
+        bench_compare()
     if "process" in sections:
         bench_process(args.reps)
 
