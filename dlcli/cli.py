@@ -37,10 +37,10 @@ class DlcliGroup(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if _debug(ctx):
                 raise
-            click.echo("\ninterrupted", err=True)
+            click.echo(f"\n{exc or 'interrupted'}", err=True)
             ctx.exit(ExitStatus.INTERRUPTED)
         except DlcliError as exc:
             if _debug(ctx):
@@ -103,6 +103,48 @@ def _run_name(ctx, param, value):
         raise click.BadParameter(str(exc)) from None
 
 
+def logdir_option(help_text: str):
+    return click.option(
+        "--logdir",
+        type=click.Path(file_okay=False),
+        default="logs",
+        envvar="DLCLI_LOGDIR",
+        show_envvar=True,
+        help=help_text,
+    )
+
+
+def checkpoint_dir_option(help_text: str):
+    return click.option(
+        "--checkpoint-dir",
+        type=click.Path(file_okay=False),
+        default="checkpoints",
+        envvar="DLCLI_CHECKPOINT_DIR",
+        show_envvar=True,
+        help=help_text,
+    )
+
+
+def data_options(f):
+    """Where mnist and compare get their examples, and how many per step."""
+    for option in reversed(
+        [
+            click.option("--batch-size", type=POSITIVE, default=128, help="Examples per step."),
+            click.option("--dataset", type=click.Choice(DATASETS), default="mnist", help="Which data set."),
+            click.option(
+                "--data",
+                type=click.Path(),
+                default=None,
+                help="An .npz (x_train, y_train, x_test, y_test) or a folder of the four IDX files "
+                "(.gz or raw).  [default: the Keras cache, ~/.keras/datasets]",
+            ),
+            click.option("--limit", type=POSITIVE, default=None, help="Train on the first N training examples only."),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
 def model_options(*, layers: int, units: int, activation: str, init: str, layers_help: str):
     def decorate(f):
         for option in reversed(
@@ -150,22 +192,8 @@ def training_options(*, optimizer: str, lr: float, epochs: int, log_every: int, 
                     callback=_run_name,
                     help="Run name (a folder under --logdir and --checkpoint-dir).  [default: TASK-DATE-TIME]",
                 ),
-                click.option(
-                    "--logdir",
-                    type=click.Path(file_okay=False),
-                    default="logs",
-                    envvar="DLCLI_LOGDIR",
-                    show_envvar=True,
-                    help="Where TensorBoard logs go: <logdir>/<run>/.",
-                ),
-                click.option(
-                    "--checkpoint-dir",
-                    type=click.Path(file_okay=False),
-                    default="checkpoints",
-                    envvar="DLCLI_CHECKPOINT_DIR",
-                    show_envvar=True,
-                    help="Where checkpoints and run.json go: <checkpoint-dir>/<run>/.",
-                ),
+                logdir_option("Where TensorBoard logs go: <logdir>/<run>/."),
+                checkpoint_dir_option("Where checkpoints and run.json go: <checkpoint-dir>/<run>/."),
                 click.option("--log-every", type=POSITIVE, default=log_every, help="Steps between TensorBoard points."),
                 click.option(
                     "--save-every",
@@ -297,16 +325,7 @@ def xor(manual: bool, as_json: bool, quiet: bool, **options) -> None:
 )
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, help="Dropout rate after each hidden activation (0: none).")
 @click.option("--batchnorm/--no-batchnorm", default=False, help="Batch norm between each hidden dense layer and its activation.")
-@click.option("--batch-size", type=POSITIVE, default=128, help="Examples per step.")
-@click.option("--dataset", type=click.Choice(DATASETS), default="mnist", help="Which data set.")
-@click.option(
-    "--data",
-    type=click.Path(),
-    default=None,
-    help="An .npz (x_train, y_train, x_test, y_test) or a folder of the four IDX files (.gz or raw). "
-    "[default: the Keras cache, ~/.keras/datasets]",
-)
-@click.option("--limit", type=POSITIVE, default=None, help="Train on the first N training examples only.")
+@data_options
 @training_options(optimizer="adam", lr=0.001, epochs=1, log_every=100, save_every=200)
 def mnist(as_json: bool, quiet: bool, **options) -> None:
     """Train an MLP on MNIST or Fashion-MNIST (Labs 10-1 ... 10-4).
@@ -403,16 +422,11 @@ def _check_plot(ctx, param, value):
 @click.option("--output", type=click.Path(), callback=_check_output, help="Also write the table to this file.")
 @click.option("--plot", type=click.Path(), callback=_check_plot, help="Save accuracy per variant with error bars as a PNG (needs matplotlib).")
 @click.option("--force", is_flag=True, help="Rerun every variant, ignoring finished results in the ledger.")
-@click.option("--dataset", type=click.Choice(DATASETS), default="mnist", help="Which data set.")
-@click.option("--data", type=click.Path(), default=None, help="An .npz or IDX folder instead of the Keras cache.")
-@click.option("--limit", type=POSITIVE, default=None, help="Train on the first N training examples only.")
+@data_options
 @click.option("--epochs", type=POSITIVE, default=1, help="Epochs per run.")
-@click.option("--batch-size", type=POSITIVE, default=128, help="Examples per step.")
 @click.option("--lr", type=POSITIVE_FLOAT, default=0.001, help="Adam learning rate.")
-@click.option("--logdir", type=click.Path(file_okay=False), default="logs", envvar="DLCLI_LOGDIR", show_envvar=True,
-              help="Runs go to <logdir>/compare/<set>/<variant>-s<seed>/, the ledger to <logdir>/compare/results.jsonl.")
-@click.option("--checkpoint-dir", type=click.Path(file_okay=False), default="checkpoints", envvar="DLCLI_CHECKPOINT_DIR",
-              show_envvar=True, help="Checkpoints go to <checkpoint-dir>/compare/<set>/<variant>-s<seed>/.")
+@logdir_option("Runs go to <logdir>/compare/<set>/<variant>-s<seed>/, the ledger to <logdir>/compare/results.jsonl.")
+@checkpoint_dir_option("Checkpoints go to <checkpoint-dir>/compare/<set>/<variant>-s<seed>/.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def compare(what, seeds, seed, fmt, output, plot, force, dataset, data, limit, epochs, batch_size, lr, logdir,
             checkpoint_dir, quiet) -> None:  # fmt: skip
@@ -458,14 +472,7 @@ def compare(what, seeds, seed, fmt, output, plot, force, dataset, data, limit, e
 
 
 @cli.command()
-@click.option(
-    "--logdir",
-    type=click.Path(file_okay=False),
-    default="logs",
-    envvar="DLCLI_LOGDIR",
-    show_envvar=True,
-    help="The folder of runs to show.",
-)
+@logdir_option("The folder of runs to show.")
 @click.option(
     "--host",
     default="127.0.0.1",

@@ -36,3 +36,7 @@ class CheckpointError(RunError):
 
 class DivergedError(DlcliError):
     """Training produced a non-finite loss; nothing from that step on was saved."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, after the current state was checkpointed (exit 130)."""

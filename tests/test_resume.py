@@ -189,3 +189,34 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(runner, workdi
     assert resumed["accuracy"] == whole["accuracy"]
     assert_same_state(workdir / "checkpoints/whole", workdir / "checkpoints/killed")
     assert_strictly_increasing(resumed["logdir"])
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_the_current_step_exits_130_and_resumes_exactly(runner, workdir, digits_npz):
+    args = ["--data", str(digits_npz), *MODEL[:-2], "--batch-size", "8", "--epochs", "40", "--save-every", "1000"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlcli", "mnist", *args, "--name", "stopped", "--quiet"],
+        cwd=workdir, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    events = workdir / "logs/stopped/train"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not list(events.glob("events.*")):
+        time.sleep(0.05)
+    time.sleep(0.5)  # well inside training, before the first periodic checkpoint at 1000
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    stderr = proc.stderr.read()
+    assert proc.returncode == 130, stderr[-800:]
+    assert "checkpoint saved, continue with `dlcli resume checkpoints/stopped`" in stderr
+    assert "Traceback" not in stderr
+    record = json.loads((workdir / "checkpoints/stopped/run.json").read_text())
+    assert record["status"] == "interrupted"
+    import tensorflow as tf
+
+    saved = int(tf.train.latest_checkpoint("checkpoints/stopped").rsplit("-", 1)[1])
+    assert 0 < saved < 40 * 64
+
+    resumed = invoke_json(runner, "resume", "checkpoints/stopped")
+    whole = invoke_json(runner, "mnist", *args, "--name", "whole")
+    assert resumed["accuracy"] == whole["accuracy"]
+    assert_same_state(workdir / "checkpoints/whole", workdir / "checkpoints/stopped")

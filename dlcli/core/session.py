@@ -21,7 +21,7 @@ from dlcli.core.progress import Progress
 from dlcli.core.runs import RunFolder
 from dlcli.core.tf_setup import tensorflow
 from dlcli.core.train import Hooks, TrainingLoop, Window
-from dlcli.errors import CheckpointError, DivergedError, RunError
+from dlcli.errors import CheckpointError, DivergedError, RunError, TrainingInterrupted
 
 tf = tensorflow()
 
@@ -169,6 +169,18 @@ class _Session:
             self.summaries.close()
             run.update(status="diverged")
             raise
+        except KeyboardInterrupt:
+            # The variables hold the state after the last completed compiled call (the
+            # step counter lives beside the weights), so it can be saved as it is. A
+            # second Ctrl-C during the save stops at once; the previous checkpoint stays.
+            step = loop.global_step
+            if step not in self._saved_steps():
+                self._save(step)
+            self.summaries.close()
+            run.update(status="interrupted")
+            raise TrainingInterrupted(
+                f"interrupted at step {step}; checkpoint saved, continue with `dlcli resume {display_path(run.path)}`"
+            ) from None
         except BaseException:
             self.summaries.close()
             raise
@@ -210,6 +222,9 @@ class _Session:
     def _on_epoch_end(self, epoch: int, step: int) -> None:
         loss, accuracy = self.loop.evaluate(self.data.x_test, self.data.y_test)
         self.summaries.scalars("test", step, loss=loss, accuracy=accuracy)
+
+    def _saved_steps(self) -> set[int]:
+        return {int(path.rsplit("-", 1)[1]) for path in self.manager.checkpoints}
 
     def _save(self, step: int) -> None:
         # Flush first: the event files then hold everything up to the checkpoint.
