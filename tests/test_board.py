@@ -23,6 +23,12 @@ def logdir(runner, workdir, digits_npz) -> Path:
     return workdir / "logs"
 
 
+@pytest.fixture
+def logdir_with_compare(runner, logdir, digits_npz) -> Path:
+    invoke(runner, "compare", "--what", "activation", "--data", digits_npz, "--batch-size", "64", "--quiet")
+    return logdir
+
+
 def get_json(url: str):
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
@@ -48,7 +54,8 @@ def listening_addresses(port: int) -> set[str]:
 
 
 @pytest.mark.slow
-def test_board_serves_runs_scalars_and_histograms_on_localhost(logdir, workdir):
+def test_board_serves_runs_scalars_histograms_and_hparams_on_localhost(logdir_with_compare, workdir):
+    logdir = logdir_with_compare
     proc = subprocess.Popen(
         [sys.executable, "-m", "dlcli", "board", "--logdir", str(logdir), "--port", "0"],
         cwd=workdir, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -77,6 +84,18 @@ def test_board_serves_runs_scalars_and_histograms_on_localhost(logdir, workdir):
         assert "hidden1/weights" in tags["x/train"] and "output/hypothesis" in tags["x/train"]
         hist = get_json(f"{url}/data/plugin/histograms/histograms?run=x/train&tag=hidden1/weights")
         assert [entry[1] for entry in hist] == [100, 200, 300]
+
+        request = urllib.request.Request(
+            f"{url}/data/plugin/hparams/experiment",
+            data=json.dumps({"experimentName": ""}).encode(),
+            headers={"Content-Type": "application/json", "X-XSRF-Protected": "1"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            experiment = json.loads(response.read())
+        names = {info["name"] for info in experiment["hparamInfos"]}
+        assert {"variant", "activation", "init", "dropout", "batchnorm"} <= names
+        metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
+        assert {"accuracy", "loss"} <= metrics
     finally:
         proc.send_signal(signal.SIGINT)
         try:
