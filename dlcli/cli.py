@@ -268,10 +268,28 @@ def cli(debug: bool) -> None:
     random-normal vs Xavier vs He initialisation; dropout and batch norm. Every run
     writes TensorBoard logs to logs/<run>/ and checkpoints to checkpoints/<run>/.
     """
+    _show_warnings()
     if debug:
         from dlcli.core import tf_setup
 
         tf_setup.set_verbose(True)
+
+
+def _show_warnings() -> None:
+    """The library reports recoverable problems through logging; show them on stderr."""
+    import logging
+
+    class ClickStderr(logging.Handler):
+        def emit(self, record):
+            click.echo(self.format(record), err=True)  # today's stderr, even under CliRunner
+
+    logger = logging.getLogger("dlcli")
+    if not logger.handlers:
+        handler = ClickStderr()
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
 
 
 @cli.command()

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from dlcli.errors import CheckpointError, DivergedError, RunError, TrainingInter
 
 tf = tensorflow()
 
+log = logging.getLogger("dlcli")
 PROBE_EXAMPLES = 256  # training examples whose activations the histograms show
 
 
@@ -130,21 +132,35 @@ class _Session:
         self.summaries = summaries.Summaries(run.logdir, model)
 
     def restore(self) -> None:
-        latest = self.manager.latest_checkpoint
-        if latest is None:
+        """Restore the newest readable checkpoint; older ones stand in for a torn one.
+
+        A checkpoint that cannot be read (truncated, corrupted) is reported and left
+        where it is: nothing is deleted to "repair" the folder.
+        """
+        candidates = checkpoint_paths(self.run.path)
+        if not candidates:
             raise CheckpointError(f"{self.run.path} holds no checkpoint to resume from")
-        try:
-            status = self.checkpoint.restore(latest)
-            status.assert_existing_objects_matched()
-        except Exception as exc:  # OpError, AssertionError, IndexError on torn data files...
-            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise CheckpointError(f"cannot restore {latest}: {reason}") from None
-        finally:
-            # The restore status keeps a deleter that fails noisily at interpreter exit.
-            status = None
-            gc.collect()
-        # Whatever the interrupted process logged after this checkpoint is logged again.
-        summaries.truncate_after(self.run.logdir, self.loop.global_step)
+        problems = []
+        for path in candidates:
+            try:
+                status = self.checkpoint.restore(path)
+                status.assert_existing_objects_matched()
+            except Exception as exc:  # OpError, AssertionError, IndexError on torn files...
+                reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+                problems.append(f"{Path(path).name}: {reason}")
+                continue
+            finally:
+                # The restore status keeps a deleter that fails noisily at interpreter exit.
+                status = None
+                gc.collect()
+            for problem in problems:
+                log.warning("checkpoint %s is unreadable; falling back to %s", problem, Path(path).name)
+            # Whatever the interrupted process logged after this checkpoint is logged again.
+            summaries.truncate_after(self.run.logdir, self.loop.global_step)
+            return
+        raise CheckpointError(
+            f"cannot restore any checkpoint in {self.run.path} ({'; '.join(problems)})"
+        )
 
     def fit(self, target_epochs: int, progress: Progress | None) -> Result:
         loop, run, train_cfg = self.loop, self.run, self.config.train
@@ -228,9 +244,28 @@ class _Session:
 
     def _save(self, step: int) -> None:
         # Flush first: the event files then hold everything up to the checkpoint.
-        self.summaries.flush()
-        self.loop.sync_epoch()
-        self.manager.save(checkpoint_number=step)
+        try:
+            self.summaries.flush()
+            self.loop.sync_epoch()
+            self.manager.save(checkpoint_number=step)
+        except (tf.errors.OpError, OSError) as exc:
+            raise RunError(
+                f"cannot write the checkpoint at step {step} in {display_path(self.run.path)}: "
+                f"{_os_reason(exc)}; earlier checkpoints are intact: free space or make the folder "
+                "writable (or copy it elsewhere), then `dlcli resume` it"
+            ) from None
+
+
+def checkpoint_paths(folder: Path) -> list[str]:
+    """Checkpoint prefixes in `folder`, newest step first (from the files themselves,
+    so a lost or stale `checkpoint` state file hides nothing)."""
+    steps = []
+    for index in Path(folder).glob("ckpt-*.index"):
+        try:
+            steps.append(int(index.name[len("ckpt-") : -len(".index")]))
+        except ValueError:
+            continue
+    return [str(Path(folder) / f"ckpt-{step}") for step in sorted(steps, reverse=True)]
 
 
 def truth_table(data: datasets.Dataset, probabilities: np.ndarray) -> list[dict]:
@@ -266,6 +301,15 @@ def display_path(path: Path) -> str:
         return str(absolute.relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(absolute)
+
+
+def _os_reason(exc: Exception) -> str:
+    """The operating system's words from a TensorFlow or OS error ("No space left on device")."""
+    text = getattr(exc, "strerror", None) or getattr(exc, "message", None) or str(exc)
+    for reason in ("No space left on device", "Read-only file system", "Permission denied", "Disk quota exceeded"):
+        if reason in text:
+            return reason
+    return text.strip().splitlines()[0][-160:] if text.strip() else type(exc).__name__
 
 
 def _finite_or_none(value: float):

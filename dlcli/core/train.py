@@ -201,7 +201,10 @@ class TrainingLoop:
         done, loss_sum, correct_sum, bad = tf.while_loop(not_done, body, start)
         self.step.assign_add(tf.cast(done, tf.int64))
         activations, norms = self._probe(probe, probe_labels)
-        return done, loss_sum, correct_sum, bad, activations, norms
+        # One pass over the weights per call: a non-finite weight with a finite loss
+        # (saturated units) must not reach a checkpoint either.
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in self.model.trainable_variables])
+        return done, loss_sum, correct_sum, bad, activations, norms, finite
 
     def _eval_batch_fn(self, x, y):
         logits = self.model(x, training=False)
@@ -249,7 +252,7 @@ class TrainingLoop:
                     stop = min(stop, (epoch + 1) * spe)
                 if save_every:
                     stop = min(stop, _next_multiple(step, save_every))
-                done, loss_sum, correct_sum, bad, activations, norms = self._train_chunk(
+                done, loss_sum, correct_sum, bad, activations, norms, finite = self._train_chunk(
                     self.x_train,
                     self.y_train,
                     self.order(epoch),
@@ -263,6 +266,11 @@ class TrainingLoop:
                     raise DivergedError(
                         f"training diverged: the loss became non-finite at step {step + int(bad) + 1}; "
                         "lower --lr (nothing from that step on was saved)"
+                    )
+                if not finite:
+                    raise DivergedError(
+                        f"training diverged: a weight became non-finite between steps {step + 1} and "
+                        f"{step + int(done)}; lower --lr (nothing from that step on was saved)"
                     )
                 step += int(done)
                 window_steps += int(done)
