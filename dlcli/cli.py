@@ -145,6 +145,46 @@ def data_options(f):
     return f
 
 
+def distribute_options(f):
+    """Where training runs: one device, several local ones, or several machines."""
+    for option in reversed(
+        [
+            click.option(
+                "--strategy",
+                type=click.Choice(["default", "mirrored", "multi-worker"]),
+                default="default",
+                help="default: one device (XLA). mirrored: all local GPUs, or --devices, or --cpu-replicas. "
+                "multi-worker: the cluster in TF_CONFIG.",
+            ),
+            click.option("--devices", default=None, help="mirrored: comma-separated devices, e.g. /gpu:0,/gpu:1."),
+            click.option(
+                "--cpu-replicas",
+                type=click.IntRange(min=0),
+                default=0,
+                help="Split the CPU into N logical devices to try mirrored training without GPUs.",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def _distribute(strategy: str, devices: str | None, cpu_replicas: int):
+    """The DistributeSpec, checked; logical CPU devices are requested before TF starts."""
+    from dlcli.core import tf_setup
+    from dlcli.core.distribute import DistributeSpec
+
+    spec = DistributeSpec(
+        strategy=strategy,
+        devices=tuple(d.strip() for d in devices.split(",") if d.strip()) if devices else (),
+        cpu_replicas=cpu_replicas,
+    ).validate()
+    tf_setup.request_cpu_replicas(cpu_replicas)
+    if spec.strategy == "multi-worker":
+        tf_setup.request_multi_worker()
+    return spec
+
+
 def model_options(*, layers: int, units: int, activation: str, init: str, layers_help: str):
     def decorate(f):
         for option in reversed(
@@ -230,10 +270,10 @@ def _print_result(result, *, as_json: bool, table: bool) -> None:
     click.echo(report.run_summary(result))
 
 
-def _train(config: RunConfig, *, auto_name: bool, quiet: bool, as_json: bool) -> None:
+def _train(config: RunConfig, *, auto_name: bool, quiet: bool, as_json: bool, distribute=None) -> None:
     from dlcli.core import session
 
-    result = session.train(config, auto_name=auto_name, progress=_progress(quiet))
+    result = session.train(config, auto_name=auto_name, progress=_progress(quiet), distribute=distribute)
     _print_result(result, as_json=as_json, table=True)
 
 
@@ -343,9 +383,11 @@ def xor(manual: bool, as_json: bool, quiet: bool, **options) -> None:
 )
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, help="Dropout rate after each hidden activation (0: none).")
 @click.option("--batchnorm/--no-batchnorm", default=False, help="Batch norm between each hidden dense layer and its activation.")
+@click.option("--sync-batchnorm", is_flag=True, help="With --batchnorm and a strategy: batch statistics over all replicas.")
 @data_options
 @training_options(optimizer="adam", lr=0.001, epochs=1, log_every=100, save_every=200)
-def mnist(as_json: bool, quiet: bool, **options) -> None:
+@distribute_options
+def mnist(as_json: bool, quiet: bool, strategy: str, devices, cpu_replicas: int, **options) -> None:
     """Train an MLP on MNIST or Fashion-MNIST (Labs 10-1 ... 10-4).
 
     The defaults are Lab 10-2-1: two hidden layers of 256 ReLU units, Xavier init,
@@ -356,10 +398,12 @@ def mnist(as_json: bool, quiet: bool, **options) -> None:
         layers=options.pop("layers"), units=options.pop("units"),
         activation=options.pop("activation"), init=options.pop("init"),
         dropout=options.pop("dropout"), batchnorm=options.pop("batchnorm"),
+        sync_batchnorm=options.pop("sync_batchnorm"),
     )  # fmt: skip
     data = DataSpec(dataset=options.pop("dataset"), path=_abs(options.pop("data")), limit=options.pop("limit"))
     config, auto = _base_config("mnist", options, model, data)
-    _train(config, auto_name=auto, quiet=quiet, as_json=as_json)
+    distribute = _distribute(strategy, devices, cpu_replicas)
+    _train(config, auto_name=auto, quiet=quiet, as_json=as_json, distribute=distribute)
 
 
 def _abs(path):
@@ -376,8 +420,10 @@ ARCHITECTURE_FLAGS = ("--layers", "--units", "--activation", "--init", "--dropou
 @click.option("--epochs", type=POSITIVE, default=None, help="Raise the run's target to this many epochs.  [default: the run's own target]")
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@distribute_options
 @click.argument("extra", nargs=-1, type=click.UNPROCESSED)
-def resume(checkpoint_dir: str, epochs: int | None, as_json: bool, quiet: bool, extra: tuple) -> None:
+def resume(checkpoint_dir: str, epochs: int | None, as_json: bool, quiet: bool, strategy: str, devices,
+           cpu_replicas: int, extra: tuple) -> None:  # fmt: skip
     """Continue an interrupted xor or mnist run exactly where it stopped.
 
     Rebuilds the run from CHECKPOINT_DIR/run.json and its latest checkpoint and trains
@@ -387,10 +433,13 @@ def resume(checkpoint_dir: str, epochs: int | None, as_json: bool, quiet: bool, 
         flag = extra[0].split("=")[0]
         if flag in ARCHITECTURE_FLAGS:
             raise click.UsageError(f"{flag} cannot change on resume: the architecture comes from the run's run.json")
-        raise click.UsageError(f"unexpected argument {extra[0]!r}; resume takes only --epochs, --json and --quiet")
+        raise click.UsageError(
+            f"unexpected argument {extra[0]!r}; resume takes --epochs, --json, --quiet and the --strategy options"
+        )
+    distribute = _distribute(strategy, devices, cpu_replicas)
     from dlcli.core import session
 
-    result = session.resume(checkpoint_dir, epochs=epochs, progress=_progress(quiet))
+    result = session.resume(checkpoint_dir, epochs=epochs, progress=_progress(quiet), distribute=distribute)
     if not result.trained_steps and not as_json:
         click.echo(f"run {result.run} is already finished ({result.epochs} epochs); raise the target with --epochs N")
     _print_result(result, as_json=as_json, table=True)
@@ -446,8 +495,9 @@ def _check_plot(ctx, param, value):
 @logdir_option("Runs go to <logdir>/compare/<set>/<variant>-s<seed>/, the ledger to <logdir>/compare/results.jsonl.")
 @checkpoint_dir_option("Checkpoints go to <checkpoint-dir>/compare/<set>/<variant>-s<seed>/.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@distribute_options
 def compare(what, seeds, seed, fmt, output, plot, force, dataset, data, limit, epochs, batch_size, lr, logdir,
-            checkpoint_dir, quiet) -> None:  # fmt: skip
+            checkpoint_dir, quiet, strategy, devices, cpu_replicas) -> None:  # fmt: skip
     """Run the lecture's variants as real mnist runs and tabulate their test accuracy.
 
     activation: sigmoid vs relu (2 x 256, random-normal init, Lab 10-1). init: normal
@@ -461,6 +511,7 @@ def compare(what, seeds, seed, fmt, output, plot, force, dataset, data, limit, e
     train = TrainSpec(optimizer="adam", lr=lr, epochs=epochs, batch_size=batch_size, seed=seed)
     data_spec = DataSpec(dataset=dataset, path=_abs(data), limit=limit)
     the_plan = experiments.plan(what, seeds, train, data_spec, logdir=logdir, checkpoint_dir=checkpoint_dir)
+    distribute = _distribute(strategy, devices, cpu_replicas)
     configs = the_plan.runs()
     from tqdm.auto import tqdm
 
@@ -472,6 +523,7 @@ def compare(what, seeds, seed, fmt, output, plot, force, dataset, data, limit, e
             on_start=lambda config, how: bar.set_postfix_str(f"{config.name.split('/')[-1]} ({how})"),
             on_finish=lambda config: bar.update(1),
             progress_factory=lambda: _progress(quiet),
+            distribute=distribute,
         )
     finally:
         bar.close()

@@ -56,6 +56,7 @@ class ModelSpec:
     init: str = "xavier"  # normal | xavier | he | any Keras initializer name
     dropout: float = 0.0  # rate after each hidden activation (0 = none)
     batchnorm: bool = False  # dense -> batch norm -> activation (Lab 10-4)
+    sync_batchnorm: bool = False  # batch statistics over all replicas (tf.distribute)
 
     @property
     def hidden_layers(self) -> int:

@@ -145,6 +145,7 @@ def run(
     on_start: Callable[[RunConfig, str], None] = lambda config, how: None,
     on_finish: Callable[[RunConfig], None] = lambda config: None,
     progress_factory=None,
+    distribute=None,
 ) -> list[dict]:
     """Run every missing (variant, seed) and return one row of statistics per variant."""
     from dlcli.core import session
@@ -165,7 +166,7 @@ def run(
         progress = progress_factory() if progress_factory else None
         if folder.is_dir() and not force and (folder / "checkpoint").is_file():
             on_start(config, "resumed")
-            result = session.resume(folder, progress=progress)
+            result = session.resume(folder, progress=progress, distribute=distribute)
         else:
             if force or folder.is_dir():
                 # compare owns these folders: a forced rerun, or a run killed before its
@@ -173,7 +174,9 @@ def run(
                 shutil.rmtree(folder, ignore_errors=True)
                 shutil.rmtree(Path(config.logdir) / config.name, ignore_errors=True)
             on_start(config, "trained")
-            result = session.train(config, progress=progress, hparams=hparams_of(variant, config))
+            result = session.train(
+                config, progress=progress, hparams=hparams_of(variant, config), distribute=distribute
+            )
         entry = {
             "key": key,
             "variant": variant,

@@ -92,7 +92,8 @@ def test_checkpoints_and_run_record(runner, workdir):
     record = json.loads((folder / "run.json").read_text())
     assert record["status"] == "finished" and record["task"] == "xor"
     assert record["config"]["model"] == {
-        "layers": 4, "units": 10, "activation": "sigmoid", "init": "normal", "dropout": 0.0, "batchnorm": False
+        "layers": 4, "units": 10, "activation": "sigmoid", "init": "normal", "dropout": 0.0, "batchnorm": False,
+        "sync_batchnorm": False,
     }  # fmt: skip
     assert record["result"]["accuracy"] == out["accuracy"]
     assert record["versions"]["tensorflow"]

@@ -50,8 +50,9 @@ def dropout(rate: float, name: str | None = None):
     return keras.layers.Dropout(rate, name=name)
 
 
-def batch_norm(name: str | None = None):
-    return keras.layers.BatchNormalization(name=name)
+def batch_norm(name: str | None = None, synchronized: bool = False):
+    """Lab 10-4's batch norm; `synchronized` pools the batch statistics of all replicas."""
+    return keras.layers.BatchNormalization(name=name, synchronized=synchronized)
 
 
 def mlp(spec: ModelSpec, input_shape: tuple, outputs: int, *, normal_stddev: float = 0.05):
@@ -68,7 +69,7 @@ def mlp(spec: ModelSpec, input_shape: tuple, outputs: int, *, normal_stddev: flo
     for i in range(1, spec.layers):
         model.add(dense(spec.units, init, name=f"hidden{i}"))
         if spec.batchnorm:
-            model.add(batch_norm(f"hidden{i}_bn"))
+            model.add(batch_norm(f"hidden{i}_bn", synchronized=spec.sync_batchnorm))
         model.add(activation(spec.activation, f"hidden{i}_act"))
         if spec.dropout:
             model.add(dropout(spec.dropout, f"hidden{i}_dropout"))

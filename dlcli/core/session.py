@@ -7,10 +7,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import json
 import logging
+import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ import numpy as np
 from dlcli.config import RunConfig
 from dlcli.core import data as datasets
 from dlcli.core import models, summaries
+from dlcli.core.distribute import DistributeSpec, is_chief_task, make_strategy
 from dlcli.core.progress import Progress
 from dlcli.core.runs import RunFolder
 from dlcli.core.tf_setup import tensorflow
@@ -63,20 +67,36 @@ def load_data(config: RunConfig) -> datasets.Dataset:
 
 
 def train(
-    config: RunConfig, *, auto_name: bool = False, progress: Progress | None = None, hparams: dict | None = None
+    config: RunConfig,
+    *,
+    auto_name: bool = False,
+    progress: Progress | None = None,
+    hparams: dict | None = None,
+    distribute: DistributeSpec | None = None,
 ) -> Result:
     """Train a new run from step 0 (after validating everything it can beforehand).
 
     `hparams`: values to show in TensorBoard's HParams dashboard (compare's variants).
+    `distribute`: devices and strategy (one device by default).
     """
     config.validate()
+    distribute = _check_distribute(distribute, config)
+    if not _writes_the_run(distribute):
+        return _as_helper_worker(lambda tmp: _train(
+            replace(config, checkpoint_dir=f"{tmp}/checkpoints", logdir=f"{tmp}/logs"),
+            auto_name=auto_name, progress=progress, hparams=hparams, distribute=distribute,
+        ))  # fmt: skip
+    return _train(config, auto_name=auto_name, progress=progress, hparams=hparams, distribute=distribute)
+
+
+def _train(config, *, auto_name, progress, hparams, distribute) -> Result:
     data = load_data(config)
     _check_batch(config, data)
     run = RunFolder.create(config, auto_name=auto_name)
     try:
         config = run.config  # the name may have gained a suffix
         run.update(data_source=data.source, status="running")
-        session = _Session(run, config, data)
+        session = _Session(run, config, data, distribute)
         if hparams:
             session.summaries.hparams(hparams)
         session.manager.save(checkpoint_number=0)  # every run is resumable from its start
@@ -87,9 +107,31 @@ def train(
     return session.fit(config.train.epochs, progress)
 
 
-def resume(path: Path, *, epochs: int | None = None, progress: Progress | None = None) -> Result:
-    """Continue the run in `path` to its target (or to `epochs`, raising the target)."""
+def resume(
+    path: Path,
+    *,
+    epochs: int | None = None,
+    progress: Progress | None = None,
+    distribute: DistributeSpec | None = None,
+) -> Result:
+    """Continue the run in `path` to its target (or to `epochs`, raising the target),
+    on the devices `distribute` names (whatever the run was trained on before)."""
     run = RunFolder.open(Path(path))
+    distribute = _check_distribute(distribute, run.config)
+    if not _writes_the_run(distribute):
+        def helper(tmp):
+            copy = Path(tmp) / "run"
+            shutil.copytree(path, copy, ignore=shutil.ignore_patterns(".lock"))
+            record = json.loads((copy / "run.json").read_text())
+            record["logdir"] = str(Path(tmp) / "logs")
+            (copy / "run.json").write_text(json.dumps(record))
+            return _resume(RunFolder.open(copy), epochs=epochs, progress=progress, distribute=distribute)
+
+        return _as_helper_worker(helper)
+    return _resume(run, epochs=epochs, progress=progress, distribute=distribute)
+
+
+def _resume(run: RunFolder, *, epochs, progress, distribute) -> Result:
     config = run.config
     target = int(run.record["target_epochs"])
     if epochs is not None:
@@ -99,7 +141,7 @@ def resume(path: Path, *, epochs: int | None = None, progress: Progress | None =
     run.lock()
     try:
         data = load_data(config)
-        session = _Session(run, config, data)
+        session = _Session(run, config, data, distribute)
         session.restore()
         if epochs is not None and epochs != run.record["target_epochs"]:
             run.update(target_epochs=target)
@@ -110,21 +152,27 @@ def resume(path: Path, *, epochs: int | None = None, progress: Progress | None =
 
 
 class _Session:
-    def __init__(self, run: RunFolder, config: RunConfig, data: datasets.Dataset):
+    def __init__(self, run: RunFolder, config: RunConfig, data: datasets.Dataset, distribute: DistributeSpec):
         self.run, self.config, self.data = run, config, data
-        tf.keras.utils.set_random_seed(config.train.seed)
+        strategy = make_strategy(distribute)
         objective = "binary" if config.task == "xor" else "categorical"
         outputs = 1 if objective == "binary" else data.num_classes
-        model = models.mlp(config.model, data.input_shape, outputs, normal_stddev=config.normal_stddev)
-        self.loop = TrainingLoop(
-            model,
-            models.optimizer(config.train.optimizer, config.train.lr),
-            data,
-            objective=objective,
-            batch_size=config.train.batch_size,
-            seed=config.train.seed,
-            probe=data.x_train[:PROBE_EXAMPLES],
-        )
+        # Under a strategy, variables must be made inside its scope (mirrored copies).
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            tf.keras.utils.set_random_seed(config.train.seed)
+            model = models.mlp(config.model, data.input_shape, outputs, normal_stddev=config.normal_stddev)
+            self.loop = TrainingLoop(
+                model,
+                models.optimizer(config.train.optimizer, config.train.lr),
+                data,
+                objective=objective,
+                batch_size=config.train.batch_size,
+                seed=config.train.seed,
+                probe=data.x_train[:PROBE_EXAMPLES],
+                strategy=strategy,
+            )
+        replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+        run.update(distribute={"strategy": distribute.strategy, "replicas": replicas})
         self.checkpoint = tf.train.Checkpoint(**self.loop.checkpointables())
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, str(run.path), max_to_keep=config.train.keep, checkpoint_name="ckpt"
@@ -256,6 +304,27 @@ class _Session:
             ) from None
 
 
+def _check_distribute(distribute: DistributeSpec | None, config: RunConfig) -> DistributeSpec:
+    distribute = (distribute or DistributeSpec()).validate()
+    if distribute.distributed and config.task != "mnist":
+        raise RunError(f"--strategy {distribute.strategy} is for mnist runs; {config.task} trains on one device")
+    return distribute
+
+
+def _writes_the_run(distribute: DistributeSpec) -> bool:
+    """Only one process writes a run: the chief of a multi-worker cluster."""
+    return distribute.strategy != "multi-worker" or is_chief_task()
+
+
+def _as_helper_worker(work):
+    """Run `work(tmp)` as a non-chief worker: the same training, collective for
+    collective, but its checkpoints and logs go to a temporary folder it removes."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="dlcli-worker-") as tmp:
+        return work(tmp)
+
+
 def checkpoint_paths(folder: Path) -> list[str]:
     """Checkpoint prefixes in `folder`, newest step first (from the files themselves,
     so a lost or stale `checkpoint` state file hides nothing)."""
@@ -286,8 +355,6 @@ def _check_batch(config: RunConfig, data: datasets.Dataset) -> None:
 
 
 def _remove_run(run: RunFolder) -> None:
-    import shutil
-
     shutil.rmtree(run.path, ignore_errors=True)
     logdir = run.logdir
     if logdir.is_dir() and not any(logdir.rglob("events.out.tfevents.*")):

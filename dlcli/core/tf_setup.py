@@ -13,12 +13,40 @@ import os
 import sys
 
 _VERBOSE = False
+_CPU_REPLICAS = 0  # split the CPU into this many logical devices (0: leave it whole)
+_MULTI_WORKER = False  # make the MultiWorkerMirroredStrategy at start-up
+MULTI_WORKER_STRATEGY = None
 
 
 def set_verbose(verbose: bool) -> None:
     """With `--debug`, let TensorFlow's own start-up messages through."""
     global _VERBOSE
     _VERBOSE = verbose
+
+
+def request_cpu_replicas(count: int) -> None:
+    """Ask for `count` logical CPU devices; must come before TensorFlow starts.
+
+    TensorFlow fixes its devices when its runtime initialises (at the first import
+    here), so the CLI calls this before anything imports the core.
+    """
+    global _CPU_REPLICAS
+    if getattr(tensorflow, "_ready", False) and count != _CPU_REPLICAS:
+        from dlcli.errors import ConfigError
+
+        raise ConfigError("--cpu-replicas must be chosen before TensorFlow starts (start a new dlcli process)")
+    _CPU_REPLICAS = count
+
+
+def request_multi_worker() -> None:
+    """Collective ops must be configured before TensorFlow's runtime starts, so the
+    multi-worker strategy is made right at the import (from TF_CONFIG)."""
+    global _MULTI_WORKER
+    if getattr(tensorflow, "_ready", False) and not _MULTI_WORKER:
+        from dlcli.errors import ConfigError
+
+        raise ConfigError("--strategy multi-worker must be chosen before TensorFlow starts (start a new dlcli process)")
+    _MULTI_WORKER = True
 
 
 @contextlib.contextmanager
@@ -50,6 +78,14 @@ def tensorflow():
     with _stderr_fd_silenced():
         import tensorflow as tf
 
+        if _MULTI_WORKER:
+            global MULTI_WORKER_STRATEGY
+            MULTI_WORKER_STRATEGY = tf.distribute.MultiWorkerMirroredStrategy()
+        if _CPU_REPLICAS > 1:
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(_CPU_REPLICAS)]
+            )
         tf.config.list_logical_devices()  # device set-up is where CUDA probing prints
     tf.get_logger().setLevel("ERROR")
     tensorflow._ready = True

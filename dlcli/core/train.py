@@ -61,11 +61,26 @@ class TrainingLoop:
     """
 
     def __init__(
-        self, model, optimizer, data: Dataset, *, objective: str, batch_size: int, seed: int, probe=None
+        self,
+        model,
+        optimizer,
+        data: Dataset,
+        *,
+        objective: str,
+        batch_size: int,
+        seed: int,
+        probe=None,
+        strategy=None,
     ):
         """`probe`: training inputs whose activations (for histograms) and gradient norms
-        (the vanishing-gradient diagnostic) every compiled call returns."""
+        (the vanishing-gradient diagnostic) every compiled call returns.
+
+        `strategy`: a tf.distribute strategy whose scope created the model and optimizer
+        (and this object); None trains on one device through XLA. `batch_size` is the
+        global batch either way.
+        """
         self.model = model
+        self.strategy = strategy
         self.optimizer = optimizer
         self.data = data
         self.objective = objective
@@ -100,11 +115,18 @@ class TrainingLoop:
         self._first_kernel = ids.index(id(kernels[0]))
         self._last_kernel = ids.index(id(kernels[-1]))
         self._order_cache: tuple[int, object] | None = None
+        self._iterator_state: tuple[int, int, object] | None = None  # (epoch, position, iterator)
 
         # autograph=False: the loop is an explicit tf.while_loop, and converting Keras'
-        # Python code costs a quarter of a second of tracing for nothing.
-        self._train_chunk = tf.function(self._train_chunk_fn, jit_compile=True, autograph=False)
-        self._eval_batch = tf.function(self._eval_batch_fn, jit_compile=True, autograph=False)
+        # Python code costs a quarter of a second of tracing for nothing. Under a
+        # distribution strategy the same steps run through strategy.run, without XLA
+        # (cross-device all-reduces are not compiled by it).
+        if strategy is None:
+            self._train_chunk = tf.function(self._train_chunk_fn, jit_compile=True, autograph=False)
+            self._eval_batch = tf.function(self._eval_batch_fn, jit_compile=True, autograph=False)
+        else:
+            self._train_chunk = tf.function(self._distributed_chunk_fn, autograph=False)
+            self._eval_batch = tf.function(self._eval_batch_fn, autograph=False)
 
     # -- state ------------------------------------------------------------------
 
@@ -149,13 +171,18 @@ class TrainingLoop:
         return tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.float32))
 
     def _train_step(self, features, labels):
-        """One optimizer step; returns (loss, correct predictions)."""
+        """One optimizer step on this replica's part of the global batch; returns (its
+        share of the mean loss, its correct predictions). On one device: the mean loss."""
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             logits = self.model(features, training=True)
-            loss = tf.reduce_mean(self._per_example_loss(labels, logits))
+            # Averaged over the global batch, so that summing over replicas (which the
+            # optimizer does with the gradients) gives the mean over the whole batch.
+            loss = tf.nn.compute_average_loss(
+                self._per_example_loss(labels, logits), global_batch_size=self.batch_size
+            )
             if self.model.losses:
-                loss += tf.add_n(self.model.losses)
+                loss += tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
         grads = tape.gradient(loss, variables)
         self.optimizer.apply_gradients(zip(grads, variables))
         return loss, self._correct(labels, logits)
@@ -177,20 +204,38 @@ class TrainingLoop:
         return activations, norms
 
     def _train_chunk_fn(self, x, y, order, first, count, probe, probe_labels):
-        """Run `count` steps from position `first` of the epoch whose order is given.
-
-        Stops early at the first non-finite loss and reports its index (-1: none).
-        """
+        """Run `count` steps from position `first` of the epoch whose order is given."""
         batch = self.batch_size
-
         steps_per_epoch = self.steps_per_epoch
 
-        def body(i, loss_sum, correct_sum, bad):
+        def step(i):
             # The modulo only matters when a call spans epochs of an unshuffled order.
             # A gather, not tf.slice: XLA treats a slice's begin as a compile-time
             # constant and would recompile for every starting position.
             idx = tf.gather(order, ((first + i) % steps_per_epoch) * batch + tf.range(batch))
-            loss, correct = self._train_step(tf.gather(x, idx), tf.gather(y, idx))
+            return self._train_step(tf.gather(x, idx), tf.gather(y, idx))
+
+        return self._run_steps(step, count, probe, probe_labels)
+
+    def _distributed_chunk_fn(self, iterator, count, probe, probe_labels):
+        """The same steps, each one through strategy.run on the replicas' batches."""
+        total = tf.distribute.ReduceOp.SUM
+
+        def step(i):
+            features, labels = iterator.get_next()
+            loss, correct = self.strategy.run(self._train_step, args=(features, labels))
+            return self.strategy.reduce(total, loss, axis=None), self.strategy.reduce(total, correct, axis=None)
+
+        return self._run_steps(step, count, probe, probe_labels)
+
+    def _run_steps(self, step, count, probe, probe_labels):
+        """`count` calls of `step(i)` in a tf.while_loop, then the probe measurements.
+
+        Stops early at the first non-finite loss and reports its index (-1: none).
+        """
+
+        def body(i, loss_sum, correct_sum, bad):
+            loss, correct = step(i)
             bad = tf.where(tf.math.is_finite(loss), bad, i)
             return i + 1, loss_sum + loss, correct_sum + correct, bad
 
@@ -252,14 +297,8 @@ class TrainingLoop:
                     stop = min(stop, (epoch + 1) * spe)
                 if save_every:
                     stop = min(stop, _next_multiple(step, save_every))
-                done, loss_sum, correct_sum, bad, activations, norms, finite = self._train_chunk(
-                    self.x_train,
-                    self.y_train,
-                    self.order(epoch),
-                    tf.constant(position, tf.int32),
-                    tf.constant(stop - step, tf.int32),
-                    self.probe,
-                    self.probe_labels,
+                done, loss_sum, correct_sum, bad, activations, norms, finite = self._call_chunk(
+                    epoch, position, stop - step
                 )
                 done, loss_sum, correct_sum, bad = (t.numpy() for t in (done, loss_sum, correct_sum, bad))
                 if bad >= 0 or not math.isfinite(float(loss_sum)):
@@ -300,6 +339,38 @@ class TrainingLoop:
                     hooks.on_save(step)
         finally:
             progress.close()
+
+    def _call_chunk(self, epoch: int, position: int, count: int):
+        if self.strategy is None:
+            return self._train_chunk(
+                self.x_train,
+                self.y_train,
+                self.order(epoch),
+                tf.constant(position, tf.int32),
+                tf.constant(count, tf.int32),
+                self.probe,
+                self.probe_labels,
+            )
+        iterator = self._distributed_iterator(epoch, position)
+        out = self._train_chunk(iterator, tf.constant(count, tf.int32), self.probe, self.probe_labels)
+        self._iterator_state = (epoch, position + count, iterator)
+        return out
+
+    def _distributed_iterator(self, epoch: int, position: int):
+        """An iterator over the epoch's global batches from `position`, split over the
+        replicas (and, with several workers, each worker's share of every batch)."""
+        if self._iterator_state is not None and self._iterator_state[:2] == (epoch, position):
+            return self._iterator_state[2]
+        x, y = self.x_train, self.y_train
+        batches = (
+            tf.data.Dataset.from_tensor_slices(self.order(epoch))
+            .batch(self.batch_size, drop_remainder=True)
+            .skip(position)
+            .map(lambda idx: (tf.gather(x, idx), tf.gather(y, idx)))
+        )
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return iter(self.strategy.experimental_distribute_dataset(batches.with_options(options)))
 
     def sync_epoch(self) -> None:
         """Set the epoch variable from the step (before a checkpoint is written)."""
