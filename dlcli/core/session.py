@@ -102,8 +102,8 @@ def _train(config, *, auto_name, progress, hparams, distribute) -> Result:
     run = RunFolder.create(config, auto_name=auto_name)
     try:
         config = run.config  # the name may have gained a suffix
-        run.update(data_source=data.source, status="running")
         session = _Session(run, config, data, distribute)
+        run.update(data_source=data.source, status="running", distribute=session.distribute_record)
         if hparams:
             session.summaries.hparams(hparams)
         session.manager.save(checkpoint_number=0)  # every run is resumable from its start
@@ -150,8 +150,7 @@ def _resume(run: RunFolder, *, epochs, progress, distribute) -> Result:
         data = load_data(config)
         session = _Session(run, config, data, distribute)
         session.restore()
-        if epochs is not None and epochs != run.record["target_epochs"]:
-            run.update(target_epochs=target)
+        run.update(target_epochs=target, distribute=session.distribute_record, status="running")
     except BaseException:
         run.unlock()
         raise
@@ -179,7 +178,8 @@ class _Session:
                 strategy=strategy,
             )
         replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-        run.update(distribute={"strategy": distribute.strategy, "replicas": replicas})
+        # For run.json once the session is known to start (a failed resume writes nothing).
+        self.distribute_record = {"strategy": distribute.strategy, "replicas": replicas}
         self.checkpoint = tf.train.Checkpoint(**self.loop.checkpointables())
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, str(run.path), max_to_keep=config.train.keep, checkpoint_name="ckpt"
