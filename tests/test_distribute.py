@@ -113,3 +113,19 @@ def test_distribution_options_that_do_not_fit(runner, digits_npz):
     cli = __import__("dlcli.cli").cli.cli
     result = runner.invoke(cli, ["mnist", "--data", str(digits_npz), "--cpu-replicas", "2"])
     assert_one_line_error(result, "need --strategy mirrored")
+
+
+@pytest.mark.slow
+def test_a_one_device_run_resumes_mirrored_and_compare_takes_a_strategy(runner, workdir, digits_npz):
+    invoke_json(runner, "mnist", "--data", str(digits_npz), "--batch-size", "64", "--epochs", "1", "--name", "solo")
+    done = dlcli(["resume", "checkpoints/solo", "--epochs", "2", "--strategy", "mirrored", "--cpu-replicas", "2",
+                  "--json", "--quiet"], workdir)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-800:]
+    assert json.loads(done.stdout)["steps"] == 16
+    record = json.loads((workdir / "checkpoints/solo/run.json").read_text())
+    assert record["distribute"] == {"strategy": "mirrored", "replicas": 2} and record["status"] == "finished"
+
+    table = dlcli(["compare", "--what", "activation", "--data", str(digits_npz), "--batch-size", "64",
+                   "--strategy", "mirrored", "--cpu-replicas", "2", "--format", "json", "--quiet"], workdir)  # fmt: skip
+    assert table.returncode == 0, table.stderr[-800:]
+    assert [row["variant"] for row in json.loads(table.stdout)] == ["sigmoid-normal", "relu-normal"]
