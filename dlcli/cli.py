@@ -7,7 +7,6 @@ and bad options answer instantly.
 from __future__ import annotations
 
 import sys
-import traceback
 
 import click
 

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from dlcli import __version__
+from dlcli.cli import cli
 from conftest import SRC, invoke, subprocess_env
 
 COMMANDS = ["xor", "mnist", "compare", "resume", "board"]
@@ -54,5 +55,5 @@ def test_help_never_imports_tensorflow():
 
 
 def test_usage_errors_exit_2(runner):
-    result = runner.invoke(__import__("dlcli.cli").cli.cli, ["xor", "--no-such-option"])
+    result = runner.invoke(cli, ["xor", "--no-such-option"])
     assert result.exit_code == 2

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from dlcli.cli import cli
 from conftest import assert_one_line_error, invoke, subprocess_env, tree
 from dlcli import experiments
 from dlcli.config import DataSpec, TrainSpec
@@ -154,7 +155,7 @@ def test_real_digits_relu_beats_sigmoid(runner, real_digits):
 )
 def test_bad_compare_input(runner, workdir, args, needle):
     before = tree(workdir)
-    result = runner.invoke(__import__("dlcli.cli").cli.cli, ["compare", *args])
+    result = runner.invoke(cli, ["compare", *args])
     assert result.exit_code == 2
     assert_one_line_error(result, needle)
     assert tree(workdir) == before
@@ -166,7 +167,7 @@ def test_plot_writes_a_png_or_says_what_to_install(runner, workdir, digits_npz):
     args = ["compare", "--what", "activation", "--data", str(digits_npz), "--batch-size", "64", "--quiet",
             "--plot", "acc.png"]  # fmt: skip
     if importlib.util.find_spec("matplotlib") is None:
-        result = runner.invoke(__import__("dlcli.cli").cli.cli, args)
+        result = runner.invoke(cli, args)
         assert result.exit_code == 2
         assert_one_line_error(result, "--plot", "pip install 'dlcli[plot]'")
         assert not (workdir / "logs").exists()  # refused before any training

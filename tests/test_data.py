@@ -7,6 +7,7 @@ import gzip
 import numpy as np
 import pytest
 
+from dlcli.cli import cli
 from conftest import assert_one_line_error, synthetic_digits, tree
 from dlcli.core import data
 from dlcli.errors import DataError
@@ -112,7 +113,7 @@ def test_npz_missing_arrays_and_garbage(tmp_path):
 def test_cli_offline_without_cache_explains_where_it_looked(runner, workdir, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(workdir / "empty-keras"))
     before = tree(workdir)
-    result = runner.invoke(__import__("dlcli.cli").cli.cli, ["mnist", "--limit", "256"])
+    result = runner.invoke(cli, ["mnist", "--limit", "256"])
     assert result.exit_code == 1
     assert_one_line_error(result, "Keras cache", str(workdir / "empty-keras" / "datasets" / "mnist.npz"), "--data")
     assert not (workdir / "checkpoints").exists() or not any((workdir / "checkpoints").iterdir())
@@ -121,6 +122,6 @@ def test_cli_offline_without_cache_explains_where_it_looked(runner, workdir, mon
 
 def test_cli_corrupt_data_is_one_line(runner, workdir, tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    result = runner.invoke(__import__("dlcli.cli").cli.cli, ["mnist", "--data", str(tmp_path / "bad.npz")])
+    result = runner.invoke(cli, ["mnist", "--data", str(tmp_path / "bad.npz")])
     assert_one_line_error(result, "bad.npz")
     assert result.exit_code == 1

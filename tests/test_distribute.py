@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from dlcli.cli import cli
 from conftest import assert_one_line_error, invoke_json, subprocess_env, tree
 
 TIMEOUT = 240  # every process here stops by itself well before this
@@ -102,7 +103,7 @@ def test_multi_worker_needs_a_sound_tf_config(runner, workdir, monkeypatch, digi
     else:
         monkeypatch.setenv("TF_CONFIG", tf_config)
     before = tree(workdir)
-    result = runner.invoke(__import__("dlcli.cli").cli.cli,
+    result = runner.invoke(cli,
                            ["mnist", "--data", str(digits_npz), "--strategy", "multi-worker"])  # fmt: skip
     assert result.exit_code == 1
     assert_one_line_error(result, needle)
@@ -110,7 +111,6 @@ def test_multi_worker_needs_a_sound_tf_config(runner, workdir, monkeypatch, digi
 
 
 def test_distribution_options_that_do_not_fit(runner, digits_npz):
-    cli = __import__("dlcli.cli").cli.cli
     result = runner.invoke(cli, ["mnist", "--data", str(digits_npz), "--cpu-replicas", "2"])
     assert_one_line_error(result, "need --strategy mirrored")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dlcli.cli import cli
 from conftest import assert_one_line_error, invoke, tree
 
 BAD_XOR = [
@@ -25,7 +26,7 @@ BAD_XOR = [
 @pytest.mark.parametrize("args,needle", BAD_XOR)
 def test_bad_xor_options(runner, workdir, args, needle):
     before = tree(workdir)
-    result = runner.invoke(__import__("dlcli.cli").cli.cli, ["xor", *args])
+    result = runner.invoke(cli, ["xor", *args])
     assert result.exit_code == 2
     assert_one_line_error(result, needle)
     assert tree(workdir) == before
@@ -35,7 +36,7 @@ def test_bad_xor_options(runner, workdir, args, needle):
 def test_unwritable_output_folder(runner, workdir, option):
     (workdir / "a-file").write_text("not a folder")
     before = tree(workdir)
-    result = runner.invoke(__import__("dlcli.cli").cli.cli, ["xor", "--epochs", "5", option, "a-file/sub"])
+    result = runner.invoke(cli, ["xor", "--epochs", "5", option, "a-file/sub"])
     assert result.exit_code == 1
     assert_one_line_error(result, option, "a-file")
     assert tree(workdir) == before
@@ -44,7 +45,7 @@ def test_unwritable_output_folder(runner, workdir, option):
 def test_existing_run_name_is_refused_with_a_way_forward(runner, workdir):
     invoke(runner, "xor", "--epochs", "5", "--name", "taken", "--json")
     before = tree(workdir)
-    result = runner.invoke(__import__("dlcli.cli").cli.cli, ["xor", "--epochs", "5", "--name", "taken"])
+    result = runner.invoke(cli, ["xor", "--epochs", "5", "--name", "taken"])
     assert result.exit_code == 1
     assert_one_line_error(result, "already exists", "dlcli resume", "--name")
     assert tree(workdir) == before
@@ -53,7 +54,7 @@ def test_existing_run_name_is_refused_with_a_way_forward(runner, workdir):
 def test_logdir_of_another_run_is_never_mixed_in(runner, workdir):
     invoke(runner, "xor", "--epochs", "5", "--name", "mine", "--checkpoint-dir", "ck1", "--json")
     result = runner.invoke(
-        __import__("dlcli.cli").cli.cli, ["xor", "--epochs", "5", "--name", "mine", "--checkpoint-dir", "ck2"]
+        cli, ["xor", "--epochs", "5", "--name", "mine", "--checkpoint-dir", "ck2"]
     )
     assert_one_line_error(result, "already exists")
     assert not (workdir / "ck2" / "mine").exists()
@@ -66,8 +67,8 @@ def test_unexpected_errors_are_one_line_without_debug(runner, monkeypatch):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(session, "train", broken)
-    result = runner.invoke(__import__("dlcli.cli").cli.cli, ["xor", "--epochs", "5"])
+    result = runner.invoke(cli, ["xor", "--epochs", "5"])
     assert result.exit_code == 1
     assert_one_line_error(result, "internal error", "boom", "--debug")
-    debug = runner.invoke(__import__("dlcli.cli").cli.cli, ["--debug", "xor", "--epochs", "5"])
+    debug = runner.invoke(cli, ["--debug", "xor", "--epochs", "5"])
     assert isinstance(debug.exception, RuntimeError)

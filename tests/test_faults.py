@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from dlcli.cli import cli
 from conftest import assert_one_line_error, invoke, invoke_json, subprocess_env
 from test_resume import assert_same_state, assert_strictly_increasing, checkpoint_values
 
@@ -20,7 +21,7 @@ from test_resume import assert_same_state, assert_strictly_increasing, checkpoin
 def test_divergence_stops_at_once_and_saves_no_nan(runner, workdir, digits_npz):
     args = ["mnist", "--data", str(digits_npz), "--batch-size", "64", "--optimizer", "sgd", "--lr", "1e6",
             "--epochs", "3", "--name", "div"]  # fmt: skip
-    result = runner.invoke(__import__("dlcli.cli").cli.cli, args)
+    result = runner.invoke(cli, args)
     assert result.exit_code == 1
     assert_one_line_error(result, "training diverged", "non-finite", "at step", "lower --lr")
     folder = workdir / "checkpoints/div"
@@ -55,7 +56,7 @@ def test_no_readable_checkpoint_is_one_clear_error(runner, workdir, digits_npz):
     folder = workdir / "checkpoints/bad"
     for data in folder.glob("ckpt-*.data-*"):
         data.write_bytes(b"\0" * 64)
-    result = runner.invoke(__import__("dlcli.cli").cli.cli, ["resume", str(folder), "--epochs", "2"])
+    result = runner.invoke(cli, ["resume", str(folder), "--epochs", "2"])
     assert result.exit_code == 1
     assert_one_line_error(result, "cannot restore any checkpoint", "ckpt-8", "ckpt-0")
     assert len(list(folder.glob("ckpt-*.index"))) == 3
@@ -136,7 +137,7 @@ def tiny_disk(workdir):
 def test_a_full_disk_is_a_clear_error_and_earlier_checkpoints_stay_resumable(runner, workdir, digits_npz, tiny_disk):
     args = ["mnist", "--data", str(digits_npz), "--batch-size", "8", "--units", "64", "--epochs", "40",
             "--save-every", "64", "--keep", "100", "--checkpoint-dir", str(tiny_disk), "--name", "full"]  # fmt: skip
-    result = runner.invoke(__import__("dlcli.cli").cli.cli, args)
+    result = runner.invoke(cli, args)
     assert result.exit_code == 1
     assert_one_line_error(result, "cannot write the checkpoint", "No space left on device", "dlcli resume")
     folder = tiny_disk / "full"
@@ -156,7 +157,7 @@ def test_a_read_only_output_folder_is_a_clear_error_with_nothing_written(runner,
         pytest.skip(f"cannot mount a read-only tmpfs here ({done.stderr.decode().strip()[:80]})")
     try:
         for option in ("--checkpoint-dir", "--logdir"):
-            result = runner.invoke(__import__("dlcli.cli").cli.cli, ["xor", "--epochs", "5", option, str(mount / "runs")])
+            result = runner.invoke(cli, ["xor", "--epochs", "5", option, str(mount / "runs")])
             assert result.exit_code == 1
             assert_one_line_error(result, option, "Read-only file system")
             assert not any(mount.iterdir())

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from dlcli.cli import cli
 from conftest import assert_one_line_error, invoke, invoke_json
 from dlcli.core import summaries
 
@@ -57,14 +58,14 @@ def test_dropout_and_batchnorm_train(runner, digits_npz):
     ],
 )
 def test_bad_mnist_options(runner, args, needle):
-    result = runner.invoke(__import__("dlcli.cli").cli.cli, ["mnist", *args])
+    result = runner.invoke(cli, ["mnist", *args])
     assert result.exit_code == 2
     assert_one_line_error(result, needle)
 
 
 def test_batch_larger_than_limit(runner, digits_npz):
     result = runner.invoke(
-        __import__("dlcli.cli").cli.cli, ["mnist", "--data", str(digits_npz), "--limit", "100"]
+        cli, ["mnist", "--data", str(digits_npz), "--limit", "100"]
     )
     assert result.exit_code == 1
     assert_one_line_error(result, "--batch-size 128 is larger than --limit 100")

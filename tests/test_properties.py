@@ -7,7 +7,7 @@ import json
 import math
 import shutil
 
-import numpy as np
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -184,8 +184,6 @@ def test_checkpoint_folder_of_another_run(runner, workdir, xor_run):
     assert result.exit_code == 1
     assert_one_line_error(result, "cannot restore")
 
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from conftest import SRC, assert_one_line_error, invoke, invoke_json, subprocess_env, tree
+from dlcli.cli import cli
+from conftest import assert_one_line_error, invoke, invoke_json, subprocess_env
 from dlcli.core import summaries
 
 # Dropout and batch norm make the test strict: their RNG and moving statistics must
@@ -117,13 +118,12 @@ def test_resume_xor(runner, workdir):
 
 def test_architecture_flags_cannot_change(runner, digits_npz):
     mnist(runner, digits_npz, "arch", "--epochs", "1")
-    result = runner.invoke(__import__("dlcli.cli").cli.cli, ["resume", "checkpoints/arch", "--units", "64"])
+    result = runner.invoke(cli, ["resume", "checkpoints/arch", "--units", "64"])
     assert result.exit_code == 2
     assert_one_line_error(result, "--units cannot change on resume")
 
 
 def test_bad_run_folders(runner, workdir, digits_npz):
-    cli = __import__("dlcli.cli").cli.cli
     mnist(runner, digits_npz, "r", "--epochs", "1")
     folder = workdir / "checkpoints/r"
     (workdir / "empty").mkdir()
@@ -157,7 +157,7 @@ def test_a_folder_in_use_is_refused(runner, digits_npz):
     fd = os.open("checkpoints/busy/.lock", os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        result = runner.invoke(__import__("dlcli.cli").cli.cli, ["resume", "checkpoints/busy", "--epochs", "2"])
+        result = runner.invoke(cli, ["resume", "checkpoints/busy", "--epochs", "2"])
         assert_one_line_error(result, "in use by another dlcli process")
     finally:
         os.close(fd)
