@@ -30,6 +30,10 @@ class Progress:
             leave=True,
         )
 
+    @property
+    def active(self) -> bool:
+        return self._bar is not None
+
     def update(self, steps: int, **postfix) -> None:
         if self._bar is not None:
             self._bar.set_postfix({k: f"{v:.4f}" for k, v in postfix.items()}, refresh=False)
@@ -40,7 +44,3 @@ class Progress:
             self._bar.close()
             self._bar = None
 
-
-class Silent(Progress):
-    def __init__(self):
-        super().__init__(enabled=False)

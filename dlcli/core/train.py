@@ -4,8 +4,9 @@ Every command trains through `TrainingLoop.run`. The data set lives in memory as
 tensors; each call of the XLA-compiled `_train_chunk` runs a `tf.while_loop` of
 optimizer steps up to the next boundary (a logging step, a checkpoint step or the end
 of an epoch), so Python, progress bars and summaries touch the host once per call,
-not once per step. The boundaries depend only on the step counter, so a run that is
-interrupted and resumed makes exactly the same calls after its checkpoint.
+not once per step. Steps are the same computation wherever a call begins and ends,
+so a run that is interrupted and resumed (even at a step that was no boundary before)
+ends with bit-for-bit the weights of a run never interrupted.
 
 What decides the data order is the seed and the epoch number (a fresh permutation per
 epoch from `numpy.random.default_rng([seed, epoch])`), so a resumed run re-derives the
@@ -299,7 +300,7 @@ class TrainingLoop:
         try:
             while step < target:
                 epoch, position = divmod(step, spe)
-                if per_epoch_bars and (position == 0 or progress._bar is None):
+                if per_epoch_bars and (position == 0 or not progress.active):
                     progress.start(spe, initial=position, desc=f"epoch {epoch + 1}/{target_epochs}")
                 stop = min(target, _next_multiple(step, log_every))
                 if self.shuffle or hooks.on_epoch_end is not None:
