@@ -146,24 +146,18 @@ class RunFolder:
                 f"{record_path} has format {found!r}; this dlcli ({__version__}) reads format {FORMAT}"
             )
         try:
-            config = RunConfig.from_dict(record["config"]).validate()
+            RunConfig.from_dict(record["config"]).validate()
             int(record["target_epochs"])
             str(record["logdir"])
         except (ConfigError, KeyError, TypeError, ValueError) as exc:
             raise RunError(f"{record_path} is not a valid run record ({exc})") from None
-        run = cls(path, record)
-        run.config = config
-        return run
+        return cls(path, record)
 
     # -- record -------------------------------------------------------------------
 
     @property
     def config(self) -> RunConfig:
         return RunConfig.from_dict(self.record["config"])
-
-    @config.setter
-    def config(self, value: RunConfig) -> None:
-        self.record["config"] = value.to_dict()
 
     @property
     def name(self) -> str:
