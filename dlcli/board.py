@@ -52,8 +52,7 @@ def check_logdir(logdir: Path) -> list[str]:
 
 def list_runs(logdir: Path) -> list[RunSummary]:
     """The latest loss and accuracy of every run, read from its event files."""
-    from tensorboard.backend.event_processing import event_accumulator
-    from tensorboard.util import tensor_util
+    from dlcli.core.summaries import read_scalars
 
     summaries = []
     for run in check_logdir(logdir):
@@ -62,16 +61,10 @@ def list_runs(logdir: Path) -> list[RunSummary]:
         for split in SPLITS:
             if not (folder / split).is_dir():
                 continue
-            acc = event_accumulator.EventAccumulator(
-                str(folder / split), size_guidance={event_accumulator.TENSORS: 0}
-            )
-            acc.Reload()
-            for tag in acc.Tags().get("tensors", []):
-                if acc.SummaryMetadata(tag).plugin_data.plugin_name != "scalars":
-                    continue
-                last = acc.Tensors(tag)[-1]
-                values[f"{split}/{tag}"] = float(tensor_util.make_ndarray(last.tensor_proto))
-                last_step = max(last_step, last.step)
+            for tag, series in read_scalars(folder, split).items():
+                step, value = series[-1]
+                values[f"{split}/{tag}"] = value
+                last_step = max(last_step, step)
         summaries.append(RunSummary(run=run, step=last_step, values=values))
     return summaries
 
