@@ -207,8 +207,12 @@ class TrainingLoop:
                     activations[layer.name[: -len("_act")]] = x
             loss = tf.reduce_mean(self._per_example_loss(labels, x))
         norms = tf.stack([tf.norm(g) for g in tape.gradient(loss, kernels)])
-        activations["output"] = tf.sigmoid(x) if self.objective == "binary" else tf.nn.softmax(x)
+        activations["output"] = self._hypothesis(x)
         return activations, norms
+
+    def _hypothesis(self, logits):
+        """What the output layer's logits mean: sigmoid (XOR) or softmax (MNIST)."""
+        return tf.sigmoid(logits) if self.objective == "binary" else tf.nn.softmax(logits)
 
     def _train_chunk_fn(self, x, y, order, first, count):
         """Run `count` steps from position `first` of the epoch whose order is given."""
@@ -344,7 +348,6 @@ class TrainingLoop:
                     )
                     window_steps, window_loss, window_correct = 0, 0.0, 0.0
                 if step % spe == 0 and hooks.on_epoch_end is not None:
-                    self.epoch.assign(step // spe)
                     hooks.on_epoch_end(step // spe, step)
                 if save_every and step % save_every == 0 and step != target:
                     hooks.on_save(step)
@@ -400,10 +403,7 @@ class TrainingLoop:
         return loss_sum / len(x), correct / len(x)
 
     def predict_probabilities(self, x: np.ndarray) -> np.ndarray:
-        logits = self.model(tf.constant(x), training=False)
-        if self.objective == "binary":
-            return tf.sigmoid(logits).numpy()
-        return tf.nn.softmax(logits).numpy()
+        return self._hypothesis(self.model(tf.constant(x), training=False)).numpy()
 
 
 @contextlib.contextmanager
