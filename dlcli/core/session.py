@@ -238,7 +238,6 @@ class _Session:
                 self._save(loop.global_step)
             seconds = time.perf_counter() - started
         except DivergedError:
-            self.summaries.close()
             run.update(status="diverged")
             raise
         except KeyboardInterrupt:
@@ -248,17 +247,13 @@ class _Session:
             step = loop.global_step
             if step not in self._saved_steps():
                 self._save(step)
-            self.summaries.close()
             run.update(status="interrupted")
             raise TrainingInterrupted(
                 f"interrupted at step {step}; checkpoint saved, continue with `dlcli resume {display_path(run.path)}`"
             ) from None
-        except BaseException:
-            self.summaries.close()
-            raise
         finally:
+            self.summaries.close()
             run.unlock()
-        self.summaries.close()
         if self._last_eval is not None and self._last_eval[0] == loop.global_step:
             loss, accuracy = self._last_eval[1:]  # the last epoch's test pass: same weights
         else:
