@@ -101,6 +101,23 @@ def test_resume_mid_epoch_is_exact_and_tensorboard_stays_continuous(runner, work
         assert summaries.read_scalars(cut["logdir"], split) == summaries.read_scalars(whole["logdir"], split)
 
 
+def test_an_event_file_made_within_the_same_second_still_sorts_last(tmp_path):
+    # TensorBoard reads event files in name order: events.out.tfevents.<second>.<host>.
+    # <pid>.<n>.v2. An earlier file of this very second whose n has more digits would
+    # sort after a new one unless the new one is made in a later second.
+    earlier = summaries.Summaries(tmp_path / "earlier", model=None)
+    earlier.scalars("train", 1, loss=1.0)
+    earlier.close()
+    (made,) = summaries.event_files(tmp_path / "earlier")
+    prefix, _, version = made.name.rsplit(".", 2)
+    (tmp_path / "run" / "train").mkdir(parents=True)
+    made.rename(tmp_path / "run" / "train" / f"{prefix}.999999999.{version}")
+    later = summaries.Summaries(tmp_path / "run", model=None)
+    later.scalars("train", 2, loss=2.0)
+    later.close()
+    assert summaries.read_scalars(tmp_path / "run", "train") == {"loss": [(1, 1.0), (2, 2.0)]}
+
+
 def test_resume_of_a_finished_run_says_so(runner, digits_npz):
     mnist(runner, digits_npz, "done", "--epochs", "1")
     result = invoke(runner, "resume", "checkpoints/done")

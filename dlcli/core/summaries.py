@@ -11,6 +11,7 @@ millisecond where an eager `tf.summary.histogram` costs several.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,9 @@ class Summaries:
 
     def writer(self, split: str):
         if split not in self._writers:
-            self._writers[split] = tf.summary.create_file_writer(str(self.logdir / split))
+            folder = self.logdir / split
+            _wait_to_sort_last(folder)
+            self._writers[split] = tf.summary.create_file_writer(str(folder))
         return self._writers[split]
 
     def scalars(self, split: str, step: int, **values: float) -> None:
@@ -96,6 +99,26 @@ def histogram_buckets(values: np.ndarray, bucket_count: int = BUCKETS) -> np.nda
 
 def event_files(logdir: Path) -> list[Path]:
     return sorted(p for p in Path(logdir).rglob("events.out.tfevents.*") if p.is_file())
+
+
+def _wait_to_sort_last(folder: Path) -> None:
+    """Make sure a new event file in `folder` sorts after the ones already there.
+
+    TensorBoard reads a run's event files in name order, and the name begins with the
+    second the file was made (`events.out.tfevents.<seconds>.<host>.<pid>.<n>`). A run
+    resumed within the second its earlier file was made (in the same process: the
+    compiled loop is reused, so this takes milliseconds) could get a name that sorts
+    first; TensorBoard would then read the resumed steps before the earlier ones and
+    drop those as orphaned. Waits out the rest of that second, only then.
+    """
+    newest = 0
+    for path in Path(folder).glob("events.out.tfevents.*"):
+        seconds = path.name.split(".")[3]
+        if seconds.isdigit():
+            newest = max(newest, int(seconds))
+    delay = newest + 1 - time.time()
+    if delay > 0:
+        time.sleep(delay)
 
 
 def truncate_after(logdir: Path, step: int) -> int:
