@@ -48,6 +48,26 @@ def test_dropout_and_batchnorm_train(runner, digits_npz):
     assert out["accuracy"] > 0.2
 
 
+def test_xla_dropout_is_keras_dropout_with_another_generator():
+    import numpy as np
+    import tensorflow as tf
+
+    from dlcli.core import models
+
+    tf.keras.utils.set_random_seed(3)
+    layer = models.dropout(0.3, xla=True)
+    reference = models.dropout(0.3)  # Keras' own layer, for its scaling
+    ones = tf.ones([200, 500])
+    draw = tf.function(lambda x: layer(x, training=True), jit_compile=True)
+    first, second = draw(ones).numpy(), draw(ones).numpy()
+    kept = first != 0
+    assert abs(1 - kept.mean() - 0.3) < 0.01  # drops at its rate
+    keras_out = reference(ones, training=True).numpy()
+    assert np.allclose(first[kept], keras_out[keras_out != 0][0])  # survivors scaled by 1/(1 - rate)
+    assert not np.array_equal(first, second)  # the seed generator advances (its state is checkpointed)
+    assert np.array_equal(layer(ones, training=False).numpy(), ones.numpy())
+
+
 @pytest.mark.parametrize(
     "args,needle",
     [

@@ -166,7 +166,9 @@ class _Session:
         # Under a strategy, variables must be made inside its scope (mirrored copies).
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
             tf.keras.utils.set_random_seed(config.train.seed)
-            model = models.mlp(config.model, data.input_shape, outputs, normal_stddev=config.normal_stddev)
+            model = models.mlp(
+                config.model, data.input_shape, outputs, normal_stddev=config.normal_stddev, xla=strategy is None
+            )
             self.loop = TrainingLoop(
                 model,
                 models.optimizer(config.train.optimizer, config.train.lr),
