@@ -101,6 +101,22 @@ def test_resume_mid_epoch_is_exact_and_tensorboard_stays_continuous(runner, work
         assert summaries.read_scalars(cut["logdir"], split) == summaries.read_scalars(whole["logdir"], split)
 
 
+def test_a_restarted_loop_trains_exactly_what_a_new_one_does(runner, workdir, digits_npz):
+    from dlcli.core import session
+
+    # Runs of one architecture in one process share a compiled loop (compare's variants
+    # and seeds): the third run reuses the loop the second one trained with another
+    # initializer and seed, and must still end bit for bit where the first one did.
+    first = mnist(runner, digits_npz, "first", "--epochs", "2", "--init", "normal")
+    loop = session._last_loop[2]
+    mnist(runner, digits_npz, "other", "--epochs", "1", "--init", "he", "--seed", "7")
+    again = mnist(runner, digits_npz, "again", "--epochs", "2", "--init", "normal")
+    assert session._last_loop[2] is loop, "the loop was built again instead of restarted"
+    assert again["loss"] == first["loss"] and again["accuracy"] == first["accuracy"]
+    assert_same_state(workdir / "checkpoints/first", workdir / "checkpoints/again")
+    assert summaries.read_scalars(again["logdir"], "train") == summaries.read_scalars(first["logdir"], "train")
+
+
 def test_an_event_file_made_within_the_same_second_still_sorts_last(tmp_path):
     # TensorBoard reads event files in name order: events.out.tfevents.<second>.<host>.
     # <pid>.<n>.v2. An earlier file of this very second whose n has more digits would
