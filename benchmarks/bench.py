@@ -10,10 +10,13 @@ on the same machine, one after another, so the ratios are fair even on a noisy b
            MNIST-shaped data (60,000 x 28 x 28): dlcli's loop vs Keras model.fit vs an
            eager GradientTape loop, seconds per epoch in steady state
   compare  `dlcli compare --what all` (7 variants, one epoch each on 60k examples) vs
-           the same 7 models trained and evaluated with model.fit
+           the same 7 models trained and evaluated with model.fit (`--seeds N`: N each)
   process  whole-process wall time and peak memory of `dlcli mnist --epochs 1`
+  peak     what dense matmuls reach on this machine, big and in the MLP's shapes,
+           with XLA (dlcli's step) and with TensorFlow's oneDNN kernels (model.fit)
 
-Usage: python benchmarks/bench.py [--only help,xor,mnist,process] [--epochs 4] [--reps 3]
+Usage: python benchmarks/bench.py [--only help,xor,mnist,compare,process,peak] [--epochs 4]
+                                  [--reps 3] [--seeds 1]
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# Child processes run this checkout's dlcli too, whatever `pip install` left in site-packages.
+CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
 
 def spread(samples: list[float]) -> str:
@@ -54,7 +59,7 @@ def bench_help(reps: int) -> None:
         samples = []
         for _ in range(max(reps, 5)):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "dlcli", *args], check=True, capture_output=True, cwd=ROOT)
+            subprocess.run([sys.executable, "-m", "dlcli", *args], check=True, capture_output=True, cwd=ROOT, env=CHILD_ENV)
             samples.append(time.perf_counter() - start)
         rows.append(["dlcli " + " ".join(args), spread(samples), "< 0.5 s"])
     table(rows, ["command", "wall seconds (median)", "target"])
@@ -238,7 +243,9 @@ def bench_mnist(epochs: int) -> None:
 # -- compare ------------------------------------------------------------------------
 
 
-def bench_compare() -> None:
+def bench_compare(seeds: int) -> None:
+    """Both sides train every (variant, seed) for one epoch and measure its test accuracy;
+    dlcli also writes checkpoints and TensorBoard logs, which count against it."""
     import json
 
     from dlcli import experiments
@@ -248,42 +255,99 @@ def bench_compare() -> None:
     tf = tensorflow()
     keras = tf.keras
     x, y = synthetic_mnist()
+    seed_args = ["--seeds", str(seeds)] if seeds > 1 else []
     with tempfile.TemporaryDirectory() as tmp:
         np.savez(f"{tmp}/mnist.npz", x_train=(x * 255).astype(np.uint8), y_train=y,
                  x_test=(x[:10000] * 255).astype(np.uint8), y_test=y[:10000])  # fmt: skip
         start = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, "-m", "dlcli", "compare", "--what", "all", "--data", f"{tmp}/mnist.npz",
+            [sys.executable, "-m", "dlcli", "compare", "--what", "all", *seed_args, "--data", f"{tmp}/mnist.npz",
              "--quiet", "--format", "json"],
-            cwd=tmp, capture_output=True, text=True, check=True,
+            cwd=tmp, capture_output=True, text=True, check=True, env=CHILD_ENV,
         )  # fmt: skip
         dlcli_wall = time.perf_counter() - start
         dlcli_train = sum(row["seconds"] for row in json.loads(out.stdout))
 
     xs = x / np.float32(1.0)
-    fit_train = 0.0
+    fit_only = fit_and_evaluate = 0.0
     start = time.perf_counter()
     for variant in experiments.SETS["all"]:
-        keras.utils.set_random_seed(0)
-        model = models.mlp(experiments.VARIANTS[variant], (28, 28), 10)
-        model.compile(
-            optimizer=keras.optimizers.Adam(1e-3),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
-        )
-        fit_start = time.perf_counter()
-        model.fit(xs, y, batch_size=128, epochs=1, verbose=0, shuffle=True)
-        fit_train += time.perf_counter() - fit_start
-        model.evaluate(xs[:10000], y[:10000], batch_size=10000, verbose=0)
+        for seed in range(seeds):
+            keras.utils.set_random_seed(seed)
+            model = models.mlp(experiments.VARIANTS[variant], (28, 28), 10)
+            model.compile(
+                optimizer=keras.optimizers.Adam(1e-3),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=["accuracy"],
+            )
+            fit_start = time.perf_counter()
+            model.fit(xs, y, batch_size=128, epochs=1, verbose=0, shuffle=True)
+            fit_only += time.perf_counter() - fit_start
+            model.evaluate(xs[:10000], y[:10000], batch_size=10000, verbose=0)
+            fit_and_evaluate += time.perf_counter() - fit_start
     fit_all = time.perf_counter() - start
+    runs = len(experiments.SETS["all"]) * seeds
+    label = "dlcli compare --what all" + (f" --seeds {seeds}" if seeds > 1 else "")
     table(
         [
-            ["dlcli compare --what all (whole process)", f"{dlcli_wall:.1f}", f"{dlcli_train:.1f}"],
-            ["the same 7 models with model.fit + evaluate (in this process)", f"{fit_all:.1f}", f"{fit_train:.1f}"],
-            ["speed-up (training)", "", f"{fit_train / dlcli_train:.2f}x"],
-        ],
-        ["7 variants, 1 epoch of 60k each", "wall seconds", "training seconds"],
+            [f"{label} (whole process: TF import, data, {runs} runs)", f"{dlcli_wall:.1f}", f"{dlcli_train:.1f}"],
+            [f"the same {runs} runs with model.fit + evaluate (in this process)", f"{fit_all:.1f}",
+             f"{fit_and_evaluate:.1f} (fit alone {fit_only:.1f})"],
+            ["speed-up", f"{fit_all / dlcli_wall:.2f}x", f"{fit_and_evaluate / dlcli_train:.2f}x"],
+        ],  # fmt: skip
+        [f"{runs} runs, 1 epoch of 60k each", "wall seconds", "training + test evaluation seconds"],
     )
+
+
+# -- the hardware ---------------------------------------------------------------------
+
+
+def bench_peak() -> None:
+    """What dense matmuls reach here: the ceiling for an MLP's training step.
+
+    Big square matmuls show the machine's usable peak; the batch-128 shapes of the deep
+    MLP's step (forward, weight gradient dW = x^T dy, input gradient dX = dy W^T) show
+    what XLA's kernels (dlcli's step) and TensorFlow's oneDNN kernels (model.fit) get.
+    """
+    from dlcli.core.tf_setup import tensorflow
+
+    tf = tensorflow()
+    rng = np.random.default_rng(0)
+    repeats = 64
+
+    def gflops(m, k, n, transpose_a=False, transpose_b=False, xla=True):
+        a = tf.constant(rng.random((k, m) if transpose_a else (m, k), dtype=np.float32))
+        b = tf.constant(rng.random((n, k) if transpose_b else (k, n), dtype=np.float32))
+
+        def many():
+            # A loop-carried nudge keeps XLA from hoisting the matmul out of the loop.
+            def body(i, acc):
+                c = tf.linalg.matmul(a + acc * 0.0, b, transpose_a=transpose_a, transpose_b=transpose_b)
+                return i + 1, c[0, 0]
+
+            return tf.while_loop(lambda i, _: i < repeats, body, (tf.constant(0), tf.constant(0.0)))[1]
+
+        run = tf.function(many, jit_compile=xla, autograph=False)
+        run().numpy()
+        best = min(_timed(lambda: run().numpy()) for _ in range(5))
+        return 2.0 * m * k * n * repeats / best / 1e9
+
+    rows = []
+    for label, shape, flags in (
+        ("4096 x 4096 x 4096", (4096, 4096, 4096), {}),
+        ("forward, 128 x 784 x 512", (128, 784, 512), {}),
+        ("forward, 128 x 512 x 512", (128, 512, 512), {}),
+        ("dW = x^T dy, 512 x 128 x 512", (512, 128, 512), {"transpose_a": True}),
+        ("dX = dy W^T, 128 x 512 x 512", (128, 512, 512), {"transpose_b": True}),
+    ):
+        rows.append([label, f"{gflops(*shape, **flags, xla=True):.0f}", f"{gflops(*shape, **flags, xla=False):.0f}"])
+    table(rows, ["matmul (m x k x n, fp32)", "XLA GFLOP/s (dlcli's step)", "TF oneDNN GFLOP/s (model.fit)"])
+
+
+def _timed(work) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
 
 
 # -- whole process ------------------------------------------------------------------
@@ -304,7 +368,7 @@ print(time.perf_counter() - start, usage.ru_maxrss / 1024, os.waitstatus_to_exit
 def run_measured(args: list[str], cwd: str) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one child process."""
     out = subprocess.run(
-        [sys.executable, "-c", LAUNCHER, *args], cwd=cwd, capture_output=True, text=True, check=True
+        [sys.executable, "-c", LAUNCHER, *args], cwd=cwd, capture_output=True, text=True, check=True, env=CHILD_ENV
     ).stdout.split()
     seconds, rss, code = float(out[0]), float(out[1]), int(out[2])
     if code != 0:
@@ -330,9 +394,10 @@ def bench_process(reps: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="help,xor,mnist,compare,process")
+    parser.add_argument("--only", default="help,xor,mnist,compare,process,peak")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per call in the mnist section")
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per variant in the compare section")
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}\n")  # fmt: skip
@@ -344,9 +409,11 @@ def main() -> None:
     if "mnist" in sections:
         bench_mnist(args.epochs)
     if "compare" in sections:
-        bench_compare()
+        bench_compare(args.seeds)
     if "process" in sections:
         bench_process(args.reps)
+    if "peak" in sections:
+        bench_peak()
 
 
 if __name__ == "__main__":
