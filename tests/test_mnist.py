@@ -66,6 +66,9 @@ def test_xla_dropout_is_keras_dropout_with_another_generator():
     assert np.allclose(first[kept], keras_out[keras_out != 0][0])  # survivors scaled by 1/(1 - rate)
     assert not np.array_equal(first, second)  # the seed generator advances (its state is checkpointed)
     assert np.array_equal(layer(ones, training=False).numpy(), ones.numpy())
+    shared = models.XlaDropout(0.3, noise_shape=(1, 500))  # one mask for every row: Keras' own path
+    rows = tf.function(lambda x: shared(x, training=True), jit_compile=True)(ones).numpy()
+    assert (rows == rows[0]).all() and 0 < (rows[0] == 0).mean() < 1
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,8 @@ class XlaDropout(keras.layers.Dropout):
     def call(self, inputs, training=False):
         if not training or self.rate == 0:
             return inputs
+        if self.noise_shape is not None:  # masks shared along axes: Keras' own path
+            return super().call(inputs, training=training)
         seed = self.seed_generator.next()
         # As Keras' TensorFlow backend does: the generator's int64 state to an int32 seed.
         seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)

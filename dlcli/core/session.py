@@ -171,29 +171,29 @@ def _training_loop(config: RunConfig, data: datasets.Dataset, strategy) -> Train
     again (~1 s per run).
     """
     global _last_loop
+    train = config.train
     objective = "binary" if config.task == "xor" else "categorical"
     outputs = 1 if objective == "binary" else data.num_classes
+    key = (objective, replace(config.model, init=""), train.optimizer, train.lr, train.batch_size)
+    reusable = strategy is None and _last_loop is not None and _last_loop[0] == key and _last_loop[1] is data
     # Under a strategy, variables must be made inside its scope (mirrored copies).
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        tf.keras.utils.set_random_seed(config.train.seed)
+        tf.keras.utils.set_random_seed(train.seed)
         model = models.mlp(
             config.model, data.input_shape, outputs, normal_stddev=config.normal_stddev, xla=strategy is None
         )
-        optimizer = models.optimizer(config.train.optimizer, config.train.lr)
-        if strategy is None:
-            train = config.train
-            key = (objective, replace(config.model, init=""), train.optimizer, train.lr, train.batch_size)
-            if _last_loop is not None and _last_loop[0] == key and _last_loop[1] is data:
-                loop = _last_loop[2]
-                loop.restart(model, optimizer, train.seed)
-                return loop
+        optimizer = models.optimizer(train.optimizer, train.lr)
+        if reusable:
+            loop = _last_loop[2]
+            loop.restart(model, optimizer, train.seed)
+            return loop
         loop = TrainingLoop(
             model,
             optimizer,
             data,
             objective=objective,
-            batch_size=config.train.batch_size,
-            seed=config.train.seed,
+            batch_size=train.batch_size,
+            seed=train.seed,
             probe_examples=PROBE_EXAMPLES,
             strategy=strategy,
         )
