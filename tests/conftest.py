@@ -57,6 +57,15 @@ def assert_one_line_error(result, *needles: str) -> None:
         assert needle in errors[0], errors[0]
 
 
+def assert_usage_refused(runner, workdir: Path, args: list, *needles: str) -> None:
+    """Bad command-line input: exit 2, one 'Error:' line naming it, nothing written."""
+    before = tree(workdir)
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2
+    assert_one_line_error(result, *needles)
+    assert tree(workdir) == before
+
+
 def tree(path: Path) -> set[str]:
     """Every file and folder below `path` (to check that nothing was written)."""
     return {str(p.relative_to(path)) for p in Path(path).rglob("*")}

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from dlcli.cli import cli
-from conftest import assert_one_line_error, invoke, subprocess_env, tree
+from conftest import assert_one_line_error, assert_usage_refused, invoke, subprocess_env
 from dlcli import experiments
 from dlcli.config import DataSpec, TrainSpec
 
@@ -154,11 +154,7 @@ def test_real_digits_relu_beats_sigmoid(runner, real_digits):
     ],
 )
 def test_bad_compare_input(runner, workdir, args, needle):
-    before = tree(workdir)
-    result = runner.invoke(cli, ["compare", *args])
-    assert result.exit_code == 2
-    assert_one_line_error(result, needle)
-    assert tree(workdir) == before
+    assert_usage_refused(runner, workdir, ["compare", *args], needle)
 
 
 def test_plot_writes_a_png_or_says_what_to_install(runner, workdir, digits_npz):

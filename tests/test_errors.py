@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dlcli.cli import cli
-from conftest import assert_one_line_error, invoke, tree
+from conftest import assert_one_line_error, assert_usage_refused, invoke, tree
 
 BAD_XOR = [
     (["--layers", "0"], "--layers"),
@@ -25,11 +25,7 @@ BAD_XOR = [
 
 @pytest.mark.parametrize("args,needle", BAD_XOR)
 def test_bad_xor_options(runner, workdir, args, needle):
-    before = tree(workdir)
-    result = runner.invoke(cli, ["xor", *args])
-    assert result.exit_code == 2
-    assert_one_line_error(result, needle)
-    assert tree(workdir) == before
+    assert_usage_refused(runner, workdir, ["xor", *args], needle)
 
 
 @pytest.mark.parametrize("option", ["--logdir", "--checkpoint-dir"])

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from dlcli.cli import cli
-from conftest import assert_one_line_error, invoke, invoke_json
+from conftest import assert_one_line_error, assert_usage_refused, invoke, invoke_json
 from dlcli.core import summaries
 
 
@@ -80,10 +80,8 @@ def test_xla_dropout_is_keras_dropout_with_another_generator():
         (["--limit", "0"], "--limit"),
     ],
 )
-def test_bad_mnist_options(runner, args, needle):
-    result = runner.invoke(cli, ["mnist", *args])
-    assert result.exit_code == 2
-    assert_one_line_error(result, needle)
+def test_bad_mnist_options(runner, workdir, args, needle):
+    assert_usage_refused(runner, workdir, ["mnist", *args], needle)
 
 
 def test_batch_larger_than_limit(runner, digits_npz):
