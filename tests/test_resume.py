@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from dlcli.cli import cli
-from conftest import assert_one_line_error, invoke, invoke_json, subprocess_env
+from conftest import assert_clean_refusal, invoke, invoke_json, stop_process, subprocess_env, wait_until
 from dlcli.core import summaries
 
 # Dropout and batch norm make the test strict: their RNG and moving statistics must
@@ -101,20 +101,39 @@ def test_resume_mid_epoch_is_exact_and_tensorboard_stays_continuous(runner, work
         assert summaries.read_scalars(cut["logdir"], split) == summaries.read_scalars(whole["logdir"], split)
 
 
-def test_a_restarted_loop_trains_exactly_what_a_new_one_does(runner, workdir, digits_npz):
-    from dlcli.core import session
+def test_a_restarted_loop_trains_exactly_what_a_new_one_does(workdir, digits_npz):
+    from dataclasses import replace
 
-    # Runs of one architecture in one process share a compiled loop (compare's variants
-    # and seeds): the third run reuses the loop the second one trained with another
-    # initializer and seed, and must still end bit for bit where the first one did.
-    first = mnist(runner, digits_npz, "first", "--epochs", "2", "--init", "normal")
-    loop = session._last_loop[2]
-    mnist(runner, digits_npz, "other", "--epochs", "1", "--init", "he", "--seed", "7")
-    again = mnist(runner, digits_npz, "again", "--epochs", "2", "--init", "normal")
-    assert session._last_loop[2] is loop, "the loop was built again instead of restarted"
-    assert again["loss"] == first["loss"] and again["accuracy"] == first["accuracy"]
+    from dlcli.config import DataSpec, ModelSpec, RunConfig, TrainSpec
+    from dlcli.core import session
+    from dlcli.core.reuse import Reuse
+
+    # Runs of one architecture that share a Reuse share a compiled loop (compare's
+    # variants and seeds): the third run reuses the loop the second one trained with
+    # another initializer and seed, and must still end bit for bit where the first did.
+    base = RunConfig(
+        task="mnist", name="first",
+        model=ModelSpec(layers=3, units=32, dropout=0.3, batchnorm=True, init="normal"),
+        train=TrainSpec(epochs=2, batch_size=64, seed=0), data=DataSpec(path=str(digits_npz)),
+    )  # fmt: skip
+    reuse = Reuse()
+    first = session.train(base, reuse=reuse)
+    loop = reuse.loop[1]
+    session.train(replace(base, name="other", model=replace(base.model, init="he"),
+                          train=replace(base.train, epochs=1, seed=7)), reuse=reuse)  # fmt: skip
+    assert reuse.loop[1] is loop, "the loop was built again instead of restarted"
+    again = session.train(replace(base, name="again"), reuse=reuse)
+    assert reuse.loop[1] is loop
+    assert (again.loss, again.accuracy) == (first.loss, first.accuracy)
     assert_same_state(workdir / "checkpoints/first", workdir / "checkpoints/again")
-    assert summaries.read_scalars(again["logdir"], "train") == summaries.read_scalars(first["logdir"], "train")
+    assert summaries.read_scalars(again.logdir, "train") == summaries.read_scalars(first.logdir, "train")
+    # Anything else that differs (here the learning rate) gets a loop of its own.
+    session.train(replace(base, name="lr", train=replace(base.train, lr=0.01)), reuse=reuse)
+    assert reuse.loop[1] is not loop
+    # And runs that share no Reuse share nothing.
+    fresh = Reuse()
+    session.train(replace(base, name="alone"), reuse=fresh)
+    assert fresh.loop[1] is not loop
 
 
 def test_an_event_file_made_within_the_same_second_still_sorts_last(tmp_path):
@@ -152,22 +171,21 @@ def test_resume_xor(runner, workdir):
 def test_architecture_flags_cannot_change(runner, digits_npz):
     mnist(runner, digits_npz, "arch", "--epochs", "1")
     result = runner.invoke(cli, ["resume", "checkpoints/arch", "--units", "64"])
-    assert result.exit_code == 2
-    assert_one_line_error(result, "--units cannot change on resume")
+    assert_clean_refusal(result, "--units cannot change on resume", exit_code=2)
 
 
 def test_bad_run_folders(runner, workdir, digits_npz):
     mnist(runner, digits_npz, "r", "--epochs", "1")
     folder = workdir / "checkpoints/r"
     (workdir / "empty").mkdir()
-    assert_one_line_error(runner.invoke(cli, ["resume", "nowhere"]), "nowhere is not a folder")
-    assert_one_line_error(runner.invoke(cli, ["resume", "empty"]), "not a dlcli run folder")
+    assert_clean_refusal(runner.invoke(cli, ["resume", "nowhere"]), "nowhere is not a folder")
+    assert_clean_refusal(runner.invoke(cli, ["resume", "empty"]), "not a dlcli run folder")
 
     record = (folder / "run.json").read_text()
     (folder / "run.json").write_text(record.replace('"format": 1', '"format": 99'))
-    assert_one_line_error(runner.invoke(cli, ["resume", str(folder)]), "format 99", "reads format 1")
+    assert_clean_refusal(runner.invoke(cli, ["resume", str(folder)]), "format 99", "reads format 1")
     (folder / "run.json").write_text("{ not json")
-    assert_one_line_error(runner.invoke(cli, ["resume", str(folder)]), "run.json cannot be read")
+    assert_clean_refusal(runner.invoke(cli, ["resume", str(folder)]), "run.json cannot be read")
     (folder / "run.json").write_text(record)
 
     before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
@@ -175,14 +193,14 @@ def test_bad_run_folders(runner, workdir, digits_npz):
         index.write_bytes(b"garbage" * 10)
     corrupt = runner.invoke(cli, ["resume", str(folder), "--epochs", "2"])
     assert corrupt.exit_code == 1
-    assert_one_line_error(corrupt, "cannot restore")
+    assert_clean_refusal(corrupt, "cannot restore")
     after = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and not p.name.startswith("ckpt-")}
     assert after["run.json"] == before["run.json"]  # nothing overwritten
 
     for p in folder.glob("ckpt-*"):
         p.unlink()
     (folder / "checkpoint").unlink()
-    assert_one_line_error(runner.invoke(cli, ["resume", str(folder)]), "no checkpoint")
+    assert_clean_refusal(runner.invoke(cli, ["resume", str(folder)]), "no checkpoint")
 
 
 def test_a_folder_in_use_is_refused(runner, digits_npz):
@@ -191,7 +209,7 @@ def test_a_folder_in_use_is_refused(runner, digits_npz):
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         result = runner.invoke(cli, ["resume", "checkpoints/busy", "--epochs", "2"])
-        assert_one_line_error(result, "in use by another dlcli process")
+        assert_clean_refusal(result, "in use by another dlcli process")
     finally:
         os.close(fd)
     invoke(runner, "resume", "checkpoints/busy", "--epochs", "2", "--json")
@@ -205,14 +223,9 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(runner, workdi
         cwd=workdir, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     state = workdir / "checkpoints/killed/checkpoint"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if state.exists() and "ckpt-0" not in state.read_text().splitlines()[0]:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read().decode()[-500:]}"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    wait_until(lambda: state.exists() and "ckpt-0" not in state.read_text().splitlines()[0], proc,
+               what="a checkpoint past the first")  # fmt: skip
+    stop_process(proc, signal.SIGKILL)
     record = json.loads((workdir / "checkpoints/killed/run.json").read_text())
     assert record["status"] == "running"
 
@@ -232,12 +245,9 @@ def test_ctrl_c_saves_the_current_step_exits_130_and_resumes_exactly(runner, wor
         cwd=workdir, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     events = workdir / "logs/stopped/train"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None and not list(events.glob("events.*")):
-        time.sleep(0.05)
+    wait_until(lambda: list(events.glob("events.*")), proc, what="training to start")
     time.sleep(0.3)  # well inside training: 3840 steps take several seconds
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
+    stop_process(proc, signal.SIGINT)
     stderr = proc.stderr.read()
     assert proc.returncode == 130, stderr[-800:]
     assert "checkpoint saved, continue with `dlcli resume checkpoints/stopped`" in stderr

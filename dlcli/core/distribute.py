@@ -84,9 +84,9 @@ def make_strategy(spec: DistributeSpec):
     if spec.strategy == "multi-worker":
         from dlcli.core import tf_setup
 
-        if tf_setup.MULTI_WORKER_STRATEGY is None:
+        if tf_setup.RUNTIME.multi_worker_strategy is None:
             raise RuntimeError("multi-worker strategy requested after TensorFlow started")
-        return tf_setup.MULTI_WORKER_STRATEGY
+        return tf_setup.RUNTIME.multi_worker_strategy
     devices = list(spec.devices)
     if not devices:
         gpus = tf.config.list_logical_devices("GPU")

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import json
 import logging
@@ -19,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dlcli.config import RunConfig
+from dlcli.config import TEST_SUBSET, RunConfig
 from dlcli.core import data as datasets
 from dlcli.core import models, summaries
 from dlcli.core.distribute import DistributeSpec, is_chief_task, make_strategy
 from dlcli.core.progress import Progress
+from dlcli.core.reuse import Reuse
 from dlcli.core.runs import RunFolder
 from dlcli.core.tf_setup import tensorflow
 from dlcli.core.train import Hooks, TrainingLoop, Window
@@ -60,17 +60,13 @@ class Result:
         return {k: getattr(self, k) for k in keys}
 
 
-def load_data(config: RunConfig) -> datasets.Dataset:
-    if config.task == "xor":
-        return datasets.xor()
+def load_data(config: RunConfig, reuse: Reuse | None = None) -> datasets.Dataset:
+    """The run's data set; read and scaled once per `reuse` (compare's many runs)."""
+    reuse = reuse or Reuse()
     d = config.data
-    return _load_cached(d.dataset, d.path, d.limit)
-
-
-@functools.lru_cache(maxsize=2)
-def _load_cached(dataset: str, path: str | None, limit: int | None) -> datasets.Dataset:
-    """compare trains many runs on one data set: read and scale it once per process."""
-    return datasets.load(dataset, path, limit)
+    if config.task == "xor":
+        return reuse.dataset(d, datasets.xor)
+    return reuse.dataset(d, lambda: datasets.load(d.dataset, d.path, d.limit))
 
 
 def train(
@@ -80,29 +76,32 @@ def train(
     progress: Progress | None = None,
     hparams: dict | None = None,
     distribute: DistributeSpec | None = None,
+    reuse: Reuse | None = None,
 ) -> Result:
     """Train a new run from step 0 (after validating everything it can beforehand).
 
     `hparams`: values to show in TensorBoard's HParams dashboard (compare's variants).
     `distribute`: devices and strategy (one device by default).
+    `reuse`: data and compiled loop shared with the caller's other runs (see Reuse).
     """
     config.validate()
     distribute = _check_distribute(distribute, config)
+    reuse = reuse or Reuse()
     if not _writes_the_run(distribute):
         return _as_helper_worker(lambda tmp: _train(
             replace(config, checkpoint_dir=f"{tmp}/checkpoints", logdir=f"{tmp}/logs"),
-            auto_name=auto_name, progress=progress, hparams=hparams, distribute=distribute,
+            auto_name=auto_name, progress=progress, hparams=hparams, distribute=distribute, reuse=reuse,
         ))  # fmt: skip
-    return _train(config, auto_name=auto_name, progress=progress, hparams=hparams, distribute=distribute)
+    return _train(config, auto_name=auto_name, progress=progress, hparams=hparams, distribute=distribute, reuse=reuse)
 
 
-def _train(config, *, auto_name, progress, hparams, distribute) -> Result:
-    data = load_data(config)
+def _train(config, *, auto_name, progress, hparams, distribute, reuse) -> Result:
+    data = load_data(config, reuse)
     _check_batch(config, data)
     run = RunFolder.create(config, auto_name=auto_name)
     try:
         config = run.config  # the name may have gained a suffix
-        session = _Session(run, config, data, distribute)
+        session = _Session(run, config, data, distribute, reuse)
         run.update(data_source=data.source, status="running", distribute=session.distribute_record)
         if hparams:
             session.summaries.hparams(hparams)
@@ -120,11 +119,13 @@ def resume(
     epochs: int | None = None,
     progress: Progress | None = None,
     distribute: DistributeSpec | None = None,
+    reuse: Reuse | None = None,
 ) -> Result:
     """Continue the run in `path` to its target (or to `epochs`, raising the target),
     on the devices `distribute` names (whatever the run was trained on before)."""
     run = RunFolder.open(Path(path))
     distribute = _check_distribute(distribute, run.config)
+    reuse = reuse or Reuse()
     if not _writes_the_run(distribute):
         def helper(tmp):
             copy = Path(tmp) / "run"
@@ -132,13 +133,14 @@ def resume(
             record = json.loads((copy / "run.json").read_text())
             record["logdir"] = str(Path(tmp) / "logs")
             (copy / "run.json").write_text(json.dumps(record))
-            return _resume(RunFolder.open(copy), epochs=epochs, progress=progress, distribute=distribute)
+            return _resume(RunFolder.open(copy), epochs=epochs, progress=progress, distribute=distribute,
+                           reuse=reuse)  # fmt: skip
 
         return _as_helper_worker(helper)
-    return _resume(run, epochs=epochs, progress=progress, distribute=distribute)
+    return _resume(run, epochs=epochs, progress=progress, distribute=distribute, reuse=reuse)
 
 
-def _resume(run: RunFolder, *, epochs, progress, distribute) -> Result:
+def _resume(run: RunFolder, *, epochs, progress, distribute, reuse) -> Result:
     config = run.config
     target = int(run.record["target_epochs"])
     if epochs is not None:
@@ -147,8 +149,8 @@ def _resume(run: RunFolder, *, epochs, progress, distribute) -> Result:
         target = epochs
     run.lock()
     try:
-        data = load_data(config)
-        session = _Session(run, config, data, distribute)
+        data = load_data(config, reuse)
+        session = _Session(run, config, data, distribute, reuse)
         session.restore()
         run.update(target_epochs=target, distribute=session.distribute_record, status="running")
     except BaseException:
@@ -157,25 +159,19 @@ def _resume(run: RunFolder, *, epochs, progress, distribute) -> Result:
     return session.fit(target, progress)
 
 
-# The last single-device loop: (what its compiled functions depend on, its data, it).
-_last_loop: tuple[tuple, datasets.Dataset, TrainingLoop] | None = None
-
-
-def _training_loop(config: RunConfig, data: datasets.Dataset, strategy) -> TrainingLoop:
+def _training_loop(config: RunConfig, data: datasets.Dataset, strategy, reuse: Reuse) -> TrainingLoop:
     """The model, optimizer and loop of a new run (before any checkpoint is restored).
 
-    When the previous run of this process had the same architecture, optimizer and
-    data (compare's variants that differ only in their initializer, and every seed of
-    a variant), its loop is restarted from this run's initial weights instead: the
-    same state a new loop would have, without tracing and compiling the training step
-    again (~1 s per run).
+    When `reuse` holds the loop of an earlier single-device run whose configuration
+    differs only in what the compiled functions do not depend on (compare's variants
+    that differ in their initializer, every seed of a variant), that loop is restarted
+    from this run's initial weights instead: the same state a new loop would have,
+    without tracing and compiling the training step again (~1 s per run).
     """
-    global _last_loop
     train = config.train
     objective = "binary" if config.task == "xor" else "categorical"
     outputs = 1 if objective == "binary" else data.num_classes
-    key = (objective, replace(config.model, init=""), train.optimizer, train.lr, train.batch_size)
-    reusable = strategy is None and _last_loop is not None and _last_loop[0] == key and _last_loop[1] is data
+    loop = reuse.reusable_loop(config) if strategy is None else None
     # Under a strategy, variables must be made inside its scope (mirrored copies).
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         tf.keras.utils.set_random_seed(train.seed)
@@ -183,8 +179,7 @@ def _training_loop(config: RunConfig, data: datasets.Dataset, strategy) -> Train
             config.model, data.input_shape, outputs, normal_stddev=config.normal_stddev, xla=strategy is None
         )
         optimizer = models.optimizer(train.optimizer, train.lr)
-        if reusable:
-            loop = _last_loop[2]
+        if loop is not None:
             loop.restart(model, optimizer, train.seed)
             return loop
         loop = TrainingLoop(
@@ -196,17 +191,20 @@ def _training_loop(config: RunConfig, data: datasets.Dataset, strategy) -> Train
             seed=train.seed,
             probe_examples=PROBE_EXAMPLES,
             strategy=strategy,
+            tensors=reuse.training_tensors(config.data, lambda: TrainingLoop.tensors_of(data)),
         )
     if strategy is None:
-        _last_loop = (key, data, loop)
+        reuse.keep_loop(config, loop)
     return loop
 
 
 class _Session:
-    def __init__(self, run: RunFolder, config: RunConfig, data: datasets.Dataset, distribute: DistributeSpec):
+    def __init__(
+        self, run: RunFolder, config: RunConfig, data: datasets.Dataset, distribute: DistributeSpec, reuse: Reuse
+    ):
         self.run, self.config, self.data = run, config, data
         strategy = make_strategy(distribute)
-        self.loop = _training_loop(config, data, strategy)
+        self.loop = _training_loop(config, data, strategy, reuse)
         replicas = strategy.num_replicas_in_sync if strategy is not None else 1
         # For run.json once the session is known to start (a failed resume writes nothing).
         self.distribute_record = {"strategy": distribute.strategy, "replicas": replicas}
@@ -253,13 +251,16 @@ class _Session:
         start_step = loop.global_step
         # XOR's test set is its training set: the train series says it all.
         on_epoch_end = None if self.config.task == "xor" else self._on_epoch_end
-        hooks = Hooks(on_log=self._on_log, on_epoch_end=on_epoch_end, on_save=self._save)
+        hooks = Hooks(
+            on_log=self._on_log, on_epoch_end=on_epoch_end, on_save=self._save, on_evaluate=self._on_evaluate
+        )
         started = time.perf_counter()
         try:
             loop.run(
                 target_epochs,
                 log_every=train_cfg.log_every,
                 save_every=train_cfg.save_every,
+                evaluate_every=self._evaluate_every(),
                 hooks=hooks,
                 progress=progress,
             )
@@ -318,6 +319,21 @@ class _Session:
     def _on_log(self, window: Window) -> None:
         self.summaries.scalars("train", window.step, loss=window.loss, accuracy=window.accuracy)
         self.summaries.histograms(window.step, window.activations)
+
+    def _evaluate_every(self) -> int:
+        """Steps between learning-curve points: `eval_points` spread over the run's
+        first target (fixed, so a resumed or extended run keeps the same points)."""
+        points = self.config.train.eval_points
+        if not points or self.config.task == "xor":  # XOR's train series is its test curve
+            return 0
+        return max(1, self.config.train.epochs * self.loop.steps_per_epoch // points)
+
+    def _on_evaluate(self, step: int) -> None:
+        """Loss and accuracy on a fixed test subset: cheap enough for many points a run."""
+        n = TEST_SUBSET
+        loss, accuracy = self.loop.evaluate(self.data.x_test[:n], self.data.y_test[:n])
+        description = f"on the first {min(n, len(self.data.x_test))} test examples"
+        self.summaries.scalars("test", step, description=description, **{"subset/loss": loss, "subset/accuracy": accuracy})
 
     def _on_epoch_end(self, epoch: int, step: int) -> None:
         loss, accuracy = self.loop.evaluate(self.data.x_test, self.data.y_test)

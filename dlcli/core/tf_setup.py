@@ -12,16 +12,25 @@ import contextlib
 import os
 import sys
 
-_VERBOSE = False
-_CPU_REPLICAS = 0  # split the CPU into this many logical devices (0: leave it whole)
-_MULTI_WORKER = False  # make the MultiWorkerMirroredStrategy at start-up
-MULTI_WORKER_STRATEGY = None
+
+
+class _RuntimeSettings:
+    """How TensorFlow's runtime is to start. The runtime itself is process-wide and
+    fixed once it initialises, so these settings are too: the CLI sets them before
+    anything imports the core, and they are read once, at the import below."""
+
+    verbose = False  # --debug: let TensorFlow's start-up messages through
+    cpu_replicas = 0  # split the CPU into this many logical devices (0: leave it whole)
+    multi_worker = False  # make the MultiWorkerMirroredStrategy at start-up
+    multi_worker_strategy = None  # the strategy made then
+
+
+RUNTIME = _RuntimeSettings()
 
 
 def set_verbose(verbose: bool) -> None:
     """With `--debug`, let TensorFlow's own start-up messages through."""
-    global _VERBOSE
-    _VERBOSE = verbose
+    RUNTIME.verbose = verbose
 
 
 def request_cpu_replicas(count: int) -> None:
@@ -30,28 +39,26 @@ def request_cpu_replicas(count: int) -> None:
     TensorFlow fixes its devices when its runtime initialises (at the first import
     here), so the CLI calls this before anything imports the core.
     """
-    global _CPU_REPLICAS
-    if getattr(tensorflow, "_ready", False) and count != _CPU_REPLICAS:
+    if getattr(tensorflow, "_ready", False) and count != RUNTIME.cpu_replicas:
         from dlcli.errors import ConfigError
 
         raise ConfigError("--cpu-replicas must be chosen before TensorFlow starts (start a new dlcli process)")
-    _CPU_REPLICAS = count
+    RUNTIME.cpu_replicas = count
 
 
 def request_multi_worker() -> None:
     """Collective ops must be configured before TensorFlow's runtime starts, so the
     multi-worker strategy is made right at the import (from TF_CONFIG)."""
-    global _MULTI_WORKER
-    if getattr(tensorflow, "_ready", False) and not _MULTI_WORKER:
+    if getattr(tensorflow, "_ready", False) and not RUNTIME.multi_worker:
         from dlcli.errors import ConfigError
 
         raise ConfigError("--strategy multi-worker must be chosen before TensorFlow starts (start a new dlcli process)")
-    _MULTI_WORKER = True
+    RUNTIME.multi_worker = True
 
 
 @contextlib.contextmanager
 def _stderr_fd_silenced():
-    if _VERBOSE:
+    if RUNTIME.verbose:
         yield
         return
     try:
@@ -78,13 +85,12 @@ def tensorflow():
     with _stderr_fd_silenced():
         import tensorflow as tf
 
-        if _MULTI_WORKER:
-            global MULTI_WORKER_STRATEGY
-            MULTI_WORKER_STRATEGY = tf.distribute.MultiWorkerMirroredStrategy()
-        if _CPU_REPLICAS > 1:
+        if RUNTIME.multi_worker:
+            RUNTIME.multi_worker_strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        if RUNTIME.cpu_replicas > 1:
             cpu = tf.config.list_physical_devices("CPU")[0]
             tf.config.set_logical_device_configuration(
-                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(_CPU_REPLICAS)]
+                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(RUNTIME.cpu_replicas)]
             )
         tf.config.list_logical_devices()  # device set-up is where CUDA probing prints
     tf.get_logger().setLevel("ERROR")

@@ -39,7 +39,7 @@ EVAL_BATCH = 10_000  # examples per compiled evaluation call
 class Window:
     """Training metrics over the steps since the last report."""
 
-    step: int  # the global step at the end of the window
+    step: int  # the step counter at the end of the window
     steps: int
     loss: float
     accuracy: float
@@ -48,13 +48,60 @@ class Window:
 
 @dataclass
 class Hooks:
-    """What the loop calls at its boundaries; each receives the global step."""
+    """What the loop calls at its boundaries; each receives the step counter."""
 
     on_log: Callable[[Window], None] = lambda window: None
     on_save: Callable[[int], None] = lambda step: None
     # (epoch, step); None lets one compiled call run across epochs when the data
     # order does not change (XOR's full batch: 20000 epochs of one step each).
     on_epoch_end: Callable[[int, int], None] | None = None
+    on_evaluate: Callable[[int], None] = lambda step: None  # learning-curve points
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Where compiled calls end and which hooks fire there, from the step counter alone.
+
+    Periodic boundaries: logging every `log_every` steps, saving every `save_every`
+    (0: never), epoch ends every `steps_per_epoch`, plus the target. A compiled call
+    runs up to the next boundary; an epoch end is a boundary only where it matters
+    (the data order changes there, or an epoch hook must run), so XOR's one-step
+    epochs run 1000 steps a call. A resumed run makes exactly the calls an
+    uninterrupted one makes from the same step.
+    """
+
+    target: int
+    steps_per_epoch: int
+    log_every: int
+    save_every: int = 0
+    epoch_boundaries: bool = True  # stop at epoch ends (shuffled data or epoch hooks)
+    evaluate_every: int = 0  # test-subset evaluations (learning-curve points); 0: none
+
+    def next_stop(self, step: int) -> int:
+        """The step at which the call that starts at `step` ends."""
+        periods = [
+            self.log_every, self.save_every, self.evaluate_every,
+            self.steps_per_epoch if self.epoch_boundaries else 0,
+        ]  # fmt: skip
+        return min([self.target] + [_next_multiple(step, every) for every in periods if every])
+
+    def events(self, step: int) -> "Events":
+        """What happens at `step`, a boundary `next_stop` returned."""
+        end = step == self.target
+        return Events(
+            log=step % self.log_every == 0 or end,
+            epoch_end=step % self.steps_per_epoch == 0,
+            save=bool(self.save_every) and step % self.save_every == 0 and not end,
+            evaluate=bool(self.evaluate_every) and (step % self.evaluate_every == 0 or end),
+        )
+
+
+@dataclass(frozen=True)
+class Events:
+    log: bool  # training window to TensorBoard, probe, gradient norms
+    epoch_end: bool  # test evaluation (epoch hooks)
+    save: bool  # a checkpoint (the final one is the caller's)
+    evaluate: bool = False  # a learning-curve point on the test subset
 
 
 class TrainingLoop:
@@ -75,6 +122,7 @@ class TrainingLoop:
         seed: int,
         probe_examples: int = 0,
         strategy=None,
+        tensors: tuple | None = None,
     ):
         """`probe_examples`: the first that many training examples are the probe, whose
         activations (for histograms) and gradient norms (the vanishing-gradient
@@ -82,7 +130,10 @@ class TrainingLoop:
 
         `strategy`: a tf.distribute strategy whose scope created the model and optimizer
         (and this object); None trains on one device through XLA. `batch_size` is the
-        global batch either way.
+        batch over all replicas either way.
+
+        `tensors`: `tensors_of(data)` made earlier (a copy of MNIST's 188 MB costs
+        ~0.1 s; compare builds a loop per architecture on the same data).
         """
         self.model = model
         self.strategy = strategy
@@ -97,7 +148,7 @@ class TrainingLoop:
         self.steps_per_epoch = n // self.batch_size
         self.shuffle = self.steps_per_epoch > 1 or self.batch_size < n
 
-        self.x_train, self.y_train = _training_tensors(data)
+        self.x_train, self.y_train = tensors if tensors is not None else self.tensors_of(data)
         self.probe = self.x_train[:probe_examples]
         self.probe_labels = self.y_train[:probe_examples]
         self.optimizer.build(model.trainable_variables)
@@ -133,6 +184,11 @@ class TrainingLoop:
         # keeping them out of the XLA graph saves 0.2-0.4 s of compile per model.
         self._eval_batch = tf.function(self._eval_batch_fn, autograph=False)
         self._probe_fn = tf.function(self._probe, autograph=False)
+
+    @staticmethod
+    def tensors_of(data: Dataset) -> tuple:
+        """The training set as the tensors the compiled calls read."""
+        return tf.constant(data.x_train), tf.constant(data.y_train)
 
     # -- state ------------------------------------------------------------------
 
@@ -199,12 +255,12 @@ class TrainingLoop:
         return tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.float32))
 
     def _train_step(self, features, labels):
-        """One optimizer step on this replica's part of the global batch; returns (its
+        """One optimizer step on this replica's part of the whole batch; returns (its
         share of the mean loss, its correct predictions). On one device: the mean loss."""
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             logits = self.model(features, training=True)
-            # Averaged over the global batch, so that summing over replicas (which the
+            # Averaged over the whole batch (all replicas), so that summing over replicas (which the
             # optimizer does with the gradients) gives the mean over the whole batch.
             loss = tf.nn.compute_average_loss(
                 self._per_example_loss(labels, logits), global_batch_size=self.batch_size
@@ -305,36 +361,38 @@ class TrainingLoop:
         *,
         log_every: int,
         save_every: int = 0,
+        evaluate_every: int = 0,
         hooks: Hooks | None = None,
         progress: Progress | None = None,
     ) -> None:
         """Train from the current step to the end of epoch `target_epochs`."""
         hooks = hooks or Hooks()
         progress = progress or Progress(enabled=False)
+        schedule = Schedule(
+            target=target_epochs * self.steps_per_epoch,
+            steps_per_epoch=self.steps_per_epoch,
+            log_every=log_every,
+            save_every=save_every,
+            epoch_boundaries=self.shuffle or hooks.on_epoch_end is not None,
+            evaluate_every=evaluate_every,
+        )
         with _deferred_interrupt() as interrupted:
-            self._run(target_epochs, log_every, save_every, hooks, progress, interrupted)
+            self._run(schedule, target_epochs, hooks, progress, interrupted)
 
-    def _run(self, target_epochs, log_every, save_every, hooks, progress, interrupted):
+    def _run(self, schedule: Schedule, target_epochs, hooks, progress, interrupted):
         spe = self.steps_per_epoch
-        target = target_epochs * spe
         per_epoch_bars = spe > 1
         if not per_epoch_bars:
-            progress.start(target, initial=self.global_step, desc="training")
+            progress.start(schedule.target, initial=self.global_step, desc="training")
         step = self.global_step
         window_steps, window_loss, window_correct = 0, 0.0, 0.0
         try:
-            while step < target:
+            while step < schedule.target:
                 epoch, position = divmod(step, spe)
                 if per_epoch_bars and (position == 0 or not progress.active):
                     progress.start(spe, initial=position, desc=f"epoch {epoch + 1}/{target_epochs}")
-                stop = min(target, _next_multiple(step, log_every))
-                if self.shuffle or hooks.on_epoch_end is not None:
-                    stop = min(stop, (epoch + 1) * spe)
-                if save_every:
-                    stop = min(stop, _next_multiple(step, save_every))
-                done, loss_sum, correct_sum, bad, finite = self._call_chunk(
-                    epoch, position, stop - step
-                )
+                stop = schedule.next_stop(step)
+                done, loss_sum, correct_sum, bad, finite = self._call_chunk(epoch, position, stop - step)
                 done, loss_sum, correct_sum, bad = (t.numpy() for t in (done, loss_sum, correct_sum, bad))
                 if bad >= 0 or not math.isfinite(float(loss_sum)):
                     raise DivergedError(
@@ -355,7 +413,8 @@ class TrainingLoop:
                     loss=float(loss_sum) / int(done),
                     acc=float(correct_sum) / (int(done) * self.batch_size),
                 )
-                if step % log_every == 0 or step == target:
+                events = schedule.events(step)
+                if events.log:
                     activations, norms = self._probe_fn(self.probe, self.probe_labels)
                     self.grad_norm_sums.assign_add(tf.cast(norms, tf.float64))
                     hooks.on_log(
@@ -368,9 +427,11 @@ class TrainingLoop:
                         )
                     )
                     window_steps, window_loss, window_correct = 0, 0.0, 0.0
-                if step % spe == 0 and hooks.on_epoch_end is not None:
+                if events.evaluate:
+                    hooks.on_evaluate(step)
+                if events.epoch_end and hooks.on_epoch_end is not None:
                     hooks.on_epoch_end(step // spe, step)
-                if save_every and step % save_every == 0 and step != target:
+                if events.save:
                     hooks.on_save(step)
                 if interrupted():
                     # Ctrl-C arrived during this call: the state is whole again here.
@@ -393,7 +454,7 @@ class TrainingLoop:
         return out
 
     def _distributed_iterator(self, epoch: int, position: int):
-        """An iterator over the epoch's global batches from `position`, split over the
+        """An iterator over the epoch's whole batches from `position`, split over the
         replicas (and, with several workers, each worker's share of every batch)."""
         if self._iterator_state is not None and self._iterator_state[:2] == (epoch, position):
             return self._iterator_state[2]
@@ -448,18 +509,6 @@ def _deferred_interrupt():
         yield lambda: bool(received)
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-_last_tensors: tuple[Dataset, tuple] | None = None
-
-
-def _training_tensors(data: Dataset) -> tuple:
-    """The training set as tensors, made once per data set: a copy of MNIST's 188 MB
-    costs ~0.1 s, and compare builds a loop per architecture on the same data."""
-    global _last_tensors
-    if _last_tensors is None or _last_tensors[0] is not data:
-        _last_tensors = (data, (tf.constant(data.x_train), tf.constant(data.y_train)))
-    return _last_tensors[1]
 
 
 def _assign_all(targets, sources) -> None:
