@@ -43,7 +43,12 @@ TASKS = ("xor", "mnist")
 # tf.keras.initializers.RandomNormal() (stddev 0.05), which the lecture's numbers need.
 NORMAL_STDDEV = {"xor": 1.0, "mnist": 0.05}
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Test examples behind the learning-curve points of a run with eval_points (the first
+# ones of the test set: the same for every run, so curves compare).
+TEST_SUBSET = 1000
+
+# '=' and ',' too: compare names its runs by their settings (activation=tanh,lr=0.01-s0).
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=,-]*$")
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class TrainSpec:
     log_every: int = 100  # steps between TensorBoard points
     save_every: int = 0  # steps between checkpoints; 0 = only at the start and end
     keep: int = 3  # checkpoints kept
+    eval_points: int = 0  # test-subset evaluations spread over the run (learning curves); 0: none
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,7 @@ class RunConfig:
         _at_least("--log-every", t.log_every, 1)
         _at_least("--save-every", t.save_every, 0)
         _at_least("--keep", t.keep, 1)
+        _at_least("--points", t.eval_points, 0)
         if d.limit is not None:
             _at_least("--limit", d.limit, 1)
         if self.task == "mnist" and d.dataset not in DATASETS:
@@ -140,17 +147,54 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunConfig":
-        """Rebuild a config from `to_dict()` output; unknown or missing keys are errors."""
-        try:
-            parts = {
-                "model": ModelSpec(**data["model"]),
-                "train": TrainSpec(**data["train"]),
-                "data": DataSpec(**data["data"]),
-            }
-            rest = {k: v for k, v in data.items() if k not in parts}
-            return cls(**rest, **parts)
-        except (KeyError, TypeError) as exc:
-            raise ConfigError(f"not a dlcli run configuration ({exc})") from None
+        """Rebuild a config from `to_dict()` output (a run.json, by hand or not).
+
+        Unknown or missing keys and values of the wrong type are ConfigErrors naming the
+        field (`config.train.lr must be a number, got 'abc'`), never a crash later on.
+        """
+        parts = {"model": ModelSpec, "train": TrainSpec, "data": DataSpec}
+        values = _typed_fields(cls, data, "config", skip=tuple(parts))
+        for key, spec in parts.items():
+            if key not in data:
+                raise ConfigError(f"config.{key} is missing")
+            values[key] = spec(**_typed_fields(spec, data[key], f"config.{key}"))
+        return cls(**values)
+
+
+# What a field's annotation accepts in JSON. bool is an int in Python, never here.
+_JSON_TYPES = {
+    "int": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "float": ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+}
+
+
+def _typed_fields(cls, data, where: str, skip: tuple = ()) -> dict:
+    """`data`'s values for the fields of dataclass `cls`, each checked against its type."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be an object, got {data!r}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"{where} has an unknown field {unknown[0]!r}")
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{where}.{f.name} is missing")
+            continue
+        value = data[f.name]
+        if f.name not in skip:
+            kind = str(f.type).replace(" | None", "")
+            if not (value is None and "None" in str(f.type)):
+                description, accepts = _JSON_TYPES[kind]
+                if not accepts(value):
+                    raise ConfigError(f"{where}.{f.name} must be {description}, got {value!r}")
+                if kind == "float":
+                    value = float(value)  # JSON writes 1.0 as 1; Keras wants a float learning rate
+        values[f.name] = value
+    return values
 
 
 def _at_least(option: str, value, minimum) -> None:
@@ -159,14 +203,14 @@ def _at_least(option: str, value, minimum) -> None:
 
 
 def validate_run_name(name: str, *, nested: bool = False) -> str:
-    """A run name is a folder name: letters, digits, '.', '_' and '-', never '..'.
+    """A run name is a folder name: letters, digits, '.', '_', '-', '=' and ',', never '..'.
 
     `nested` allows '/'-separated names such as compare's `compare/init/he-s0`.
     """
     parts = name.split("/") if nested else [name]
     if not name or not all(_NAME_RE.match(p) and p not in (".", "..") for p in parts):
         raise ConfigError(
-            f"invalid run name {name!r}: use letters, digits, '.', '_' and '-' "
+            f"invalid run name {name!r}: use letters, digits, '.', '_', '-', '=' and ',' "
             "(it becomes a folder name)"
         )
     return name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -46,23 +47,40 @@ def invoke_json(runner, *args) -> dict:
     return json.loads(invoke(runner, *args, "--json").stdout)
 
 
-def assert_one_line_error(result, *needles: str) -> None:
-    """A clean failure: non-zero exit, an 'Error:' line naming the problem, no traceback."""
-    assert result.exit_code != 0
+def assert_clean_refusal(result, *needles: str, exit_code: int | None = None) -> None:
+    """A refusal, not a crash: a non-zero exit (`exit_code` when given), exactly one
+    'Error:' line naming the problem (every needle in it), and nothing that betrays a
+    crash: no exception object other than SystemExit in the CliRunner result (CliRunner
+    never prints a traceback, so the output alone cannot show one), and not the
+    catch-all 'internal error' line that dlcli prints for an unexpected exception."""
     output = result.stdout + result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        trace = "".join(traceback.format_exception(*result.exc_info))
+        raise AssertionError(f"crashed instead of refusing:\n{trace}\noutput:\n{output}")
+    assert result.exit_code != 0, output
+    if exit_code is not None:
+        assert result.exit_code == exit_code, f"exit {result.exit_code}, expected {exit_code}\n{output}"
     assert "Traceback" not in output, output
+    assert "internal error" not in output, f"a crash reported as an internal error, not a refusal:\n{output}"
     errors = [line for line in output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, output
     for needle in needles:
         assert needle in errors[0], errors[0]
 
 
+def assert_ran(result) -> None:
+    """A valid input ran: exit 0 and no exception, with the output shown otherwise."""
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        trace = "".join(traceback.format_exception(*result.exc_info))
+        raise AssertionError(f"crashed:\n{trace}")
+    assert result.exit_code == 0, result.stdout + result.stderr
+
+
 def assert_usage_refused(runner, workdir: Path, args: list, *needles: str) -> None:
     """Bad command-line input: exit 2, one 'Error:' line naming it, nothing written."""
     before = tree(workdir)
     result = runner.invoke(cli, args)
-    assert result.exit_code == 2
-    assert_one_line_error(result, *needles)
+    assert_clean_refusal(result, *needles, exit_code=2)
     assert tree(workdir) == before
 
 
@@ -107,3 +125,48 @@ def subprocess_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+# How long a test waits for a process to show a sign of life (a line, a file) before
+# failing. Generous on purpose: a cold first start in a fresh virtualenv (TensorFlow's
+# and TensorBoard's first imports, empty caches) on a slow shared machine can take tens
+# of seconds. Waiting ends at the signal itself, so a fast machine never waits long.
+PATIENCE = 600
+
+
+def wait_until(condition, proc=None, *, what: str, limit: float = PATIENCE) -> None:
+    """Poll `condition()` until it holds; fail if `proc` ends first or after `limit` s."""
+    import time
+
+    deadline = time.monotonic() + limit
+    while not condition():
+        if proc is not None and proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"the process ended (exit {proc.returncode}) before {what}: {str(err)[-800:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing happened for {limit} s while waiting for {what}")
+        time.sleep(0.02)
+
+
+def read_line(proc, *, limit: float = PATIENCE) -> str:
+    """The next line of `proc`'s stdout, waited for as long as the process lives."""
+    import select
+
+    ready, _, _ = select.select([proc.stdout], [], [], limit)
+    if not ready:
+        raise AssertionError(f"no output from the process for {limit} s")
+    return proc.stdout.readline()
+
+
+def stop_process(proc, sig, *, limit: float = PATIENCE) -> int:
+    """Send `sig` and wait for the exit; a process that ignores it is killed and fails the test."""
+    import subprocess
+
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        return proc.wait(timeout=limit)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"the process did not stop within {limit} s of signal {sig}") from None

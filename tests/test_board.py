@@ -7,13 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import assert_one_line_error, invoke, invoke_json, subprocess_env
+from conftest import PATIENCE, assert_clean_refusal, invoke, invoke_json, read_line, stop_process, subprocess_env, wait_until
 
 
 @pytest.fixture
@@ -30,7 +29,7 @@ def logdir_with_compare(runner, logdir, digits_npz) -> Path:
 
 
 def get_json(url: str):
-    with urllib.request.urlopen(url, timeout=10) as response:
+    with urllib.request.urlopen(url, timeout=PATIENCE) as response:
         return json.loads(response.read())
 
 
@@ -61,20 +60,14 @@ def test_board_serves_runs_scalars_histograms_and_hparams_on_localhost(logdir_wi
         cwd=workdir, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        first = proc.stdout.readline()
+        first = read_line(proc)  # printed once the server listens: the readiness signal
         assert first.startswith("TensorBoard http://127.0.0.1:"), first + proc.stderr.read()
         url = first.split()[1].rstrip("/")
         port = int(url.rsplit(":", 1)[1])
         assert listening_addresses(port) == {"127.0.0.1"}
-
-        deadline = time.monotonic() + 60
-        runs = []
-        while time.monotonic() < deadline:
-            runs = get_json(f"{url}/data/runs")
-            if {"x/train", "m/train", "m/test"} <= set(runs):
-                break
-            time.sleep(0.5)
-        assert {"x/train", "m/train", "m/test"} <= set(runs), runs
+        # TensorBoard loads the runs on a thread of its own: wait until it has them.
+        wanted = {"x/train", "m/train", "m/test"}
+        wait_until(lambda: wanted <= set(get_json(f"{url}/data/runs")), proc, what="TensorBoard to load the runs")
 
         loss = get_json(f"{url}/data/plugin/scalars/scalars?run=m/train&tag=loss")
         assert [point[1] for point in loss] == [4, 8]  # (wall time, step, value)
@@ -90,19 +83,14 @@ def test_board_serves_runs_scalars_histograms_and_hparams_on_localhost(logdir_wi
             data=json.dumps({"experimentName": ""}).encode(),
             headers={"Content-Type": "application/json", "X-XSRF-Protected": "1"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=PATIENCE) as response:
             experiment = json.loads(response.read())
         names = {info["name"] for info in experiment["hparamInfos"]}
         assert {"variant", "activation", "init", "dropout", "batchnorm"} <= names
         metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
         assert {"accuracy", "loss"} <= metrics
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        stop_process(proc, signal.SIGINT)
     assert proc.returncode == 0, proc.stderr.read()
     assert "Traceback" not in proc.stderr.read()
 
@@ -120,12 +108,11 @@ def test_list_shows_runs_with_latest_values(runner, logdir):
 def test_missing_and_empty_logdir(runner, workdir):
     from dlcli.cli import cli
 
-    assert_one_line_error(runner.invoke(cli, ["board", "--logdir", "nowhere"]), "no log folder", "dlcli xor")
+    assert_clean_refusal(runner.invoke(cli, ["board", "--logdir", "nowhere"]), "no log folder", "dlcli xor")
     (workdir / "empty").mkdir()
     for args in (["board", "--logdir", "empty"], ["board", "--list", "--logdir", "empty"]):
         result = runner.invoke(cli, args)
-        assert result.exit_code == 1
-        assert_one_line_error(result, "no TensorBoard runs", "dlcli xor")
+        assert_clean_refusal(result, "no TensorBoard runs", "dlcli xor", exit_code=1)
 
 
 def test_busy_explicit_port_is_a_clear_error(runner, logdir):
@@ -136,8 +123,7 @@ def test_busy_explicit_port_is_a_clear_error(runner, logdir):
         taken.listen()
         port = taken.getsockname()[1]
         result = runner.invoke(cli, ["board", "--logdir", str(logdir), "--port", str(port)])
-    assert result.exit_code == 1
-    assert_one_line_error(result, f"port {port} is already in use", "--port")
+    assert_clean_refusal(result, f"port {port} is already in use", "--port", exit_code=1)
 
 
 @pytest.mark.slow
@@ -147,11 +133,10 @@ def test_every_interface_only_when_asked_and_with_a_warning(logdir, workdir):
         cwd=workdir, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        first = proc.stdout.readline()
+        first = read_line(proc)
         port = int(first.split()[1].rstrip("/").rsplit(":", 1)[1])
         assert listening_addresses(port) == {"0.0.0.0"}
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
+        stop_process(proc, signal.SIGINT)
     assert proc.returncode == 0
     assert "anyone on the network can read these logs" in proc.stderr.read()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dlcli.cli import cli
-from conftest import assert_one_line_error, synthetic_digits, tree
+from conftest import assert_clean_refusal, synthetic_digits, tree
 from dlcli.core import data
 from dlcli.errors import DataError
 
@@ -90,7 +90,7 @@ def test_truncated_raw_payload(tmp_path):
 def test_counts_that_disagree(tmp_path):
     x_train, y_train, x_test, y_test = synthetic_digits(20, 5)
     folder = write_idx_folder(tmp_path / "idx", (x_train, y_train[:-1], x_test, y_test), gz=True)
-    with pytest.raises(DataError, match="20 train images but 19 train labels"):
+    with pytest.raises(DataError, match="y_train has 19 labels but x_train has 20 images"):
         data.load(path=str(folder))
 
 
@@ -114,8 +114,7 @@ def test_cli_offline_without_cache_explains_where_it_looked(runner, workdir, mon
     monkeypatch.setenv("KERAS_HOME", str(workdir / "empty-keras"))
     before = tree(workdir)
     result = runner.invoke(cli, ["mnist", "--limit", "256"])
-    assert result.exit_code == 1
-    assert_one_line_error(result, "Keras cache", str(workdir / "empty-keras" / "datasets" / "mnist.npz"), "--data")
+    assert_clean_refusal(result, "Keras cache", str(workdir / "empty-keras" / "datasets" / "mnist.npz"), "--data", exit_code=1)
     assert not (workdir / "checkpoints").exists() or not any((workdir / "checkpoints").iterdir())
     assert {p for p in tree(workdir) if not p.startswith("empty-keras")} <= before | {"checkpoints", "logs"}
 
@@ -123,5 +122,68 @@ def test_cli_offline_without_cache_explains_where_it_looked(runner, workdir, mon
 def test_cli_corrupt_data_is_one_line(runner, workdir, tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     result = runner.invoke(cli, ["mnist", "--data", str(tmp_path / "bad.npz")])
-    assert_one_line_error(result, "bad.npz")
+    assert_clean_refusal(result, "bad.npz")
     assert result.exit_code == 1
+
+
+def _good_arrays():
+    x_train, y_train, x_test, y_test = synthetic_digits(n_train=40, n_test=10)
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def _nan_pixels(a):
+    a["x_train"] = a["x_train"].astype(np.float32) / 255
+    a["x_train"][3, 4, 5] = np.nan
+
+
+def _float_above_one(a):
+    a["x_train"] = a["x_train"].astype(np.float32)  # 0-255 left unscaled in a float array
+
+
+# Each malformed .npz: (how to break it, the array the error must name, words it must say).
+MALFORMED = {
+    "images-as-text": (lambda a: a.update(x_test=a["x_test"].astype(str)), "x_test", "dtype"),
+    "images-complex": (lambda a: a.update(x_train=a["x_train"].astype(np.complex64)), "x_train", "dtype"),
+    "labels-as-floats": (lambda a: a.update(y_train=a["y_train"].astype(np.float32)), "y_train", "integer class"),
+    "labels-as-bools": (lambda a: a.update(y_test=a["y_test"] > 4), "y_test", "dtype"),
+    "flat-images": (lambda a: a.update(x_train=a["x_train"].reshape(40, 784)), "x_train", "shape (N, rows, cols)"),
+    "labels-one-hot-column": (lambda a: a.update(y_test=a["y_test"][:, None]), "y_test", "shape (N,)"),
+    "counts-disagree": (lambda a: a.update(y_train=a["y_train"][:-3]), "y_train", "the counts must agree"),
+    "image-sizes-disagree": (lambda a: a.update(x_test=a["x_test"][:, :14, :14]), "x_test", "one image size"),
+    "empty-split": (lambda a: a.update(x_test=a["x_test"][:0], y_test=a["y_test"][:0]), "x_test", "empty"),
+    "nan-pixels": (_nan_pixels, "x_train", "NaN"),
+    "float-pixels-unscaled": (_float_above_one, "x_train", "[0.0, 1.0]"),
+    "int-pixels-over-255": (lambda a: a.update(x_test=a["x_test"].astype(np.int16) * 2), "x_test", "[0, 255]"),
+    "label-ten": (lambda a: a["y_test"].__setitem__(0, 10), "y_test", "digits 0-9"),
+    "negative-label": (lambda a: a.update(y_train=a["y_train"].astype(np.int8) - 1), "y_train", "digits 0-9"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_malformed_npz_arrays_are_named_before_training(runner, workdir, case):
+    breaks, array, words = MALFORMED[case]
+    arrays = _good_arrays()
+    breaks(arrays)
+    path = workdir / f"{case}.npz"
+    np.savez(path, **arrays)
+    before = tree(workdir)
+    result = runner.invoke(cli, ["mnist", "--data", str(path), "--batch-size", "8"])
+    assert_clean_refusal(result, f"{case}.npz", f"[{array}]", array, words, exit_code=1)
+    assert "--lr" not in result.stderr  # never blamed on training
+    assert tree(workdir) == before  # refused before any folder was made
+
+
+def test_float_images_in_unit_range_are_used_as_they_are(tmp_path):
+    arrays = _good_arrays()
+    arrays["x_train"] = arrays["x_train"].astype(np.float32) / 255
+    np.savez(tmp_path / "floats.npz", **arrays)
+    loaded = data.load(path=str(tmp_path / "floats.npz"))
+    np.testing.assert_array_equal(loaded.x_train, arrays["x_train"])  # not divided by 255 again
+    assert loaded.x_test.max() == 1.0
+
+
+def test_idx_files_whose_counts_disagree_name_the_label_file(runner, workdir):
+    x_train, y_train, x_test, y_test = synthetic_digits(n_train=30, n_test=10)
+    folder = write_idx_folder(workdir / "idx", (x_train, y_train[:25], x_test, y_test), gz=True)
+    result = runner.invoke(cli, ["mnist", "--data", str(folder), "--batch-size", "8"])
+    assert_clean_refusal(result, "train-labels-idx1-ubyte.gz", "y_train", "25 labels", "30 images", exit_code=1)

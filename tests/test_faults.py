@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from dlcli.cli import cli
-from conftest import assert_one_line_error, invoke, invoke_json, subprocess_env
+from conftest import PATIENCE, assert_clean_refusal, invoke, invoke_json, subprocess_env, wait_until
 from test_resume import assert_same_state, assert_strictly_increasing, checkpoint_values
 
 
@@ -24,8 +24,7 @@ def test_divergence_stops_at_once_and_saves_no_nan(runner, workdir, digits_npz):
     args = ["mnist", "--data", str(digits_npz), "--batch-size", "64", "--optimizer", "sgd", "--lr", "1e6",
             "--epochs", "3", "--name", "div"]  # fmt: skip
     result = runner.invoke(cli, args)
-    assert result.exit_code == 1
-    assert_one_line_error(result, "training diverged", "non-finite", "at step", "lower --lr")
+    assert_clean_refusal(result, "training diverged", "non-finite", "at step", "lower --lr", exit_code=1)
     folder = workdir / "checkpoints/div"
     assert json.loads((folder / "run.json").read_text())["status"] == "diverged"
     for name, value in checkpoint_values(folder).items():
@@ -59,8 +58,7 @@ def test_no_readable_checkpoint_is_one_clear_error(runner, workdir, digits_npz):
     for data in folder.glob("ckpt-*.data-*"):
         data.write_bytes(b"\0" * 64)
     result = runner.invoke(cli, ["resume", str(folder), "--epochs", "2"])
-    assert result.exit_code == 1
-    assert_one_line_error(result, "cannot restore any checkpoint", "ckpt-8", "ckpt-0")
+    assert_clean_refusal(result, "cannot restore any checkpoint", "ckpt-8", "ckpt-0", exit_code=1)
     assert len(list(folder.glob("ckpt-*.index"))) == 3
 
 
@@ -69,12 +67,10 @@ def test_two_processes_on_one_run_folder(workdir, digits_npz):
             "--name", "shared", "--quiet"]  # fmt: skip  (minutes of work: it is killed long before)
     first = subprocess.Popen(args, cwd=workdir, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not (workdir / "checkpoints/shared/checkpoint").exists():
-            time.sleep(0.05)
+        wait_until(lambda: (workdir / "checkpoints/shared/checkpoint").exists(), first, what="the first checkpoint")
         second = subprocess.run(
             [sys.executable, "-m", "dlcli", "resume", "checkpoints/shared"],
-            cwd=workdir, env=subprocess_env(), capture_output=True, text=True, timeout=120,
+            cwd=workdir, env=subprocess_env(), capture_output=True, text=True, timeout=PATIENCE,
         )  # fmt: skip
         assert first.poll() is None, "the first run ended before the second could try"
         assert second.returncode == 1
@@ -104,9 +100,7 @@ def test_random_sigkills_during_mnist_and_resume_end_like_an_uninterrupted_run(r
     for attempt in range(6):
         proc = subprocess.Popen(command, cwd=workdir, env=subprocess_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None and not (folder / "checkpoint").exists():
-            time.sleep(0.02)
+        wait_until(lambda: proc.poll() is not None or (folder / "checkpoint").exists(), what="a checkpoint")
         time.sleep(rng.uniform(0.0, 1.5))
         if proc.poll() is not None:
             assert proc.returncode == 0, proc.stderr.read().decode()[-500:]
@@ -142,8 +136,7 @@ def test_a_full_disk_is_a_clear_error_and_earlier_checkpoints_stay_resumable(run
     args = ["mnist", "--data", str(digits_npz), "--batch-size", "8", "--units", "64", "--epochs", "40",
             "--save-every", "64", "--keep", "100", "--checkpoint-dir", str(tiny_disk), "--name", "full"]  # fmt: skip
     result = runner.invoke(cli, args)
-    assert result.exit_code == 1
-    assert_one_line_error(result, "cannot write the checkpoint", "No space left on device", "dlcli resume")
+    assert_clean_refusal(result, "cannot write the checkpoint", "No space left on device", "dlcli resume", exit_code=1)
     folder = tiny_disk / "full"
     saved = sorted(int(p.name[5:-6]) for p in folder.glob("ckpt-*.index"))
     assert len(saved) >= 2  # some checkpoints fit before the disk filled
@@ -162,8 +155,7 @@ def test_a_read_only_output_folder_is_a_clear_error_with_nothing_written(runner,
     try:
         for option in ("--checkpoint-dir", "--logdir"):
             result = runner.invoke(cli, ["xor", "--epochs", "5", option, str(mount / "runs")])
-            assert result.exit_code == 1
-            assert_one_line_error(result, option, "Read-only file system")
+            assert_clean_refusal(result, option, "Read-only file system", exit_code=1)
             assert not any(mount.iterdir())
             assert not (workdir / "checkpoints").exists() or not any((workdir / "checkpoints").iterdir())
     finally:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from dlcli.cli import cli
-from conftest import assert_one_line_error, assert_usage_refused, invoke, invoke_json
+from conftest import assert_clean_refusal, assert_usage_refused, invoke, invoke_json
 from dlcli.core import summaries
 
 
@@ -88,8 +88,7 @@ def test_batch_larger_than_limit(runner, digits_npz):
     result = runner.invoke(
         cli, ["mnist", "--data", str(digits_npz), "--limit", "100"]
     )
-    assert result.exit_code == 1
-    assert_one_line_error(result, "--batch-size 128 is larger than --limit 100")
+    assert_clean_refusal(result, "--batch-size 128 is larger than --limit 100", exit_code=1)
 
 
 @pytest.mark.slow

@@ -106,13 +106,13 @@ def read_npz(path: Path) -> tuple:
         raise
     except (OSError, ValueError, EOFError, zlib.error, KeyError) as exc:
         raise DataError(f"{path}: not a readable .npz file ({_reason(exc)})") from None
-    _check_pairs(path, *arrays)
+    check_arrays({name: f"{path} [{name}]" for name in IDX_FILES}, *arrays)
     return arrays
 
 
 def read_idx_folder(folder: Path) -> tuple:
     """The four files of the official MNIST layout, each `.gz` or uncompressed."""
-    arrays = []
+    arrays, where = [], {}
     for key, stem in IDX_FILES.items():
         candidates = [folder / (stem + ".gz"), folder / stem]
         found = next((p for p in candidates if p.is_file()), None)
@@ -122,7 +122,8 @@ def read_idx_folder(folder: Path) -> tuple:
                 + ", ".join(f"{s}[.gz]" for s in IDX_FILES.values())
             )
         arrays.append(read_idx(found, images=key.startswith("x")))
-    _check_pairs(folder, *arrays)
+        where[key] = str(found)
+    check_arrays(where, *arrays)
     return tuple(arrays)
 
 
@@ -170,21 +171,54 @@ def _read_bytes(path: Path) -> bytes:
         return f.read()
 
 
-def _check_pairs(where, x_train, y_train, x_test, y_test) -> None:
-    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
-        if x.ndim != 3 or y.ndim != 1:
-            raise DataError(
-                f"{where}: {split} images must be (N, rows, cols) and labels (N,), "
-                f"got {x.shape} and {y.shape}"
-            )
+def check_arrays(where: dict[str, str], x_train, y_train, x_test, y_test) -> None:
+    """Every array fit for training, before anything trains: dtype, shape, agreeing
+    counts and image sizes, finite values and pixel and label ranges. A failure is a
+    DataError naming the file and the array (`where[name]`), so a broken file is never
+    mistaken for a training problem (NaN pixels would otherwise show up as a diverged
+    loss, "lower --lr").
+    """
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    for name, array in arrays.items():
+        images = name.startswith("x")
+        kinds = "uif" if images else "ui"
+        if not isinstance(array, np.ndarray) or array.dtype.kind not in kinds:
+            what = "images must be integers 0-255 or floats in [0, 1]" if images else "labels must be integer class indices"
+            raise DataError(f"{where[name]}: {name} has dtype {getattr(array, 'dtype', type(array).__name__)}; {what}")
+        if array.ndim != (3 if images else 1):
+            shape = "(N, rows, cols)" if images else "(N,)"
+            raise DataError(f"{where[name]}: {name} must have shape {shape}, got {array.shape}")
+        if len(array) == 0:
+            raise DataError(f"{where[name]}: {name} is empty")
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if len(x) != len(y):
             raise DataError(
-                f"{where}: {len(x)} {split} images but {len(y)} {split} labels; the counts must agree"
+                f"{where[f'y_{split}']}: y_{split} has {len(y)} labels but x_{split} has {len(x)} images; "
+                "the counts must agree"
             )
-        if len(x) == 0:
-            raise DataError(f"{where}: the {split} set is empty")
-        if y.min() < 0 or y.max() > 9:
-            raise DataError(f"{where}: {split} labels must be digits 0-9")
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DataError(
+            f"{where['x_test']}: x_test images are {'x'.join(map(str, x_test.shape[1:]))} but x_train images are "
+            f"{'x'.join(map(str, x_train.shape[1:]))}; both splits need one image size"
+        )
+    for name in ("x_train", "x_test"):
+        array = arrays[name]
+        if array.dtype.kind == "f":
+            if not np.isfinite(array).all():
+                raise DataError(f"{where[name]}: {name} holds NaN or infinite pixels")
+            low, high = 0.0, 1.0
+        else:
+            low, high = 0, 255
+        if array.min() < low or array.max() > high:
+            raise DataError(
+                f"{where[name]}: {name} pixels range over [{array.min()}, {array.max()}]; "
+                f"{array.dtype} images must lie in [{low}, {high}]"
+            )
+    for name in ("y_train", "y_test"):
+        array = arrays[name]
+        if array.min() < 0 or array.max() > 9:
+            raise DataError(f"{where[name]}: {name} has labels from {array.min()} to {array.max()}; expected digits 0-9")
 
 
 def _from_keras(dataset: str) -> tuple[tuple, str]:
@@ -213,11 +247,14 @@ def _download(dataset: str, cache: Path) -> tuple:
             f"({_reason(exc)}); copy it there or pass --data PATH to an .npz or IDX folder"
         ) from None
     arrays = (x_train, y_train, x_test, y_test)
-    _check_pairs(cache, *arrays)
+    check_arrays({name: f"{dataset} from Keras [{name}]" for name in IDX_FILES}, *arrays)
     return arrays
 
 
 def _scale(images: np.ndarray) -> np.ndarray:
+    """Pixels as float32 in [0, 1]: integer images are 0-255, float ones already scaled."""
+    if images.dtype.kind == "f":
+        return images.astype(np.float32)
     return images.astype(np.float32) / np.float32(255.0)
 
 

@@ -146,10 +146,8 @@ class RunFolder:
                 f"{record_path} has format {found!r}; this dlcli ({__version__}) reads format {FORMAT}"
             )
         try:
-            RunConfig.from_dict(record["config"]).validate()
-            int(record["target_epochs"])
-            str(record["logdir"])
-        except (ConfigError, KeyError, TypeError, ValueError) as exc:
+            _check_record(record)
+        except ConfigError as exc:
             raise RunError(f"{record_path} is not a valid run record ({exc})") from None
         return cls(path, record)
 
@@ -200,6 +198,21 @@ class RunFolder:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _check_record(record: dict) -> None:
+    """Every field resume reads, with its type; the config in full (RunConfig.from_dict)."""
+    kinds = {"run": (str, "a run name"), "logdir": (str, "a folder path"), "target_epochs": (int, "an integer"),
+             "config": (dict, "an object")}  # fmt: skip
+    for key, (kind, description) in kinds.items():
+        if key not in record:
+            raise ConfigError(f"{key} is missing")
+        value = record[key]
+        if not isinstance(value, kind) or isinstance(value, bool) or value in ("", {}):
+            raise ConfigError(f"{key} must be {description}, got {value!r}")
+    if record["target_epochs"] < 1:
+        raise ConfigError(f"target_epochs must be at least 1, got {record['target_epochs']}")
+    RunConfig.from_dict(record["config"]).validate()
 
 
 def _make_base(base: Path, option: str) -> list[Path]:
