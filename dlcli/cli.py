@@ -474,70 +474,175 @@ def _check_plot(ctx, param, value):
     return value
 
 
+def _vary_names() -> str:
+    from dlcli.experiments import SETTINGS
+
+    return ", ".join(SETTINGS)
+
+
+def _default_help(setting: str) -> str:
+    """'[default: mnist 3, xor 4]' from the two tasks' defaults (dlcli mnist / dlcli xor)."""
+    from dlcli.experiments import SETTINGS, TASK_DEFAULTS, format_value
+
+    s = SETTINGS[setting]
+    values = []
+    for task in ("mnist", "xor"):
+        if task in s.tasks:
+            model, train = TASK_DEFAULTS[task]
+            value = getattr(model if s.part == "model" else train, s.field)
+            values.append(f"{task} {format_value(value) if value != 0 or setting != 'batch-size' else 'all'}")
+    return f"  [default: {', '.join(values)}]"
+
+
+def base_setting_options(f):
+    """compare's shared settings: each defaults to what `dlcli mnist`/`dlcli xor` use."""
+    options = [
+        ("--layers", POSITIVE, "layers", "Dense layers of every run, the output included."),
+        ("--units", POSITIVE, "units", "Units in every hidden layer."),
+        ("--activation", ACTIVATION, "activation", "Hidden activation."),
+        ("--init", INITIALIZER, "init", "Weight init."),
+        ("--dropout", click.FloatRange(0, 1, max_open=True), "dropout", "Dropout rate (mnist)."),
+        ("--optimizer", OPTIMIZER, "optimizer", "Optimizer."),
+        ("--lr", POSITIVE_FLOAT, "lr", "Learning rate."),
+        ("--epochs", POSITIVE, "epochs", "Epochs per run."),
+        ("--batch-size", POSITIVE, "batch-size", "Examples per step."),
+    ]
+    decorators = [
+        click.option(flag, type=kind, default=None, show_default=False, help=text + _default_help(setting))
+        for flag, kind, setting, text in options
+    ]
+    decorators.append(
+        click.option("--batchnorm/--no-batchnorm", default=None, show_default=False,
+                     help="Batch norm in every hidden layer (mnist)." + _default_help("batchnorm"))
+    )  # fmt: skip
+    for option in reversed(decorators):
+        f = option(f)
+    return f
+
+
 @cli.command()
+@click.option("--task", type=click.Choice(["mnist", "xor"]), default="mnist",
+              help="What every run learns: MNIST digits (an MLP) or the four XOR points.")
 @click.option(
     "--what",
     multiple=True,
-    type=click.Choice(["activation", "init", "regularization", "all"]),
-    help="Variant set; give it several times for several sets.  [default: all]",
+    type=click.Choice(["activation", "init", "regularization", "all", "depth"]),
+    help="A preset of the lectures' variants: activation, init, regularization, all (mnist); depth (xor). "
+    "Give it several times for several sets.  [default: all (mnist), depth (xor); none with --vary]",
 )
-@click.option("--seeds", type=POSITIVE, default=1, help="Runs per variant with seeds SEED, SEED+1, ...: mean ± std and a 95% interval.")
+@click.option("--vary", multiple=True, metavar="NAME=V1,V2,...",
+              help="Vary one setting over values; several --vary make a grid of every combination. "
+              "NAME: activation, init, layers, units, dropout, batchnorm, optimizer, lr, batch-size, epochs.")  # fmt: skip
+@click.option("--seeds", type=click.IntRange(min=1), default=1,
+              help="Runs per variant with seeds SEED, SEED+1, ...: mean ± std, 95% intervals, paired differences.")  # fmt: skip
 @click.option("--seed", type=int, default=0, help="The first seed.")
+@click.option("--sort", type=click.Choice(["order", "accuracy", "loss", "seconds", "name"]), default="order",
+              help="Row order: as planned, best accuracy first, lowest loss, fewest seconds, or by name.")  # fmt: skip
 @click.option("--format", "fmt", default="github", callback=_check_format, metavar="FORMAT",
               help="Any tabulate format (github, plain, grid, pipe, latex, html, ...), json or csv.")
 @click.option("--output", type=click.Path(), callback=_check_output, help="Also write the table to this file.")
-@click.option("--plot", type=click.Path(), callback=_check_plot, help="Save accuracy per variant with error bars as a PNG (needs matplotlib).")
+@click.option("--plot", type=click.Path(), callback=_check_plot,
+              help="Save final accuracy with intervals and the learning curves as a PNG (needs matplotlib).")  # fmt: skip
+@click.option("--points", type=POSITIVE, default=10,
+              help="Learning-curve points per mnist run: evaluations on the first 1000 test examples.")  # fmt: skip
 @click.option("--force", is_flag=True, help="Rerun every variant, ignoring finished results in the ledger.")
-@data_options
-@click.option("--epochs", type=POSITIVE, default=1, help="Epochs per run.")
-@click.option("--lr", type=POSITIVE_FLOAT, default=0.001, help="Adam learning rate.")
-@logdir_option("Runs go to <logdir>/compare/<set>/<variant>-s<seed>/, the ledger to <logdir>/compare/results.jsonl.")
-@checkpoint_dir_option("Checkpoints go to <checkpoint-dir>/compare/<set>/<variant>-s<seed>/.")
+@click.option("--dry-run", is_flag=True, help="Print the planned runs (and which are in the ledger); train nothing.")
+@click.option("--yes", is_flag=True, help="Run a comparison of more than 100 runs.")
+@base_setting_options
+@click.option("--dataset", type=click.Choice(DATASETS), default="mnist", help="Which data set (mnist).")
+@click.option("--data", type=click.Path(), default=None,
+              help="An .npz or a folder of the four IDX files (mnist).  [default: the Keras cache]")  # fmt: skip
+@click.option("--limit", type=POSITIVE, default=None, help="Train on the first N training examples only (mnist).")
+@logdir_option("Runs go to <logdir>/compare/<comparison>/<variant>-s<seed>/, the ledger to <logdir>/compare/results.jsonl.")
+@checkpoint_dir_option("Checkpoints go to <checkpoint-dir>/compare/<comparison>/<variant>-s<seed>/.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @distribute_options
-def compare(what, seeds, seed, fmt, output, plot, force, dataset, data, limit, epochs, batch_size, lr, logdir,
-            checkpoint_dir, quiet, strategy, devices, cpu_replicas) -> None:  # fmt: skip
-    """Run the lecture's variants as real mnist runs and tabulate their test accuracy.
+def compare(task, what, vary, seeds, seed, sort, fmt, output, plot, points, force, dry_run, yes, dataset, data,
+            limit, logdir, checkpoint_dir, quiet, strategy, devices, cpu_replicas, **settings) -> None:  # fmt: skip
+    """Compare variants as real runs and tabulate them with honest statistics.
 
-    activation: sigmoid vs relu (2 x 256, random-normal init, Lab 10-1). init: normal
-    vs xavier vs he (relu, Lab 10-2). regularization: the deep net (4 x 512, relu,
-    xavier) plain vs dropout 0.5 vs batch norm (Labs 10-2-2 ... 10-4). all: the 7
-    distinct variants. Finished runs are kept in a ledger, so running the same
-    comparison again only trains what is missing; an interrupted run is resumed.
+    Presets (--what) are the lectures' questions. mnist: activation (sigmoid vs relu,
+    Lab 10-1), init (normal vs xavier vs he, Lab 10-2), regularization (the deep net
+    plain vs dropout vs batch norm, Labs 10-2-2 ... 10-4), all. xor: depth (1, 2 and 4
+    layers, lecture 9). Your own question is a grid: --vary NAME=V1,V2,... (repeat it
+    for every combination); the other options set what all runs share.
+
+    Every variant gets the same seeds; the table shows mean ± std, a 95% interval, and
+    each variant's difference to the best with a paired 95% interval over the seeds.
+    Finished runs are kept in a ledger, so running the same comparison again only
+    trains what is missing; an interrupted run is resumed.
+
+    Try: dlcli compare --vary activation=sigmoid,tanh,relu --vary init=normal,he --seeds 3
     """
     from dlcli import experiments, report
 
-    train = TrainSpec(optimizer="adam", lr=lr, epochs=epochs, batch_size=batch_size, seed=seed)
-    data_spec = DataSpec(dataset=dataset, path=_abs(data), limit=limit)
-    the_plan = experiments.plan(what, seeds, train, data_spec, logdir=logdir, checkpoint_dir=checkpoint_dir)
+    batchnorm = settings.pop("batchnorm")
+    model = {k: settings.pop(k) for k in ("layers", "units", "activation", "init", "dropout")}
+    model["batchnorm"] = batchnorm
+    train = {k: settings.pop(k) for k in ("optimizer", "lr", "epochs", "batch_size")}
+    explicit = {k.replace("_", "-") for k, v in {**model, **train}.items() if v is not None}
+    if task == "xor":
+        for name in ("dropout", "batchnorm", "limit", "data"):
+            given = {"limit": limit, "data": data}.get(name, model.get(name))
+            if given is not None:
+                raise click.UsageError(f"--{name} is for mnist comparisons; xor runs have no {name}")
+        if strategy != "default":
+            raise click.UsageError(f"--strategy {strategy} is for mnist comparisons; xor trains on one device")
+    try:
+        base = experiments.base_config(
+            task, model=model, train=train, data=DataSpec(dataset=dataset, path=_abs(data), limit=limit),
+            logdir=logdir, checkpoint_dir=checkpoint_dir,
+        )  # fmt: skip
+        the_plan = experiments.plan(task, what, vary, base, explicit=explicit, seeds=seeds, first_seed=seed,
+                                    points=points)  # fmt: skip
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    statuses = experiments.status(the_plan, force=force)
+    counts = {how: sum(1 for _, h in statuses if h == how) for how in ("in the ledger", "resume", "train")}
+    summary = (
+        f"{len(the_plan.variants)} variant{'s' if len(the_plan.variants) != 1 else ''} x {seeds} "
+        f"seed{'s' if seeds != 1 else ''} = {len(statuses)} runs: {counts['in the ledger']} in the ledger, "
+        f"{counts['resume']} to resume, {counts['train']} to train"
+    )
+    if dry_run:
+        click.echo(report.plan_table(statuses))
+        click.echo(f"\n{summary} (dry run: nothing trained)")
+        return
+    if len(statuses) > experiments.MAX_RUNS and not yes:
+        raise click.UsageError(
+            f"this comparison makes {len(statuses)} runs, more than {experiments.MAX_RUNS}; "
+            "pass --yes to run them all, or use fewer --vary values or --seeds"
+        )
+    click.echo(f"compare {the_plan.folder}: {summary}", err=True)
     distribute = _distribute(strategy, devices, cpu_replicas)
-    configs = the_plan.runs()
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(configs), desc="compare", unit="run", file=sys.stderr, disable=True if quiet else None)
+    bar = tqdm(total=len(statuses), desc="compare", unit="run", file=sys.stderr, disable=True if quiet else None)
     try:
         rows = experiments.run(
             the_plan,
             force=force,
-            on_start=lambda config, how: bar.set_postfix_str(f"{config.name.split('/')[-1]} ({how})"),
-            on_finish=lambda config: bar.update(1),
+            on_start=lambda planned, how: bar.set_postfix_str(f"{planned.config.name.split('/')[-1]} ({how})"),
+            on_finish=lambda planned, entry: bar.update(1),
             progress_factory=lambda: _progress(quiet),
             distribute=distribute,
         )
     finally:
         bar.close()
-    best, verdict = experiments.best_and_verdict(rows)
-    text = report.compare_table(rows, fmt, best=best)
+    rows = experiments.sort_rows(rows, sort)
+    text = report.compare_table(rows, fmt, columns=the_plan.columns)
     click.echo(text)
+    verdict = experiments.verdict(rows)
     if verdict:
         click.echo(f"note: {verdict}", err=fmt in report.MACHINE_FORMATS)
     if output:
-        from dlcli.core.runs import atomic_write_text
         from pathlib import Path
+
+        from dlcli.core.runs import atomic_write_text
 
         atomic_write_text(Path(output), text + "\n")
     if plot:
-        report.accuracy_plot(rows, plot)
+        report.comparison_plot(rows, experiments.learning_curves(the_plan), plot, task=task)
 
 
 @cli.command()

@@ -1,124 +1,427 @@
-"""`dlcli compare`: the lecture's variant sets, run as real mnist runs, with statistics.
+"""`dlcli compare`: grids of real runs and the lectures' variant sets, with statistics.
 
-Each variant is an ordinary run through `dlcli.core.session.train` (the same loop and
-checkpoints as `dlcli mnist`), logged under `<logdir>/compare/<set>/<variant>-s<seed>/`.
-Every finished run is appended to a ledger, `<logdir>/compare/results.jsonl`, keyed by
-its full configuration: running the same comparison again reuses what is finished,
-continues (exactly) a run that was interrupted, and trains only what is missing.
+A comparison is a list of variants (each a few settings on top of a shared base run),
+every one trained with the same seeds. The variants come from a preset (`--what`: the
+lectures' sets) or from a grid (`--vary NAME=V1,V2`: the cartesian product), or both.
+Each (variant, seed) is an ordinary run through `dlcli.core.session.train` (the same
+loop and checkpoints as `dlcli mnist` and `dlcli xor`), logged under
+`<logdir>/compare/<label>/<variant>-s<seed>/`. Every finished run is appended to a
+ledger, `<logdir>/compare/results.jsonl`, keyed by its whole configuration: running a
+comparison again reuses what is finished, continues (exactly) a run that was
+interrupted, and trains only what is missing.
+
+Statistics: each variant's mean test accuracy with its sample std and 95% Student-t
+interval over seeds, and its difference to the best variant with a *paired* 95%
+interval over the seeds they share (a seed fixes the initial weights and the data
+order, so the pairs differ only in the variant).
+
+Standard library only at import: the CLI plans, validates and dry-runs a comparison
+without TensorFlow.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import math
 import os
 import shutil
 import statistics
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from dlcli.config import DataSpec, ModelSpec, RunConfig, TrainSpec
+from dlcli.config import (
+    ACTIVATIONS,
+    TEST_SUBSET,
+    INITIALIZERS,
+    OPTIMIZERS,
+    DataSpec,
+    ModelSpec,
+    RunConfig,
+    TrainSpec,
+    check_name,
+    _keras_knows_activation,
+    _keras_knows_initializer,
+    _keras_knows_optimizer,
+)
 from dlcli.errors import ConfigError
+
+LEDGER = "results.jsonl"
+KEY_FORMAT = 2  # ledger keys: the whole run configuration (format 1: a hand-kept subset)
+MAX_RUNS = 100  # a larger comparison needs --yes
+
+# -- the settings a comparison can vary ------------------------------------------------
+
+
+def _integer(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ConfigError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise ConfigError(f"{value} is below {minimum}")
+        return value
+
+    return parse
+
+
+def _number(low: float, high: float, *, low_open: bool, high_open: bool):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(f"{text!r} is not a number") from None
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        if not (math.isfinite(value) and above and below):
+            bounds = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            raise ConfigError(f"{text} is outside {bounds}")
+        return value
+
+    return parse
+
+
+def _flag(text: str) -> bool:
+    words = {"yes": True, "true": True, "on": True, "1": True, "no": False, "false": False, "off": False, "0": False}
+    if text.lower() not in words:
+        raise ConfigError(f"{text!r} is not yes or no")
+    return words[text.lower()]
+
+
+def _keras_name(kind: str, known: tuple, keras_knows):
+    def parse(text: str) -> str:
+        return check_name(kind, text, known, keras_knows)
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One run setting a grid can vary: its option name, where it lives, its parser."""
+
+    name: str  # as on the command line: batch-size
+    part: str  # "model" or "train"
+    field: str  # the dataclass field: batch_size
+    parse: Callable[[str], object]
+    tasks: tuple[str, ...] = ("mnist", "xor")
+
+
+SETTINGS = {
+    s.name: s
+    for s in (
+        Setting("activation", "model", "activation", _keras_name("activation", ACTIVATIONS, _keras_knows_activation)),
+        Setting("init", "model", "init", _keras_name("initializer", INITIALIZERS, _keras_knows_initializer)),
+        Setting("layers", "model", "layers", _integer(1)),
+        Setting("units", "model", "units", _integer(1)),
+        Setting("dropout", "model", "dropout", _number(0, 1, low_open=False, high_open=True), ("mnist",)),
+        Setting("batchnorm", "model", "batchnorm", _flag, ("mnist",)),
+        Setting("optimizer", "train", "optimizer", _keras_name("optimizer", OPTIMIZERS, _keras_knows_optimizer)),
+        Setting("lr", "train", "lr", _number(0, math.inf, low_open=True, high_open=True)),
+        Setting("batch-size", "train", "batch_size", _integer(1)),
+        Setting("epochs", "train", "epochs", _integer(1)),
+    )
+}
+
+
+def format_value(value) -> str:
+    """A setting's value as it appears in variant names, tables and folders."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def apply_settings(config: RunConfig, settings: dict) -> RunConfig:
+    """`config` with each {setting name: value} put in its place."""
+    model = {SETTINGS[k].field: v for k, v in settings.items() if SETTINGS[k].part == "model"}
+    train = {SETTINGS[k].field: v for k, v in settings.items() if SETTINGS[k].part == "train"}
+    return replace(config, model=replace(config.model, **model), train=replace(config.train, **train))
+
+
+# -- the task defaults and the lectures' presets ---------------------------------------
+
+# What `dlcli xor` and `dlcli mnist` train by default: the shared base of a comparison
+# before the user's own options.
+TASK_DEFAULTS = {
+    "xor": (
+        ModelSpec(layers=4, units=10, activation="sigmoid", init="normal"),
+        TrainSpec(optimizer="sgd", lr=0.01, epochs=20000, batch_size=0, log_every=1000),
+    ),
+    "mnist": (ModelSpec(), TrainSpec()),
+}
+
+_LECTURE_MLP = ("activation", "init", "layers", "units", "dropout", "batchnorm")
+
+
+def _mlp(activation, init, layers, units, dropout=0.0, batchnorm=False) -> dict:
+    return dict(zip(_LECTURE_MLP, (activation, init, layers, units, dropout, batchnorm)))
+
 
 # Lab 10-1: sigmoid vs relu, 2 hidden layers of 256, random-normal init.
 # Lab 10-2: normal vs xavier vs he with relu. Labs 10-2-2, 10-3, 10-4: the deep net
 # (4 hidden layers of 512, relu, xavier) plain, with dropout 0.5, with batch norm.
+# Lecture 9 (XOR): one logistic unit, Lab 09-2's two layers, Lab 09-3's four.
 VARIANTS = {
-    "sigmoid-normal": ModelSpec(layers=3, units=256, activation="sigmoid", init="normal"),
-    "relu-normal": ModelSpec(layers=3, units=256, activation="relu", init="normal"),
-    "relu-xavier": ModelSpec(layers=3, units=256, activation="relu", init="xavier"),
-    "relu-he": ModelSpec(layers=3, units=256, activation="relu", init="he"),
-    "deep": ModelSpec(layers=5, units=512, activation="relu", init="xavier"),
-    "deep-dropout": ModelSpec(layers=5, units=512, activation="relu", init="xavier", dropout=0.5),
-    "deep-batchnorm": ModelSpec(layers=5, units=512, activation="relu", init="xavier", batchnorm=True),
+    "mnist": {
+        "sigmoid-normal": _mlp("sigmoid", "normal", 3, 256),
+        "relu-normal": _mlp("relu", "normal", 3, 256),
+        "relu-xavier": _mlp("relu", "xavier", 3, 256),
+        "relu-he": _mlp("relu", "he", 3, 256),
+        "deep": _mlp("relu", "xavier", 5, 512),
+        "deep-dropout": _mlp("relu", "xavier", 5, 512, dropout=0.5),
+        "deep-batchnorm": _mlp("relu", "xavier", 5, 512, batchnorm=True),
+    },
+    "xor": {f"layers={n}": {"layers": n} for n in (1, 2, 4)},
 }
-SETS = {
-    "activation": ["sigmoid-normal", "relu-normal"],
-    "init": ["relu-normal", "relu-xavier", "relu-he"],
-    "regularization": ["deep", "deep-dropout", "deep-batchnorm"],
+PRESETS = {
+    "mnist": {
+        "activation": ["sigmoid-normal", "relu-normal"],
+        "init": ["relu-normal", "relu-xavier", "relu-he"],
+        "regularization": ["deep", "deep-dropout", "deep-batchnorm"],
+    },
+    "xor": {"depth": ["layers=1", "layers=2", "layers=4"]},
 }
-SETS["all"] = list(dict.fromkeys(v for names in SETS.values() for v in names))
-LEDGER = "results.jsonl"
+PRESETS["mnist"]["all"] = list(dict.fromkeys(v for names in PRESETS["mnist"].values() for v in names))
+DEFAULT_PRESET = {"mnist": "all", "xor": "depth"}
+ALL_PRESETS = tuple(dict.fromkeys(p for presets in PRESETS.values() for p in presets))
 
-# Two-sided 95% Student t quantiles, t(0.975, df) for df = 1 .. 30.
-T_975 = [
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-]  # fmt: skip
+
+# -- planning ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str  # derived from its settings only: `activation=tanh,lr=0.01` (or a preset's name)
+    settings: tuple[tuple[str, object], ...]  # ((setting name, value), ...)
+
+    def value(self, setting: str):
+        return dict(self.settings).get(setting)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    variant: Variant
+    seed: int
+    config: RunConfig
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What to compare: variant names (in order), seeds, and the shared settings."""
+    """What to compare: variants on a shared base run, and the seeds every one gets."""
 
-    sets: tuple[str, ...]
-    seeds: int
-    train: TrainSpec
-    data: DataSpec
-    logdir: str = "logs"
-    checkpoint_dir: str = "checkpoints"
+    task: str
+    label: str  # the comparison's folder: <logdir>/compare/<label>/
+    variants: tuple[Variant, ...]
+    columns: tuple[str, ...]  # the settings the variants differ in (table columns)
+    seeds: tuple[int, ...]
+    base: RunConfig
+    points: int = 10  # test-subset evaluations per mnist run (learning curves)
 
-    @property
-    def set_name(self) -> str:
-        return "_".join(self.sets)
-
-    @property
-    def variants(self) -> list[str]:
-        return list(dict.fromkeys(v for s in self.sets for v in SETS[s]))
-
-    def runs(self) -> list[RunConfig]:
-        """One validated mnist run per (variant, seed)."""
-        configs = []
+    def runs(self) -> list[PlannedRun]:
+        """One validated run per (variant, seed), variants in order."""
+        out = []
         for variant in self.variants:
-            for seed in range(self.seeds):
-                configs.append(
-                    RunConfig(
-                        task="mnist",
-                        name=f"compare/{self.set_name}/{variant}-s{seed}",
-                        model=VARIANTS[variant],
-                        train=replace(self.train, seed=self.train.seed + seed),
-                        data=self.data,
-                        logdir=self.logdir,
-                        checkpoint_dir=self.checkpoint_dir,
-                    ).validate()
+            for seed in self.seeds:
+                config = apply_settings(self.base, dict(variant.settings))
+                config = replace(
+                    config,
+                    name=f"compare/{self.label}/{variant.name}-s{seed}",
+                    train=replace(config.train, seed=seed, eval_points=self.points if self.task == "mnist" else 0),
                 )
-        return configs
+                try:
+                    config.validate()
+                except ConfigError as exc:
+                    raise ConfigError(f"variant {variant.name}: {exc}") from None
+                out.append(PlannedRun(variant, seed, config))
+        return out
+
+    @property
+    def ledger_path(self) -> Path:
+        return Path(self.base.logdir) / "compare" / LEDGER
+
+    @property
+    def folder(self) -> str:
+        return f"compare/{self.label}"
 
 
-def plan(what: tuple[str, ...], seeds: int, train: TrainSpec, data: DataSpec, **paths) -> Plan:
-    unknown = [w for w in what if w not in SETS]
-    if unknown:
-        raise ConfigError(f"unknown --what {unknown[0]!r}; choose from {', '.join(SETS)}")
+def parse_vary(items: tuple[str, ...], task: str) -> list[tuple[str, list]]:
+    """[(setting, [values...]), ...] from `--vary NAME=V1,V2,...` options, all checked."""
+    grid, seen = [], set()
+    for item in items:
+        name, sep, values = item.partition("=")
+        name = name.strip()
+        if not sep:
+            raise ConfigError(f"--vary {item!r}: expected NAME=V1,V2,... (e.g. --vary lr=0.1,0.01)")
+        if name not in SETTINGS:
+            raise ConfigError(f"--vary {item!r}: unknown setting {name!r}; choose from {', '.join(SETTINGS)}")
+        if task not in SETTINGS[name].tasks:
+            raise ConfigError(f"--vary {name}: {task} runs have no {name} setting")
+        if name in seen:
+            raise ConfigError(f"--vary {name} is given twice; put all its values in one --vary {name}=V1,V2,...")
+        seen.add(name)
+        texts = [v.strip() for v in values.split(",")]
+        if texts == [""]:
+            raise ConfigError(f"--vary {name}= has no values; give at least one: --vary {name}=V1,V2,...")
+        parsed, names = [], set()
+        for text in texts:
+            if not text:
+                raise ConfigError(f"--vary {item!r}: an empty value; separate values with single commas")
+            try:
+                value = SETTINGS[name].parse(text)
+            except ConfigError as exc:
+                raise ConfigError(f"--vary {name}: {exc}") from None
+            if format_value(value) in names:
+                raise ConfigError(f"--vary {name}: {text} is given twice")
+            names.add(format_value(value))
+            parsed.append(value)
+        grid.append((name, parsed))
+    return grid
+
+
+def plan(
+    task: str,
+    what: tuple[str, ...],
+    vary: tuple[str, ...],
+    base: RunConfig,
+    *,
+    explicit: set[str] = frozenset(),
+    seeds: int = 1,
+    first_seed: int = 0,
+    points: int = 10,
+) -> Plan:
+    """Check everything and lay out the comparison; nothing is trained or written.
+
+    `base` is the shared run (the task's defaults and the user's options); `explicit`
+    names the settings the user gave on the command line, which a preset that sets
+    them too would silently override: that is an error instead.
+    """
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
-    ordered = tuple(dict.fromkeys(what or ("all",)))
-    if "all" in ordered:
-        ordered = ("all",)
-    return Plan(sets=ordered, seeds=seeds, train=train, data=data, **paths)
+    if points < 1:
+        raise ConfigError(f"--points must be at least 1, got {points}")
+    unknown = [w for w in what if w not in PRESETS[task]]
+    if unknown:
+        raise ConfigError(
+            f"--what {unknown[0]} is not a {task} preset; {task} has {', '.join(PRESETS[task])}"
+            + (" (use --task xor)" if unknown[0] in PRESETS["xor"] else "")
+            + (" (use --task mnist)" if unknown[0] in PRESETS["mnist"] else "")
+        )
+    grid = parse_vary(vary, task)
+    presets = tuple(dict.fromkeys(what)) or (() if grid else (DEFAULT_PRESET[task],))
+    if "all" in presets:
+        presets = ("all",)
+    preset_variants = list(dict.fromkeys(v for p in presets for v in PRESETS[task][p]))
+    fixed = {s for v in preset_variants for s in VARIANTS[task][v]}
+    for name, _ in grid:
+        if name in fixed:
+            raise ConfigError(
+                f"--vary {name} cannot be combined with --what {','.join(presets)}: its variants set {name} "
+                f"themselves; vary it on its own or drop --what"
+            )
+    overridden = sorted(fixed & set(explicit))
+    if overridden:
+        raise ConfigError(
+            f"--{overridden[0]} cannot be combined with --what {','.join(presets)}: its variants set "
+            f"{overridden[0]} themselves; use --vary {overridden[0]}=... without --what instead"
+        )
+    varied = [name for name, _ in grid]
+    if set(varied) & set(explicit):
+        name = sorted(set(varied) & set(explicit))[0]
+        raise ConfigError(f"--{name} and --vary {name} both set {name}; keep one")
+
+    variants = []
+    bases = [(name, tuple(VARIANTS[task][name].items())) for name in preset_variants] or [("", ())]
+    for (preset_name, preset_settings), values in itertools.product(bases, itertools.product(*[v for _, v in grid])):
+        chosen = tuple(zip(varied, values))
+        grid_name = ",".join(f"{n}={format_value(v)}" for n, v in chosen)
+        name = ",".join(filter(None, [preset_name, grid_name]))
+        variants.append(Variant(name, preset_settings + chosen))
+    columns = tuple(dict.fromkeys([s for v in preset_variants for s in VARIANTS[task][v]] + varied))
+
+    label_parts = list(presets) + (["vary-" + "-".join(varied)] if varied else [])
+    label = ("" if task == "mnist" else f"{task}-") + "_".join(label_parts)
+    shared = _shared_part(base, columns)
+    if shared != _shared_part(_default_base(task, base), columns):
+        # Another base (other data, epochs, width...) is another comparison: its own folder.
+        label += "-" + hashlib.sha256(shared.encode()).hexdigest()[:8]
+    the_plan = Plan(
+        task=task, label=label, variants=tuple(variants), columns=columns,
+        seeds=tuple(range(first_seed, first_seed + seeds)), base=base, points=points,
+    )  # fmt: skip
+    the_plan.runs()  # validates every run's configuration now, before anything trains
+    return the_plan
+
+
+def base_config(task: str, *, model: dict, train: dict, data: DataSpec, logdir: str, checkpoint_dir: str) -> RunConfig:
+    """The task's defaults with the given {field: value} overrides (None: keep the default)."""
+    default_model, default_train = TASK_DEFAULTS[task]
+    return RunConfig(
+        task=task,
+        name="compare",
+        model=replace(default_model, **{k: v for k, v in model.items() if v is not None}),
+        train=replace(default_train, **{k: v for k, v in train.items() if v is not None}),
+        data=DataSpec(dataset="xor") if task == "xor" else data,
+        logdir=logdir,
+        checkpoint_dir=checkpoint_dir,
+    )
+
+
+def _default_base(task: str, base: RunConfig) -> RunConfig:
+    model, train = TASK_DEFAULTS[task]
+    data = DataSpec(dataset="xor") if task == "xor" else DataSpec()
+    return replace(base, model=model, train=train, data=data)
+
+
+def _shared_part(base: RunConfig, columns: tuple[str, ...]) -> str:
+    """The base's key without the varied settings and the seed: what all variants share."""
+    blank = {name: None for name in columns}
+    config = apply_settings(base, blank)
+    return ledger_key(replace(config, train=replace(config.train, seed=0)))
+
+
+# -- the ledger ---------------------------------------------------------------------------
 
 
 def ledger_key(config: RunConfig) -> str:
-    """What makes two runs the same experiment: everything but names and folders."""
-    t = config.train
-    key = {
-        "model": config.model.__dict__,
-        "train": {"optimizer": t.optimizer, "lr": t.lr, "epochs": t.epochs, "batch_size": t.batch_size, "seed": t.seed},
-        "data": config.data.__dict__,
-    }
-    return json.dumps(key, sort_keys=True)
+    """What makes two runs the same experiment: the whole configuration but its name
+    and folders. Derived from the config itself, so a setting added later is part of
+    the key without anyone remembering to add it."""
+    return json.dumps(replace(config, name="", logdir="", checkpoint_dir="").to_dict(), sort_keys=True)
+
+
+def _upgrade_key(entry: dict) -> str:
+    """The format-2 key of a format-1 ledger line (dlcli 0.1: model, five train
+    settings and data). Those lines were written by mnist comparisons whose other
+    settings were the defaults of the time, so the whole configuration is known."""
+    old = json.loads(entry["key"])
+    config = RunConfig(
+        task="mnist",
+        name="",
+        model=ModelSpec(**old["model"]),
+        train=TrainSpec(**old["train"]),
+        data=DataSpec(**old["data"]),
+        logdir="",
+        checkpoint_dir="",
+    )
+    return ledger_key(config)
 
 
 def read_ledger(path: Path) -> dict[str, dict]:
-    """{key: entry} of finished runs; a torn last line (a kill mid-append) is skipped."""
+    """{key: entry} of finished runs. A torn last line (a kill mid-append) and lines
+    that are not ledger entries are skipped; format-1 lines are read with upgraded keys."""
     entries = {}
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 entry = json.loads(line)
-                entries[entry["key"]] = entry
-            except (json.JSONDecodeError, KeyError, TypeError):
+                key = entry["key"] if entry.get("key_format") == KEY_FORMAT else _upgrade_key(entry)
+                float(entry["accuracy"]), float(entry["loss"])
+                entries[key] = entry
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
                 continue
     return entries
 
@@ -138,49 +441,79 @@ def append_ledger(path: Path, entry: dict) -> None:
         os.fsync(f.fileno())
 
 
+def status(the_plan: Plan, *, force: bool = False) -> list[tuple[PlannedRun, str]]:
+    """Each planned run and what running the plan would do with it: reuse, resume, train."""
+    finished = {} if force else read_ledger(the_plan.ledger_path)
+    out = []
+    for run in the_plan.runs():
+        if ledger_key(run.config) in finished:
+            out.append((run, "in the ledger"))
+        elif not force and _resumable(run.config):
+            out.append((run, "resume"))
+        else:
+            out.append((run, "train"))
+    return out
+
+
+def _resumable(config: RunConfig) -> bool:
+    """A checkpointed folder of exactly this run (never another config's folder)."""
+    folder = Path(config.checkpoint_dir) / config.name
+    try:
+        record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        same = RunConfig.from_dict(record["config"]) == config
+    except (OSError, ValueError, KeyError, TypeError, ConfigError):
+        return False
+    return same and (folder / "checkpoint").is_file()
+
+
+# -- running ------------------------------------------------------------------------------
+
+
 def run(
-    plan: Plan,
+    the_plan: Plan,
     *,
     force: bool = False,
-    on_start: Callable[[RunConfig, str], None] = lambda config, how: None,
-    on_finish: Callable[[RunConfig], None] = lambda config: None,
+    on_start: Callable[[PlannedRun, str], None] = lambda run, how: None,
+    on_finish: Callable[[PlannedRun, dict], None] = lambda run, entry: None,
     progress_factory=None,
     distribute=None,
 ) -> list[dict]:
     """Run every missing (variant, seed) and return one row of statistics per variant."""
     from dlcli.core import session
+    from dlcli.core.reuse import Reuse
 
-    configs = plan.runs()
-    ledger_path = Path(plan.logdir) / "compare" / LEDGER
-    finished = {} if force else read_ledger(ledger_path)
-    results: dict[str, list[dict]] = {}
-    for config in configs:
+    reuse = Reuse()  # one data set and one compiled loop per architecture for all the runs
+    finished = {} if force else read_ledger(the_plan.ledger_path)
+    entries: dict[str, list[dict]] = {v.name: [] for v in the_plan.variants}
+    for planned in the_plan.runs():
+        config = planned.config
         key = ledger_key(config)
-        variant = config.name.split("/")[-1].rsplit("-s", 1)[0]
         if key in finished:
-            on_start(config, "reused")
-            results.setdefault(variant, []).append(finished[key])
-            on_finish(config)
+            on_start(planned, "reused")
+            entries[planned.variant.name].append(finished[key])
+            on_finish(planned, finished[key])
             continue
-        folder = Path(config.checkpoint_dir) / config.name
         progress = progress_factory() if progress_factory else None
-        if folder.is_dir() and not force and (folder / "checkpoint").is_file():
-            on_start(config, "resumed")
-            result = session.resume(folder, progress=progress, distribute=distribute)
+        if not force and _resumable(config):
+            on_start(planned, "resumed")
+            result = session.resume(
+                Path(config.checkpoint_dir) / config.name, progress=progress, distribute=distribute, reuse=reuse
+            )
         else:
-            if force or folder.is_dir():
-                # compare owns these folders: a forced rerun, or a run killed before its
-                # first checkpoint, starts over in a clean folder.
-                shutil.rmtree(folder, ignore_errors=True)
-                shutil.rmtree(Path(config.logdir) / config.name, ignore_errors=True)
-            on_start(config, "trained")
+            # compare owns these folders: a forced rerun, a run killed before its first
+            # checkpoint, or a folder of another configuration starts over clean.
+            shutil.rmtree(Path(config.checkpoint_dir) / config.name, ignore_errors=True)
+            shutil.rmtree(Path(config.logdir) / config.name, ignore_errors=True)
+            write_layout(the_plan)
+            on_start(planned, "trained")
             result = session.train(
-                config, progress=progress, hparams=hparams_of(variant, config), distribute=distribute
+                config, progress=progress, hparams=hparams_of(planned, the_plan), distribute=distribute, reuse=reuse
             )
         entry = {
             "key": key,
-            "variant": variant,
-            "seed": config.train.seed,
+            "key_format": KEY_FORMAT,
+            "variant": planned.variant.name,
+            "seed": planned.seed,
             "run": config.name,
             "accuracy": result.accuracy,
             "loss": result.loss,
@@ -188,71 +521,187 @@ def run(
             "params": result.params,
             "grad_ratio": result.grad_ratio if math.isfinite(result.grad_ratio) else None,
         }
-        append_ledger(ledger_path, entry)
-        results.setdefault(variant, []).append(entry)
-        on_finish(config)
-    return [summarize(variant, results[variant]) for variant in plan.variants]
+        append_ledger(the_plan.ledger_path, entry)
+        entries[planned.variant.name].append(entry)
+        on_finish(planned, entry)
+    return summarize_all(the_plan, entries)
 
 
-def hparams_of(variant: str, config: RunConfig) -> dict:
-    m = config.model
-    return {
-        "variant": variant,
-        "activation": m.activation,
-        "init": m.init,
-        "hidden_layers": m.hidden_layers,
-        "units": m.units,
-        "dropout": m.dropout,
-        "batchnorm": m.batchnorm,
-        "seed": config.train.seed,
-    }
+def hparams_of(planned: PlannedRun, the_plan: Plan) -> dict:
+    """What TensorBoard's HParams dashboard shows for a run: the variant, its settings, the seed."""
+    values = {"variant": planned.variant.name}
+    config = planned.config
+    for name in the_plan.columns or ("activation", "init", "layers", "units"):
+        s = SETTINGS[name]
+        value = getattr(getattr(config, s.part), s.field)
+        values[name] = value
+    values["seed"] = planned.seed
+    return values
 
 
-def summarize(variant: str, entries: list[dict]) -> dict:
-    """Mean, sample std and a 95% t interval of the test accuracy over seeds."""
-    spec = VARIANTS[variant]
-    accuracies = [e["accuracy"] for e in entries]
-    n = len(accuracies)
-    mean = statistics.fmean(accuracies)
-    std = statistics.stdev(accuracies) if n > 1 else 0.0
-    half = t_quantile(n - 1) * std / math.sqrt(n) if n > 1 else None
-    ratios = [e["grad_ratio"] for e in entries if e.get("grad_ratio") is not None]
-    return {
-        "variant": variant,
-        "activation": spec.activation,
-        "init": spec.init,
-        "hidden": f"{spec.hidden_layers}x{spec.units}",
-        "dropout": spec.dropout,
-        "batchnorm": spec.batchnorm,
-        "accuracy": mean,
-        "accuracy_std": std,
-        "ci_low": None if half is None else mean - half,
-        "ci_high": None if half is None else mean + half,
-        "loss": statistics.fmean(e["loss"] for e in entries),
-        "seconds": sum(e["seconds"] for e in entries),
-        "params": entries[0]["params"],
-        "grad_ratio": statistics.fmean(ratios) if ratios else None,
-        "seeds": n,
-    }
+def write_layout(the_plan: Plan) -> None:
+    """A TensorBoard custom-scalars layout that puts every variant of the comparison on
+    one chart per metric (the Custom Scalars tab). Written once per comparison folder."""
+    from dlcli.core import summaries
+
+    folder = Path(the_plan.base.logdir) / the_plan.folder
+    if any(folder.glob("events.out.tfevents.*")):
+        return
+    if the_plan.task == "mnist":
+        charts = [
+            (f"test accuracy (first {TEST_SUBSET} test examples)", r"^subset/accuracy$"),
+            (f"test loss (first {TEST_SUBSET} test examples)", r"^subset/loss$"),
+            ("training loss", r"^loss$"),
+        ]
+    else:
+        charts = [("accuracy on the 4 XOR points", r"^accuracy$"), ("loss", r"^loss$")]
+    summaries.write_custom_scalars(folder, f"dlcli {the_plan.folder}", charts)
+
+
+# -- statistics ---------------------------------------------------------------------------
+
+# Two-sided 95% Student t quantiles, t(0.975, df) for df = 1 .. 30.
+T_975 = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+]  # fmt: skip
 
 
 def t_quantile(df: int) -> float:
     return T_975[df - 1] if df <= len(T_975) else 1.96
 
 
-def best_and_verdict(rows: list[dict]) -> tuple[int, str | None]:
-    """Index of the best row, and a warning when it is not clearly ahead of the second."""
-    order = sorted(range(len(rows)), key=lambda i: rows[i]["accuracy"], reverse=True)
-    best = order[0]
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    std: float  # sample std (n - 1)
+    low: float | None  # 95% Student-t interval of the mean; None with one value
+    high: float | None
+    n: int
+
+
+def mean_interval(values: list[float]) -> Interval:
+    n = len(values)
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if n > 1 else 0.0
+    if n < 2:
+        return Interval(mean, std, None, None, n)
+    half = t_quantile(n - 1) * std / math.sqrt(n)
+    return Interval(mean, std, mean - half, mean + half, n)
+
+
+def paired_difference(a: dict[int, float], b: dict[int, float]) -> Interval | None:
+    """Mean of a[seed] - b[seed] over the seeds both have, with its paired 95% interval
+    (the interval of a paired t-test); None when they share no seed."""
+    shared = sorted(set(a) & set(b))
+    if not shared:
+        return None
+    return mean_interval([a[s] - b[s] for s in shared])
+
+
+def summarize_all(the_plan: Plan, entries: dict[str, list[dict]]) -> list[dict]:
+    """One row per variant, in plan order, with the paired difference to the best row."""
+    rows = [summarize(v, entries[v.name], the_plan) for v in the_plan.variants]
+    by_seed = {v.name: {e["seed"]: e["accuracy"] for e in entries[v.name]} for v in the_plan.variants}
+    best = max(range(len(rows)), key=lambda i: (rows[i]["accuracy"], -rows[i]["loss"]))
+    for i, row in enumerate(rows):
+        row["best"] = i == best
+        diff = paired_difference(by_seed[row["variant"]], by_seed[rows[best]["variant"]])
+        row["diff_to_best"] = None if i == best or diff is None else diff.mean
+        row["diff_ci_low"] = None if i == best or diff is None else diff.low
+        row["diff_ci_high"] = None if i == best or diff is None else diff.high
+    return rows
+
+
+def summarize(variant: Variant, entries: list[dict], the_plan: Plan) -> dict:
+    """A variant's row: its settings, and accuracy statistics over its seeds."""
+    accuracy = mean_interval([e["accuracy"] for e in entries])
+    ratios = [e["grad_ratio"] for e in entries if e.get("grad_ratio") is not None]
+    config = apply_settings(the_plan.base, dict(variant.settings))
+    row = {"variant": variant.name}
+    for name in the_plan.columns:
+        s = SETTINGS[name]
+        row[name] = getattr(getattr(config, s.part), s.field)
+    row.update(
+        accuracy=accuracy.mean,
+        accuracy_std=accuracy.std,
+        ci_low=accuracy.low,
+        ci_high=accuracy.high,
+        loss=statistics.fmean(e["loss"] for e in entries),
+        seconds=sum(e["seconds"] for e in entries),
+        params=entries[0]["params"],
+        grad_ratio=statistics.fmean(ratios) if ratios else None,
+        seeds=len(entries),
+    )
+    if the_plan.task == "xor":
+        row["solved"] = sum(e["accuracy"] == 1.0 for e in entries) / len(entries)
+    return row
+
+
+SORT_KEYS = {
+    "order": None,
+    "accuracy": lambda row: -row["accuracy"],
+    "loss": lambda row: row["loss"],
+    "seconds": lambda row: row["seconds"],
+    "name": lambda row: row["variant"],
+}
+
+
+def sort_rows(rows: list[dict], by: str) -> list[dict]:
+    key = SORT_KEYS[by]
+    return rows if key is None else sorted(rows, key=key)
+
+
+def not_clearly_behind(row: dict) -> bool:
+    """The paired interval of the difference to the best row contains 0."""
+    low, high = row.get("diff_ci_low"), row.get("diff_ci_high")
+    return low is not None and low <= 0.0 <= high
+
+
+def verdict(rows: list[dict]) -> str | None:
+    """A warning when the best row is not clearly ahead of the runner-up."""
     if len(rows) < 2:
-        return best, None
-    second = order[1]
-    a, b = rows[best], rows[second]
-    if a["seeds"] < 2:
-        return best, "one seed per variant: no spread to judge by; use --seeds 3 or more for intervals"
-    if a["ci_low"] <= b["ci_high"]:
-        return best, (
-            f"{a['variant']} is not clearly ahead of {b['variant']}: their 95% intervals overlap "
-            f"([{a['ci_low']:.4f}, {a['ci_high']:.4f}] vs [{b['ci_low']:.4f}, {b['ci_high']:.4f}])"
+        return None
+    best = next(r for r in rows if r["best"])
+    if best["seeds"] < 2:
+        return "one seed per variant: no spread to judge by; use --seeds 3 or more for intervals"
+    others = sorted((r for r in rows if not r["best"]), key=lambda r: -r["accuracy"])
+    second = others[0]
+    if not_clearly_behind(second):
+        return (
+            f"{best['variant']} is not clearly ahead of {second['variant']}: the paired 95% interval of "
+            f"their difference, [{second['diff_ci_low']:+.4f}, {second['diff_ci_high']:+.4f}], contains 0"
         )
-    return best, None
+    return None
+
+
+# -- learning curves ------------------------------------------------------------------------
+
+
+@dataclass
+class Curves:
+    """{variant: {seed: [(step, value), ...]}} of one metric, read from the event files."""
+
+    metric: str
+    by_variant: dict[str, dict[int, list[tuple[int, float]]]] = field(default_factory=dict)
+
+
+def learning_curves(the_plan: Plan) -> tuple[Curves, Curves]:
+    """Accuracy and loss against the step for every run of the plan, from its own
+    TensorBoard event files: the test-subset points of mnist runs (with the final
+    test-set value at each epoch end), the training series of XOR (its test set)."""
+    from dlcli.core.summaries import read_scalars
+
+    accuracy, loss = Curves("accuracy"), Curves("loss")
+    for planned in the_plan.runs():
+        logdir = Path(planned.config.logdir) / planned.config.name
+        if the_plan.task == "mnist":
+            series = read_scalars(logdir, "test")
+            acc, los = series.get("subset/accuracy", []), series.get("subset/loss", [])
+        else:
+            series = read_scalars(logdir, "train")
+            acc, los = series.get("accuracy", []), series.get("loss", [])
+        accuracy.by_variant.setdefault(planned.variant.name, {})[planned.seed] = acc
+        loss.by_variant.setdefault(planned.variant.name, {})[planned.seed] = los
+    return accuracy, loss

@@ -56,8 +56,13 @@ def table_formats() -> list[str]:
     return list(tabulate_formats) + list(MACHINE_FORMATS)
 
 
-def compare_table(rows: list[dict], fmt: str = "github", best: int | None = None) -> str:
-    """compare's results: a tabulate table, or JSON / CSV with every column."""
+def compare_table(rows: list[dict], fmt: str = "github", columns: tuple[str, ...] = ()) -> str:
+    """compare's results: a tabulate table, or JSON / CSV with every column.
+
+    `columns`: the settings the variants differ in, one column each. The best row is
+    starred; every other row shows its difference to the best with the paired 95%
+    interval over the seeds they share, and "not clearly behind" when it contains 0.
+    """
     if fmt == "json":
         return to_json(rows)
     if fmt == "csv":
@@ -69,42 +74,94 @@ def compare_table(rows: list[dict], fmt: str = "github", best: int | None = None
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue().rstrip("\n")
-    headers = ["", "variant", "activation", "init", "hidden", "dropout", "batchnorm",
-               "accuracy", "95% CI", "loss", "seconds", "params", "grad ratio W1/WN", "seeds"]  # fmt: skip
+    from dlcli.experiments import format_value, not_clearly_behind
+
+    xor = "solved" in rows[0]
+    headers = ["", "variant", *columns, "accuracy", "95% CI", "vs best (paired 95% CI)"]
+    headers += ["solved"] if xor else []
+    headers += ["loss", "seconds", "params", "grad ratio W1/WN", "seeds"]
     body = []
-    for i, r in enumerate(rows):
+    for r in rows:
         accuracy = f"{r['accuracy']:.4f}"
         if r["seeds"] > 1:
             accuracy += f" ± {r['accuracy_std']:.4f}"
         interval = "-" if r["ci_low"] is None else f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
+        if r["best"]:
+            versus = "best"
+        elif r["diff_to_best"] is None:
+            versus = "-"
+        elif r["diff_ci_low"] is None:
+            versus = f"{r['diff_to_best']:+.4f}"
+        else:
+            versus = f"{r['diff_to_best']:+.4f} [{r['diff_ci_low']:+.4f}, {r['diff_ci_high']:+.4f}]"
+            if not_clearly_behind(r):
+                versus += " not clearly behind"
         ratio = "-" if r["grad_ratio"] is None else f"{r['grad_ratio']:.3g}"
-        body.append(
-            ["*" if i == best else "", r["variant"], r["activation"], r["init"], r["hidden"],
-             f"{r['dropout']:g}", "yes" if r["batchnorm"] else "no", accuracy, interval,
-             f"{r['loss']:.4f}", f"{r['seconds']:.1f}", f"{r['params']:,}", ratio, r["seeds"]]
-        )  # fmt: skip
+        line = ["*" if r["best"] else "", r["variant"], *(format_value(r[c]) for c in columns), accuracy, interval, versus]
+        line += [f"{round(r['solved'] * r['seeds'])}/{r['seeds']}"] if xor else []
+        line += [f"{r['loss']:.4f}", f"{r['seconds']:.1f}", f"{r['params']:,}", ratio, r["seeds"]]
+        body.append(line)
     from tabulate import tabulate
 
     return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
 
 
-def accuracy_plot(rows: list[dict], path: str) -> None:
-    """Mean test accuracy per variant with 95% interval (or std) error bars."""
+def plan_table(statuses, fmt: str = "github") -> str:
+    """`compare --dry-run`: every planned run and what running the comparison would do."""
+    from tabulate import tabulate
+
+    body = [[run.variant.name, run.seed, how, run.config.name] for run, how in statuses]
+    return tabulate(body, headers=["variant", "seed", "would", "run"], tablefmt=fmt, disable_numparse=True)
+
+
+def comparison_plot(rows: list[dict], curves: tuple, path: str, *, task: str) -> dict[str, int]:
+    """Three panels: final accuracy per variant with its 95% interval (or std), and the
+    accuracy and loss curves of every variant (the mean over seeds as a line, the
+    seeds' range as a band). Returns {panel: curves drawn} for the record."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
+    fig, axes = plt.subplots(1, 3, figsize=(max(13, 4 + 1.2 * len(rows)), 4.2))
+    ax = axes[0]
     names = [r["variant"] for r in rows]
     means = [r["accuracy"] for r in rows]
     errors = [(r["ci_high"] - r["accuracy"]) if r["ci_high"] is not None else r["accuracy_std"] for r in rows]
-    fig, ax = plt.subplots(figsize=(max(4, 1.3 * len(rows)), 4))
-    ax.bar(names, means, yerr=errors, capsize=4, color="#4c72b0")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    ax.bar(range(len(rows)), means, yerr=errors, capsize=4, color=[colors[i % len(colors)] for i in range(len(rows))])
+    ax.set_xticks(range(len(rows)), names, rotation=30, ha="right", fontsize=8)
     low = min(m - e for m, e in zip(means, errors))
-    ax.set_ylim(max(0.0, low - 0.02), min(1.0, max(m + e for m, e in zip(means, errors)) + 0.01))
-    ax.set_ylabel("test accuracy")
-    ax.set_title(f"dlcli compare ({rows[0]['seeds']} seed{'s' if rows[0]['seeds'] > 1 else ''} each)")
-    ax.tick_params(axis="x", rotation=30)
+    ax.set_ylim(max(0.0, low - 0.02), min(1.005, max(m + e for m, e in zip(means, errors)) + 0.01))
+    evaluated = "accuracy on the 4 XOR points" if task == "xor" else "test accuracy"
+    ax.set_ylabel(evaluated)
+    seeds = rows[0]["seeds"]
+    ax.set_title(f"final {evaluated} ({seeds} seed{'s' if seeds > 1 else ''}, 95% CI)", fontsize=10)
+    drawn = {"final": len(rows)}
+    where = "training set = the 4 points" if task == "xor" else "first 1000 test examples"
+    for ax, metric in zip(axes[1:], curves):
+        count = 0
+        for i, r in enumerate(rows):
+            by_seed = metric.by_variant.get(r["variant"], {})
+            series = [s for s in by_seed.values() if s]
+            if not series:
+                continue
+            length = min(len(s) for s in series)
+            steps = np.array([step for step, _ in series[0][:length]])
+            values = np.array([[v for _, v in s[:length]] for s in series])
+            color = colors[i % len(colors)]
+            ax.plot(steps, values.mean(axis=0), color=color, label=r["variant"], linewidth=1.6)
+            if len(series) > 1:
+                ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=color, alpha=0.2, linewidth=0)
+            count += 1
+        ax.set_xlabel("step")
+        ax.set_ylabel(metric.metric)
+        ax.set_title(f"{metric.metric} while training ({where})", fontsize=10)
+        ax.grid(alpha=0.3)
+        drawn[metric.metric] = count
+    axes[1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+    return drawn

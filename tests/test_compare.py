@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -13,9 +14,10 @@ import time
 import pytest
 
 from dlcli.cli import cli
-from conftest import assert_one_line_error, assert_usage_refused, invoke, subprocess_env
+from conftest import assert_clean_refusal, assert_usage_refused, invoke, stop_process, subprocess_env, tree, wait_until
 from dlcli import experiments
-from dlcli.config import DataSpec, TrainSpec
+from dlcli.config import DataSpec
+from dlcli.errors import ConfigError
 
 
 def compare(runner, data, *args):
@@ -27,39 +29,182 @@ def ledger_lines(workdir):
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_sets_and_all_have_the_lecture_variants():
-    plan = experiments.plan(("all",), 1, TrainSpec(), DataSpec())
-    assert plan.variants == [
+def mnist_plan(what=(), vary=(), seeds=1, **base):
+    config = experiments.base_config("mnist", model=base, train={}, data=DataSpec(), logdir="logs",
+                                     checkpoint_dir="checkpoints")  # fmt: skip
+    return experiments.plan("mnist", what, vary, config, seeds=seeds)
+
+
+def test_presets_have_the_lecture_variants():
+    plan = mnist_plan(("all",))
+    assert [v.name for v in plan.variants] == [
         "sigmoid-normal", "relu-normal", "relu-xavier", "relu-he", "deep", "deep-dropout", "deep-batchnorm"
     ]  # fmt: skip
-    both = experiments.plan(("activation", "init"), 2, TrainSpec(), DataSpec())
-    assert both.variants == ["sigmoid-normal", "relu-normal", "relu-xavier", "relu-he"]
+    assert mnist_plan().label == "all" and [v.name for v in mnist_plan().variants] == [v.name for v in plan.variants]
+    both = mnist_plan(("activation", "init"), seeds=2)
+    assert [v.name for v in both.variants] == ["sigmoid-normal", "relu-normal", "relu-xavier", "relu-he"]
     assert len(both.runs()) == 8
-    deep = experiments.VARIANTS["deep-batchnorm"]
+    deep = {r.variant.name: r.config.model for r in plan.runs()}["deep-batchnorm"]
     assert (deep.hidden_layers, deep.units, deep.batchnorm, deep.init) == (4, 512, True, "xavier")
 
 
+def test_a_grid_is_the_cartesian_product_named_by_its_settings():
+    plan = mnist_plan(vary=("activation=sigmoid,tanh,relu", "init=normal,he"), seeds=3)
+    names = [v.name for v in plan.variants]
+    assert names[:3] == ["activation=sigmoid,init=normal", "activation=sigmoid,init=he", "activation=tanh,init=normal"]
+    assert len(names) == 6 and len(plan.runs()) == 18 and plan.columns == ("activation", "init")
+    run = plan.runs()[-1]
+    assert run.config.name == "compare/vary-activation-init/activation=relu,init=he-s2"
+    assert (run.config.model.activation, run.config.model.init, run.config.train.seed) == ("relu", "he", 2)
+    # Values are normalised: the same grid typed differently is the same comparison.
+    again = mnist_plan(vary=("activation=sigmoid,tanh,relu", "init=normal,he"), seeds=3)
+    assert again == plan
+    typed = mnist_plan(vary=("lr=0.010,1e-3", "batchnorm=yes,off"))
+    assert [v.name for v in typed.variants] == [
+        "lr=0.01,batchnorm=yes", "lr=0.01,batchnorm=no", "lr=0.001,batchnorm=yes", "lr=0.001,batchnorm=no"
+    ]  # fmt: skip
+
+
+def test_a_preset_combines_with_a_grid_over_what_it_leaves_free():
+    plan = mnist_plan(("init",), vary=("lr=0.01,0.001",))
+    assert [v.name for v in plan.variants][:2] == ["relu-normal,lr=0.01", "relu-normal,lr=0.001"]
+    assert plan.columns == ("activation", "init", "layers", "units", "dropout", "batchnorm", "lr")
+
+
+def test_a_base_setting_gives_the_comparison_its_own_folder():
+    default = mnist_plan(vary=("dropout=0,0.3",))
+    wide = mnist_plan(vary=("dropout=0,0.3",), layers=5, units=512)
+    assert default.label == "vary-dropout"
+    assert wide.label.startswith("vary-dropout-") and wide.label != default.label
+    assert all(r.config.model.units == 512 for r in wide.runs())
+
+
+@pytest.mark.parametrize(
+    "what,vary,explicit,needle",
+    [
+        ((), ("lrate=0.1",), set(), "unknown setting 'lrate'"),
+        ((), ("lr",), set(), "expected NAME=V1,V2"),
+        ((), ("lr=",), set(), "has no values"),
+        ((), ("lr=0.1,,0.2",), set(), "an empty value"),
+        ((), ("lr=0.1,0.10",), set(), "0.10 is given twice"),
+        ((), ("lr=0.1", "lr=0.2"), set(), "--vary lr is given twice"),
+        ((), ("lr=abc",), set(), "'abc' is not a number"),
+        ((), ("lr=0",), set(), "outside"),
+        ((), ("dropout=1",), set(), "outside"),
+        ((), ("layers=0",), set(), "below 1"),
+        ((), ("units=2.5",), set(), "not an integer"),
+        ((), ("activation=sigmoidal",), set(), "unknown activation 'sigmoidal'"),
+        ((), ("init=xavierr",), set(), "unknown initializer"),
+        ((), ("optimizer=adamm",), set(), "unknown optimizer"),
+        ((), ("batchnorm=maybe",), set(), "not yes or no"),
+        (("init",), ("activation=relu,tanh",), set(), "cannot be combined with --what init"),
+        (("activation",), (), {"activation"}, "--activation cannot be combined with --what activation"),
+        ((), ("units=8,16",), {"units"}, "--units and --vary units"),
+        (("depth",), (), set(), "not a mnist preset"),
+    ],
+)
+def test_bad_grids_are_refused_naming_the_problem(what, vary, explicit, needle):
+    base = experiments.base_config("mnist", model={}, train={}, data=DataSpec(), logdir="l", checkpoint_dir="c")
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        experiments.plan("mnist", what, vary, base, explicit=explicit)
+
+
+def test_xor_plans_depth_and_refuses_mnist_only_settings():
+    base = experiments.base_config("xor", model={}, train={}, data=DataSpec(), logdir="l", checkpoint_dir="c")
+    plan = experiments.plan("xor", (), (), base, seeds=8)
+    assert [v.name for v in plan.variants] == ["layers=1", "layers=2", "layers=4"]
+    config = plan.runs()[0].config
+    assert (config.task, config.model.units, config.model.activation, config.train.optimizer) == ("xor", 10, "sigmoid", "sgd")
+    assert (config.train.epochs, config.train.batch_size, plan.label) == (20000, 0, "xor-depth")
+    with pytest.raises(ConfigError, match="xor runs have no dropout"):
+        experiments.plan("xor", (), ("dropout=0,0.5",), base)
+
+
+def test_the_ledger_key_is_the_whole_configuration():
+    from dataclasses import fields, replace
+
+    config = mnist_plan().runs()[0].config
+    key = experiments.ledger_key(config)
+    # Where a run goes never matters...
+    assert experiments.ledger_key(replace(config, name="x", logdir="y", checkpoint_dir="z")) == key
+    # ...every other field does, including any added later: the key is derived from the
+    # config's fields, so this loop covers a new field without anyone listing it.
+    for part in ("model", "train", "data"):
+        spec = getattr(config, part)
+        for f in fields(spec):
+            value = getattr(spec, f.name)
+            other = (not value) if isinstance(value, bool) else (value or 0) + 1 if isinstance(value, (int, float)) \
+                else f"{value}-other"  # fmt: skip
+            changed = replace(config, **{part: replace(spec, **{f.name: other})})
+            assert experiments.ledger_key(changed) != key, f"{part}.{f.name} is not in the ledger key"
+    assert experiments.ledger_key(replace(config, task="xor")) != key
+
+
+def test_old_ledger_lines_stay_readable(workdir):
+    # A line as dlcli 0.1 wrote it: the key held the model, five train settings and the data.
+    config = mnist_plan(("activation",)).runs()[0].config
+    old_key = json.dumps({
+        "model": config.model.__dict__,
+        "train": {k: getattr(config.train, k) for k in ("optimizer", "lr", "epochs", "batch_size", "seed")},
+        "data": config.data.__dict__,
+    }, sort_keys=True)  # fmt: skip
+    ledger = workdir / "results.jsonl"
+    old = {"key": old_key, "variant": "sigmoid-normal", "seed": 0, "accuracy": 0.9, "loss": 0.3, "seconds": 1.0,
+           "params": 10, "grad_ratio": 0.1}  # fmt: skip
+    ledger.write_text(json.dumps(old) + "\n" + "not json\n" + json.dumps({"key": 3}) + "\n")
+    entries = experiments.read_ledger(ledger)
+    # Read with the configuration the old compare trained (its other settings were the
+    # defaults of the time); this run now also logs learning-curve points, so it differs.
+    upgraded = experiments.ledger_key(replace_train(config, eval_points=0))
+    assert list(entries) == [upgraded] and entries[upgraded]["accuracy"] == 0.9
+
+
+def replace_train(config, **train):
+    from dataclasses import replace
+
+    return replace(config, train=replace(config.train, **train))
+
+
 def test_statistics_for_known_inputs():
-    entries = [{"accuracy": a, "loss": 0.1, "seconds": 1.0, "params": 10, "grad_ratio": r}
-               for a, r in ((0.90, 0.5), (0.92, 0.7), (0.94, 0.9))]  # fmt: skip
-    row = experiments.summarize("relu-he", entries)
-    assert row["accuracy"] == pytest.approx(0.92)
-    assert row["accuracy_std"] == pytest.approx(0.02)  # sample std, n - 1
-    half = 4.303 * 0.02 / 3**0.5  # t(0.975, df=2)
-    assert row["ci_low"] == pytest.approx(0.92 - half) and row["ci_high"] == pytest.approx(0.92 + half)
-    assert row["grad_ratio"] == pytest.approx(0.7) and row["seconds"] == 3.0 and row["seeds"] == 3
-    single = experiments.summarize("relu-he", entries[:1])
-    assert single["accuracy_std"] == 0.0 and single["ci_low"] is None
+    # Interval of a mean: scipy.stats.t.interval(0.95, 4, mean, sem) of these five.
+    interval = experiments.mean_interval([0.9612, 0.9587, 0.9633, 0.9601, 0.9625])
+    assert interval.mean == pytest.approx(0.96116) and interval.std == pytest.approx(0.0018406520583749916)
+    assert (interval.low, interval.high) == (pytest.approx(0.9588745286058963, abs=2e-6),
+                                             pytest.approx(0.963445471394104, abs=2e-6))  # fmt: skip
+    # Paired differences: scipy.stats.ttest_rel(a, b).confidence_interval(0.95).
+    a = dict(enumerate([0.9612, 0.9587, 0.9633, 0.9601, 0.9625]))
+    b = dict(enumerate([0.9570, 0.9581, 0.9598, 0.9555, 0.9610]))
+    diff = experiments.paired_difference(a, b)
+    assert diff.mean == pytest.approx(0.00288)
+    assert diff.low == pytest.approx(0.0007125937761752483, abs=2e-6)
+    assert diff.high == pytest.approx(0.0050474062238248275, abs=2e-6)
+    c, d = dict(enumerate([0.950, 0.962, 0.955])), dict(enumerate([0.951, 0.957, 0.958]))
+    diff = experiments.paired_difference(c, d)
+    assert (diff.low, diff.high) == (pytest.approx(-0.010008956691751201, abs=2e-6),
+                                     pytest.approx(0.010675623358417867, abs=2e-6))  # fmt: skip
+    # Only shared seeds pair up; one value has no interval.
+    assert experiments.paired_difference({0: 0.5, 1: 0.6}, {1: 0.4, 2: 0.9}).mean == pytest.approx(0.2)
+    assert experiments.paired_difference({0: 0.5}, {1: 0.4}) is None
+    single = experiments.mean_interval([0.9])
+    assert single.std == 0.0 and single.low is None
 
 
-def test_best_row_and_overlap_verdict():
-    def row(name, low, high):
-        return {"variant": name, "accuracy": (low + high) / 2, "ci_low": low, "ci_high": high, "seeds": 3}
-
-    best, verdict = experiments.best_and_verdict([row("a", 0.90, 0.92), row("b", 0.95, 0.97)])
-    assert best == 1 and verdict is None
-    best, verdict = experiments.best_and_verdict([row("a", 0.90, 0.955), row("b", 0.95, 0.97)])
-    assert best == 1 and "b is not clearly ahead of a" in verdict
+def test_rows_carry_paired_differences_and_the_verdict():
+    plan = mnist_plan(vary=("units=8,16,32",), seeds=5)
+    accuracies = {"units=8": [0.9570, 0.9581, 0.9598, 0.9555, 0.9610],
+                  "units=16": [0.9612, 0.9587, 0.9633, 0.9601, 0.9625],
+                  "units=32": [0.9614, 0.9585, 0.9630, 0.9603, 0.9627]}  # fmt: skip
+    entries = {name: [{"seed": s, "accuracy": acc, "loss": 0.1, "seconds": 1.0, "params": 1, "grad_ratio": None}
+                      for s, acc in enumerate(values)] for name, values in accuracies.items()}  # fmt: skip
+    rows = experiments.summarize_all(plan, entries)
+    by = {r["variant"]: r for r in rows}
+    assert by["units=32"]["best"] and by["units=32"]["diff_to_best"] is None
+    assert by["units=8"]["diff_to_best"] == pytest.approx(-0.00290)
+    assert by["units=8"]["diff_ci_high"] < 0 and not experiments.not_clearly_behind(by["units=8"])
+    assert experiments.not_clearly_behind(by["units=16"])
+    assert "units=32 is not clearly ahead of units=16" in experiments.verdict(rows)
+    assert [r["variant"] for r in experiments.sort_rows(rows, "accuracy")] == ["units=32", "units=16", "units=8"]
+    assert [r["variant"] for r in experiments.sort_rows(rows, "name")] == ["units=16", "units=32", "units=8"]
 
 
 def test_every_format_renders_and_a_rerun_trains_nothing(runner, workdir, digits_npz):
@@ -87,26 +232,89 @@ def test_every_format_renders_and_a_rerun_trains_nothing(runner, workdir, digits
     assert out.read_text().strip() == first.strip().split("\nnote:")[0].strip()
 
 
+def only(paths):
+    (path,) = list(paths)
+    return path
+
+
 def test_force_reruns_and_runs_land_in_compare_folders(runner, workdir, digits_npz):
     compare(runner, digits_npz, "--what", "activation")
-    assert (workdir / "logs/compare/activation/relu-normal-s0/train").is_dir()
-    assert (workdir / "checkpoints/compare/activation/sigmoid-normal-s0/run.json").is_file()
+    # Its own data and batch size make it another comparison than the default one: a
+    # folder of its own (named by the preset and a hash of the shared settings).
+    folder = only((workdir / "logs/compare").glob("activation-*"))
+    assert re.fullmatch(r"activation-[0-9a-f]{8}", folder.name)
+    assert (folder / "relu-normal-s0/train").is_dir()
+    assert (workdir / "checkpoints/compare" / folder.name / "sigmoid-normal-s0/run.json").is_file()
     compare(runner, digits_npz, "--what", "activation", "--force")
     assert len(ledger_lines(workdir)) == 4
 
 
-def test_hparams_are_written_for_the_dashboard(runner, workdir, digits_npz):
-    from tensorboard.backend.event_processing import event_accumulator
-    from tensorboard.plugins.hparams import plugin_data_pb2
+def test_another_base_never_resumes_or_reuses_a_run_of_this_one(runner, workdir, digits_npz):
+    one = json.loads(compare(runner, digits_npz, "--what", "activation", "--format", "json").stdout)
+    two = json.loads(compare(runner, digits_npz, "--what", "activation", "--epochs", "2", "--format", "json").stdout)
+    assert len(ledger_lines(workdir)) == 4  # two more runs, not two reused ones
+    assert [r["accuracy"] for r in one] != [r["accuracy"] for r in two]
+    records = [json.loads(p.read_text()) for p in (workdir / "checkpoints/compare").glob("*/relu-normal-s0/run.json")]
+    assert sorted(r["config"]["train"]["epochs"] for r in records) == [1, 2]
+    assert all(r["status"] == "finished" for r in records)
 
-    compare(runner, digits_npz, "--what", "activation")
-    acc = event_accumulator.EventAccumulator(str(workdir / "logs/compare/activation/relu-normal-s0"))
+
+def test_a_grid_reruns_nothing_sorts_and_dry_runs(runner, workdir, digits_npz):
+    args = ["--vary", "units=8,16", "--vary", "lr=0.01,0.001", "--seeds", "2", "--format", "json"]
+    first = json.loads(compare(runner, digits_npz, *args).stdout)
+    assert [r["variant"] for r in first] == ["units=8,lr=0.01", "units=8,lr=0.001", "units=16,lr=0.01",
+                                             "units=16,lr=0.001"]  # fmt: skip
+    for row in first:
+        assert {"units", "lr", "diff_to_best", "diff_ci_low", "diff_ci_high", "ci_low", "seeds"} <= set(row)
+        assert row["seeds"] == 2
+        if not row["best"]:
+            assert row["diff_ci_low"] <= row["diff_to_best"] <= row["diff_ci_high"]
+    assert len(ledger_lines(workdir)) == 8
+    before = tree(workdir)
+    dry = invoke(runner, "compare", "--data", digits_npz, "--batch-size", "64", "--dry-run", *args[:4],
+                 "--seeds", "3").stdout  # fmt: skip
+    assert dry.count("| in the ledger") == 8 and dry.count("| train") == 4
+    assert "4 variants x 3 seeds = 12 runs: 8 in the ledger, 0 to resume, 4 to train (dry run" in dry
+    assert tree(workdir) == before  # a dry run writes nothing
+    by_accuracy = json.loads(compare(runner, digits_npz, *args, "--sort", "accuracy").stdout)
+    assert by_accuracy == sorted(first, key=lambda r: -r["accuracy"])
+    assert len(ledger_lines(workdir)) == 8  # nothing trained again
+
+
+def test_learning_curves_come_from_the_event_files_and_the_plot_has_them(runner, workdir, digits_npz):
+    pytest.importorskip("matplotlib")
+    from dlcli import report
+    from dlcli.core import summaries
+
+    compare(runner, digits_npz, "--vary", "activation=sigmoid,relu", "--seeds", "2", "--epochs", "2",
+            "--points", "12", "--plot", "curves.png")  # fmt: skip
+    folder = only((workdir / "logs/compare").glob("vary-activation-*"))
+    series = summaries.read_scalars(folder / "activation=relu-s0", "test")
+    steps = [step for step, _ in series["subset/accuracy"]]
+    assert len(steps) >= 12 and steps == sorted(set(steps)) and steps[-1] == 16  # 512/64 x 2 epochs
+    assert len(series["accuracy"]) == 2  # the whole test set at each epoch end, as before
+    # The Custom Scalars layout puts every variant on one chart.
+    from tensorboard.backend.event_processing import event_accumulator
+
+    acc = event_accumulator.EventAccumulator(str(folder))
     acc.Reload()
-    content = acc.PluginTagToContent("hparams")
-    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
-    hparams = session.session_start_info.hparams
-    assert hparams["activation"].string_value == "relu" and hparams["variant"].string_value == "relu-normal"
-    assert "_hparams_/experiment" in content
+    assert "custom_scalars__config__" in acc.Tags()["tensors"]
+    image = (workdir / "curves.png").read_bytes()
+    assert image[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(str(workdir / "curves.png"))
+    assert pixels.shape[1] > 1000 and pixels.std() > 0.05  # three panels, not blank
+    # What the plot draws: both variants in every panel, from those event files.
+    the_plan = experiments.plan("mnist", (), ("activation=sigmoid,relu",), experiments.base_config(
+        "mnist", model={}, train={"epochs": 2, "batch_size": 64}, data=DataSpec(path=str(digits_npz)),
+        logdir="logs", checkpoint_dir="checkpoints"), seeds=2, points=12)  # fmt: skip
+    curves = experiments.learning_curves(the_plan)
+    assert len(curves[0].by_variant["activation=relu"][1]) == len(steps)
+    rows = json.loads(compare(runner, digits_npz, "--vary", "activation=sigmoid,relu", "--seeds", "2", "--epochs",
+                              "2", "--points", "12", "--format", "json").stdout)  # fmt: skip
+    drawn = report.comparison_plot(rows, curves, str(workdir / "again.png"), task="mnist")
+    assert drawn == {"final": 2, "accuracy": 2, "loss": 2}
 
 
 @pytest.mark.slow
@@ -114,12 +322,8 @@ def test_a_killed_sweep_resumes_with_only_the_missing_variants(runner, workdir, 
     args = ["compare", "--what", "init", "--data", str(digits_npz), "--batch-size", "8", "--epochs", "3", "--quiet"]
     proc = subprocess.Popen([sys.executable, "-m", "dlcli", *args], cwd=workdir, env=subprocess_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None and len(ledger_lines(workdir)) < 1:
-        time.sleep(0.05)
-    assert proc.poll() is None, proc.stderr.read().decode()[-400:]
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    wait_until(lambda: len(ledger_lines(workdir)) >= 1, proc, what="the first finished run")
+    stop_process(proc, signal.SIGKILL)
     done_before = [e["variant"] for e in ledger_lines(workdir)]
     assert 1 <= len(done_before) < 3
 
@@ -148,7 +352,16 @@ def test_real_digits_relu_beats_sigmoid(runner, real_digits):
     "args,needle",
     [
         (["--what", "dropout"], "--what"),
+        (["--what", "depth"], "not a mnist preset"),
         (["--seeds", "0"], "--seeds"),
+        (["--vary", "lrate=0.1"], "unknown setting 'lrate'"),
+        (["--vary", "lr=0.1,x"], "'x' is not a number"),
+        (["--vary", "units=8,8"], "8 is given twice"),
+        (["--vary", "lr="], "has no values"),
+        (["--what", "init", "--vary", "init=he,normal"], "cannot be combined"),
+        (["--task", "xor", "--dropout", "0.5"], "--dropout is for mnist"),
+        (["--task", "xor", "--vary", "batchnorm=yes,no"], "xor runs have no batchnorm"),
+        (["--vary", "units=1,2,3,4,5,6", "--vary", "layers=1,2,3,4,5", "--seeds", "4"], "120 runs, more than 100"),
         (["--format", "fancy"], "unknown format"),
         (["--output", "no/such/folder/t.md"], "cannot write"),
     ],
@@ -164,9 +377,21 @@ def test_plot_writes_a_png_or_says_what_to_install(runner, workdir, digits_npz):
             "--plot", "acc.png"]  # fmt: skip
     if importlib.util.find_spec("matplotlib") is None:
         result = runner.invoke(cli, args)
-        assert result.exit_code == 2
-        assert_one_line_error(result, "--plot", "pip install 'dlcli[plot]'")
+        assert_clean_refusal(result, "--plot", "pip install 'dlcli[plot]'", exit_code=2)
         assert not (workdir / "logs").exists()  # refused before any training
     else:
         invoke(runner, *args)
         assert (workdir / "acc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_xor_depth_the_logistic_unit_never_solves_it_deeper_nets_mostly_do(runner):
+    args = ["compare", "--task", "xor", "--what", "depth", "--seeds", "4", "--quiet"]
+    rows = {r["variant"]: r for r in json.loads(invoke(runner, *args, "--format", "json").stdout)}
+    assert list(rows) == ["layers=1", "layers=2", "layers=4"]
+    assert rows["layers=1"]["solved"] == 0 and rows["layers=1"]["accuracy"] <= 0.75
+    assert rows["layers=2"]["solved"] >= 0.75 and rows["layers=4"]["solved"] >= 0.5
+    assert rows["layers=1"]["diff_ci_high"] < 0  # clearly behind the best, paired over the 4 seeds
+    table = invoke(runner, *args).stdout  # the same runs, from the ledger
+    line = next(line for line in table.splitlines() if "| layers=1 " in line)
+    assert "| 0/4 " in line and "solved" in table.splitlines()[0]

@@ -40,10 +40,10 @@ class Summaries:
             self._writers[split] = tf.summary.create_file_writer(str(folder))
         return self._writers[split]
 
-    def scalars(self, split: str, step: int, **values: float) -> None:
+    def scalars(self, split: str, step: int, description: str | None = None, **values: float) -> None:
         with self.writer(split).as_default(step=step):
             for name, value in values.items():
-                tf.summary.scalar(name, value)
+                tf.summary.scalar(name, value, description=description)
 
     def hparams(self, values: dict, metrics: tuple = ("accuracy", "loss")) -> None:
         """Record this run's hyperparameters for TensorBoard's HParams dashboard.
@@ -83,6 +83,28 @@ class Summaries:
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
+
+
+def write_custom_scalars(folder: Path, title: str, charts: list[tuple[str, str]]) -> None:
+    """A Custom Scalars layout in `folder`: one category `title`, one multiline chart
+    per (chart title, tag regex), each showing that tag of every run below the logdir."""
+    from tensorboard.plugins.custom_scalar import layout_pb2
+    from tensorboard.plugins.custom_scalar import summary as custom_scalar
+
+    layout = layout_pb2.Layout(
+        category=[
+            layout_pb2.Category(
+                title=title,
+                chart=[
+                    layout_pb2.Chart(title=name, multiline=layout_pb2.MultilineChartContent(tag=[regex]))
+                    for name, regex in charts
+                ],
+            )
+        ]
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    with tf.summary.create_file_writer(str(folder)).as_default():
+        tf.summary.experimental.write_raw_pb(custom_scalar.pb(layout).SerializeToString(), step=0)
 
 
 def histogram_buckets(values: np.ndarray, bucket_count: int = BUCKETS) -> np.ndarray:
