@@ -207,6 +207,7 @@ def test_rows_carry_paired_differences_and_the_verdict():
     assert [r["variant"] for r in experiments.sort_rows(rows, "name")] == ["units=16", "units=32", "units=8"]
 
 
+@pytest.mark.slow
 def test_every_format_renders_and_a_rerun_trains_nothing(runner, workdir, digits_npz):
     first = compare(runner, digits_npz, "--what", "activation", "--seeds", "2").stdout
     assert len(ledger_lines(workdir)) == 4
@@ -237,6 +238,7 @@ def only(paths):
     return path
 
 
+@pytest.mark.slow
 def test_force_reruns_and_runs_land_in_compare_folders(runner, workdir, digits_npz):
     compare(runner, digits_npz, "--what", "activation")
     # Its own data and batch size make it another comparison than the default one: a
@@ -249,6 +251,7 @@ def test_force_reruns_and_runs_land_in_compare_folders(runner, workdir, digits_n
     assert len(ledger_lines(workdir)) == 4
 
 
+@pytest.mark.slow
 def test_another_base_never_resumes_or_reuses_a_run_of_this_one(runner, workdir, digits_npz):
     one = json.loads(compare(runner, digits_npz, "--what", "activation", "--format", "json").stdout)
     two = json.loads(compare(runner, digits_npz, "--what", "activation", "--epochs", "2", "--format", "json").stdout)
@@ -259,6 +262,7 @@ def test_another_base_never_resumes_or_reuses_a_run_of_this_one(runner, workdir,
     assert all(r["status"] == "finished" for r in records)
 
 
+@pytest.mark.slow
 def test_a_grid_reruns_nothing_sorts_and_dry_runs(runner, workdir, digits_npz):
     args = ["--vary", "units=8,16", "--vary", "lr=0.01,0.001", "--seeds", "2", "--format", "json"]
     first = json.loads(compare(runner, digits_npz, *args).stdout)
@@ -281,6 +285,7 @@ def test_a_grid_reruns_nothing_sorts_and_dry_runs(runner, workdir, digits_npz):
     assert len(ledger_lines(workdir)) == 8  # nothing trained again
 
 
+@pytest.mark.slow
 def test_learning_curves_come_from_the_event_files_and_the_plot_has_them(runner, workdir, digits_npz):
     pytest.importorskip("matplotlib")
     from dlcli import report
@@ -370,6 +375,7 @@ def test_bad_compare_input(runner, workdir, args, needle):
     assert_usage_refused(runner, workdir, ["compare", *args], needle)
 
 
+@pytest.mark.slow
 def test_plot_writes_a_png_or_says_what_to_install(runner, workdir, digits_npz):
     import importlib.util
 

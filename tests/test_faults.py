@@ -32,6 +32,7 @@ def test_divergence_stops_at_once_and_saves_no_nan(runner, workdir, digits_npz):
             assert np.isfinite(value).all(), name
 
 
+@pytest.mark.slow
 def test_torn_latest_checkpoint_falls_back_to_the_newest_good_one(runner, workdir, digits_npz):
     common = ["--data", str(digits_npz), "--batch-size", "64", "--epochs", "2", "--save-every", "5", "--keep", "9"]
     whole = invoke_json(runner, "mnist", *common, "--name", "whole")
@@ -62,6 +63,7 @@ def test_no_readable_checkpoint_is_one_clear_error(runner, workdir, digits_npz):
     assert len(list(folder.glob("ckpt-*.index"))) == 3
 
 
+@pytest.mark.slow
 def test_two_processes_on_one_run_folder(workdir, digits_npz):
     args = [sys.executable, "-m", "dlcli", "mnist", "--data", str(digits_npz), "--batch-size", "8", "--epochs", "400",
             "--name", "shared", "--quiet"]  # fmt: skip  (minutes of work: it is killed long before)
@@ -132,6 +134,7 @@ def tiny_disk(workdir):
     subprocess.run(["umount", str(mount)], check=False)
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_a_clear_error_and_earlier_checkpoints_stay_resumable(runner, workdir, digits_npz, tiny_disk):
     args = ["mnist", "--data", str(digits_npz), "--batch-size", "8", "--units", "64", "--epochs", "40",
             "--save-every", "64", "--keep", "100", "--checkpoint-dir", str(tiny_disk), "--name", "full"]  # fmt: skip

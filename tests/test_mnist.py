@@ -40,6 +40,7 @@ def test_text_output_names_accuracy_speed_and_folders(runner, digits_npz):
     assert "dlcli resume checkpoints/txt" in result.stdout
 
 
+@pytest.mark.slow
 def test_dropout_and_batchnorm_train(runner, digits_npz):
     out = invoke_json(
         runner, "mnist", "--data", digits_npz, "--layers", "5", "--units", "64",

@@ -78,6 +78,7 @@ def assert_strictly_increasing(logdir):
             assert steps == sorted(set(steps)), f"{split}/{tag}: {steps}"
 
 
+@pytest.mark.slow
 def test_resume_at_an_epoch_boundary_is_exact(runner, workdir, digits_npz):
     whole = mnist(runner, digits_npz, "whole", "--epochs", "3")
     mnist(runner, digits_npz, "part", "--epochs", "1")
@@ -88,6 +89,7 @@ def test_resume_at_an_epoch_boundary_is_exact(runner, workdir, digits_npz):
     assert json.loads((workdir / "checkpoints/part/run.json").read_text())["target_epochs"] == 3
 
 
+@pytest.mark.slow
 def test_resume_mid_epoch_is_exact_and_tensorboard_stays_continuous(runner, workdir, digits_npz):
     whole = mnist(runner, digits_npz, "whole", "--epochs", "3", "--log-every", "2")
     cut = mnist(runner, digits_npz, "cut", "--epochs", "3", "--log-every", "2", "--save-every", "5", "--keep", "99")
@@ -101,6 +103,7 @@ def test_resume_mid_epoch_is_exact_and_tensorboard_stays_continuous(runner, work
         assert summaries.read_scalars(cut["logdir"], split) == summaries.read_scalars(whole["logdir"], split)
 
 
+@pytest.mark.slow
 def test_a_restarted_loop_trains_exactly_what_a_new_one_does(workdir, digits_npz):
     from dataclasses import replace
 
@@ -153,6 +156,7 @@ def test_an_event_file_made_within_the_same_second_still_sorts_last(tmp_path):
     assert summaries.read_scalars(tmp_path / "run", "train") == {"loss": [(1, 1.0), (2, 2.0)]}
 
 
+@pytest.mark.slow
 def test_resume_of_a_finished_run_says_so(runner, digits_npz):
     mnist(runner, digits_npz, "done", "--epochs", "1")
     result = invoke(runner, "resume", "checkpoints/done")
@@ -160,6 +164,7 @@ def test_resume_of_a_finished_run_says_so(runner, digits_npz):
     assert invoke_json(runner, "resume", "checkpoints/done")["steps"] == 8
 
 
+@pytest.mark.slow
 def test_resume_xor(runner, workdir):
     whole = invoke_json(runner, "xor", "--epochs", "3000", "--name", "w")
     invoke_json(runner, "xor", "--epochs", "1200", "--name", "p")
@@ -174,6 +179,7 @@ def test_architecture_flags_cannot_change(runner, digits_npz):
     assert_clean_refusal(result, "--units cannot change on resume", exit_code=2)
 
 
+@pytest.mark.slow
 def test_bad_run_folders(runner, workdir, digits_npz):
     mnist(runner, digits_npz, "r", "--epochs", "1")
     folder = workdir / "checkpoints/r"
@@ -203,6 +209,7 @@ def test_bad_run_folders(runner, workdir, digits_npz):
     assert_clean_refusal(runner.invoke(cli, ["resume", str(folder)]), "no checkpoint")
 
 
+@pytest.mark.slow
 def test_a_folder_in_use_is_refused(runner, digits_npz):
     mnist(runner, digits_npz, "busy", "--epochs", "1")
     fd = os.open("checkpoints/busy/.lock", os.O_RDWR)

@@ -44,6 +44,7 @@ def test_json_summary_has_the_documented_keys(runner, workdir):
     assert (workdir / out["checkpoint_dir"] / "run.json").is_file()
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers_other_seed_other_numbers(runner):
     a = invoke_json(runner, "xor", "--epochs", "300", "--seed", "7")
     b = invoke_json(runner, "xor", "--epochs", "300", "--seed", "7")
