@@ -81,13 +81,17 @@ def bench_xor(reps: int) -> None:
         train=TrainSpec(optimizer="sgd", lr=0.01, epochs=20000, batch_size=0, log_every=1000, save_every=0),
         data=DataSpec(dataset="xor"),
     )
-    dlcli_seconds = []
+    # TensorBoard images of the boundary at every logging step, on (the default) and off.
+    seconds = {True: [], False: []}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(reps):
-            run = RunConfig(**{**config.__dict__, "name": f"xor-{rep}", "logdir": f"{tmp}/logs", "checkpoint_dir": f"{tmp}/ck"})
-            result = session.train(run)
-            assert result.accuracy == 1.0
-            dlcli_seconds.append(result.train_seconds)
+            for images in (True, False):
+                run = RunConfig(**{**config.__dict__, "name": f"xor-{rep}-{images}", "logdir": f"{tmp}/logs",
+                                   "checkpoint_dir": f"{tmp}/ck"})  # fmt: skip
+                result = session.train(run, images=images)
+                assert result.accuracy == 1.0
+                seconds[images].append(result.train_seconds)
+    dlcli_seconds = seconds[True]
 
     # Lab 09-3: tf.Variables, an eager tape per step, SGD 0.01, full batch.
     x = tf.constant([[0, 0], [0, 1], [1, 0], [1, 1]], tf.float32)
@@ -122,7 +126,9 @@ def bench_xor(reps: int) -> None:
     ratio = statistics.median(eager_seconds) / statistics.median(dlcli_seconds)
     table(
         [
-            ["dlcli xor (compiled chunks, histograms + checkpoints on)", spread(dlcli_seconds), "<= 1 s"],
+            ["dlcli xor (compiled chunks, histograms + checkpoints + boundary images on)", spread(dlcli_seconds),
+             "<= 1 s"],
+            ["dlcli xor, boundary images off", spread(seconds[False]), ""],
             [f"eager per-step loop, Lab 09-3 ({sample_steps} steps scaled)", spread(eager_seconds), ""],
             ["speed-up", f"{ratio:.0f}x", ""],
         ],

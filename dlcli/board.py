@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlcli.errors import DlcliError
@@ -22,6 +22,7 @@ class RunSummary:
     run: str  # the run's folder relative to the logdir
     step: int  # the last step with a scalar
     values: dict  # {"train/loss": 0.1, "test/accuracy": 0.9, ...} latest values
+    images: list = field(default_factory=list)  # image tags ("train/boundary", ...)
 
 
 def find_runs(logdir: Path) -> list[str]:
@@ -52,12 +53,12 @@ def check_logdir(logdir: Path) -> list[str]:
 
 def list_runs(logdir: Path) -> list[RunSummary]:
     """The latest loss and accuracy of every run, read from its event files."""
-    from dlcli.core.summaries import read_scalars
+    from dlcli.core.summaries import read_images, read_scalars
 
     summaries = []
     for run in check_logdir(logdir):
         folder = Path(logdir) / run
-        values, last_step = {}, 0
+        values, last_step, images = {}, 0, []
         for split in SPLITS:
             if not (folder / split).is_dir():
                 continue
@@ -65,7 +66,8 @@ def list_runs(logdir: Path) -> list[RunSummary]:
                 step, value = series[-1]
                 values[f"{split}/{tag}"] = value
                 last_step = max(last_step, step)
-        summaries.append(RunSummary(run=run, step=last_step, values=values))
+            images += [f"{split}/{tag}" for tag in read_images(folder, split)]
+        summaries.append(RunSummary(run=run, step=last_step, values=values, images=images))
     return summaries
 
 
@@ -74,9 +76,14 @@ def runs_table(summaries: list[RunSummary]) -> str:
 
     columns = ["train/loss", "train/accuracy", "test/loss", "test/accuracy"]
     rows = [
-        [s.run, s.step] + [_fmt(s.values.get(c)) for c in columns] for s in summaries
+        [s.run, s.step] + [_fmt(s.values.get(c)) for c in columns] + [_images(s.images)] for s in summaries
     ]
-    return tabulate(rows, headers=["run", "step", *columns], tablefmt="github", disable_numparse=True)
+    return tabulate(rows, headers=["run", "step", *columns, "images"], tablefmt="github", disable_numparse=True)
+
+
+def _images(tags: list[str]) -> str:
+    """'boundary, boundary/hidden1_units' (tags without their split), or '-'."""
+    return ", ".join(tag.split("/", 1)[1] for tag in tags) or "-"
 
 
 def serve(logdir: Path, *, host: str, port: int | None, reload_interval: float = 5.0):

@@ -269,11 +269,28 @@ def _print_result(result, *, as_json: bool, table: bool) -> None:
     click.echo(report.run_summary(result))
 
 
-def _train(config: RunConfig, *, auto_name: bool, quiet: bool, as_json: bool, distribute=None) -> None:
+def _train(config: RunConfig, *, auto_name: bool, quiet: bool, as_json: bool, distribute=None, plot=None) -> None:
     from dlcli.core import session
 
     result = session.train(config, auto_name=auto_name, progress=_progress(quiet), distribute=distribute)
     _print_result(result, as_json=as_json, table=True)
+    _plot_result(result, plot)
+
+
+def _plot_result(result, plot: str | None) -> None:
+    """--plot: XOR's decision boundary to FILE, or MNIST's confusion matrix and most
+    confident mistakes to PREFIX-confusion.png and PREFIX-mistakes.png."""
+    if not plot:
+        return
+    from dlcli import report
+
+    if result.boundary is not None:
+        title = f"{result.run}: accuracy {result.accuracy:.2f} on the 4 points, loss {result.loss:.4f}"
+        report.boundary_plot(result.boundary, [row["target"] for row in result.truth_table], plot, title=title)
+        written = [plot]
+    else:
+        written = report.mistakes_plots(result.mistakes, plot)
+    click.echo(f"plot: {', '.join(written)}", err=True)
 
 
 def _train_spec(**options) -> TrainSpec:
@@ -295,6 +312,49 @@ def _base_config(task: str, options: dict, model: ModelSpec, data: DataSpec) -> 
         checkpoint_dir=options["checkpoint_dir"],
     )
     return config, options["name"] is None
+
+
+def _check_format(ctx, param, value):
+    from dlcli import report
+
+    formats = report.table_formats()
+    if value not in formats:
+        raise click.BadParameter(f"unknown format {value!r}; choose one of: {', '.join(formats)}")
+    return value
+
+
+def _check_output(ctx, param, value):
+    """Refuse an unwritable --output/--plot before hours of training, not after."""
+    import os
+
+    if value is None:
+        return None
+    parent = os.path.dirname(os.path.abspath(value))
+    if os.path.isdir(value) or not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise click.BadParameter(f"cannot write {value}: choose a file in an existing, writable folder")
+    return value
+
+
+def _check_plot(ctx, param, value):
+    """A --plot file: writable, and matplotlib installed (checked before any training)."""
+    import importlib.util
+
+    value = _check_output(ctx, param, value)
+    if value is not None and importlib.util.find_spec("matplotlib") is None:
+        raise click.BadParameter("needs matplotlib: pip install 'dlcli[plot]' (or pip install matplotlib)")
+    return value
+
+
+def _check_plot_prefix(ctx, param, value):
+    """A --plot PREFIX for PREFIX-confusion.png and PREFIX-mistakes.png."""
+    if value is not None:
+        _check_plot(ctx, param, f"{value}-confusion.png")
+    return value
+
+
+def plot_option(help_text: str, prefix: bool = False):
+    return click.option("--plot", type=click.Path(dir_okay=False), default=None,
+                        callback=_check_plot_prefix if prefix else _check_plot, help=help_text)  # fmt: skip
 
 
 @click.group(cls=DlcliGroup, context_settings=CONTEXT)
@@ -342,7 +402,8 @@ def _show_warnings() -> None:
 )
 @training_options(optimizer="sgd", lr=0.01, epochs=20000, log_every=1000, save_every=0)
 @click.option("--manual", is_flag=True, help="Forward-propagate the lecture's hand-set gates instead of training.")
-def xor(manual: bool, as_json: bool, quiet: bool, **options) -> None:
+@plot_option("Save the decision boundary (and what each first-layer unit sees) as a PNG (needs matplotlib).")
+def xor(manual: bool, as_json: bool, quiet: bool, plot: str | None, **options) -> None:
     """Learn XOR: one logistic unit fails, a 2- or 4-layer sigmoid net solves it.
 
     Trains on the four XOR points with full-batch gradient descent (Labs 09-1 ... 09-4)
@@ -363,13 +424,19 @@ def xor(manual: bool, as_json: bool, quiet: bool, **options) -> None:
         else:
             click.echo("Lecture 9's gates: W1=[5,5] b1=-8, W2=[-7,-7] b2=3, W3=[-11,-11] b3=6\n")
             click.echo(report.truth_table(rows))
+        if plot:
+            from dlcli.core import pictures
+
+            boundary = pictures.boundary(gates.manual_network())
+            report.boundary_plot(boundary, [r["target"] for r in rows], plot, title="lecture 9's hand-set gates")
+            click.echo(f"plot: {plot}", err=True)
         return
     model = ModelSpec(
         layers=options.pop("layers"), units=options.pop("units"),
         activation=options.pop("activation"), init=options.pop("init"),
     )  # fmt: skip
     config, auto = _base_config("xor", options, model, DataSpec(dataset="xor"))
-    _train(config, auto_name=auto, quiet=quiet, as_json=as_json)
+    _train(config, auto_name=auto, quiet=quiet, as_json=as_json, plot=plot)
 
 
 @cli.command()
@@ -386,7 +453,9 @@ def xor(manual: bool, as_json: bool, quiet: bool, **options) -> None:
 @data_options
 @training_options(optimizer="adam", lr=0.001, epochs=1, log_every=100, save_every=200)
 @distribute_options
-def mnist(as_json: bool, quiet: bool, strategy: str, devices, cpu_replicas: int, **options) -> None:
+@plot_option("Save the confusion matrix and the most confident mistakes as PREFIX-confusion.png and "
+             "PREFIX-mistakes.png (needs matplotlib).", prefix=True)  # fmt: skip
+def mnist(as_json: bool, quiet: bool, strategy: str, devices, cpu_replicas: int, plot: str | None, **options) -> None:
     """Train an MLP on MNIST or Fashion-MNIST (Labs 10-1 ... 10-4).
 
     The defaults are Lab 10-2-1: two hidden layers of 256 ReLU units, Xavier init,
@@ -402,7 +471,7 @@ def mnist(as_json: bool, quiet: bool, strategy: str, devices, cpu_replicas: int,
     data = DataSpec(dataset=options.pop("dataset"), path=_abs(options.pop("data")), limit=options.pop("limit"))
     config, auto = _base_config("mnist", options, model, data)
     distribute = _distribute(strategy, devices, cpu_replicas)
-    _train(config, auto_name=auto, quiet=quiet, as_json=as_json, distribute=distribute)
+    _train(config, auto_name=auto, quiet=quiet, as_json=as_json, distribute=distribute, plot=plot)
 
 
 def _abs(path):
@@ -420,9 +489,11 @@ ARCHITECTURE_FLAGS = ("--layers", "--units", "--activation", "--init", "--dropou
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @distribute_options
+@plot_option("XOR runs: save the decision boundary as a PNG. MNIST runs: PREFIX-confusion.png and "
+             "PREFIX-mistakes.png (needs matplotlib).")  # fmt: skip
 @click.argument("extra", nargs=-1, type=click.UNPROCESSED)
 def resume(checkpoint_dir: str, epochs: int | None, as_json: bool, quiet: bool, strategy: str, devices,
-           cpu_replicas: int, extra: tuple) -> None:  # fmt: skip
+           cpu_replicas: int, plot: str | None, extra: tuple) -> None:  # fmt: skip
     """Continue an interrupted xor or mnist run exactly where it stopped.
 
     Rebuilds the run from CHECKPOINT_DIR/run.json and its latest checkpoint and trains
@@ -442,42 +513,7 @@ def resume(checkpoint_dir: str, epochs: int | None, as_json: bool, quiet: bool, 
     if not result.trained_steps and not as_json:
         click.echo(f"run {result.run} is already finished ({result.epochs} epochs); raise the target with --epochs N")
     _print_result(result, as_json=as_json, table=True)
-
-
-def _check_format(ctx, param, value):
-    from dlcli import report
-
-    formats = report.table_formats()
-    if value not in formats:
-        raise click.BadParameter(f"unknown format {value!r}; choose one of: {', '.join(formats)}")
-    return value
-
-
-def _check_output(ctx, param, value):
-    """Refuse an unwritable --output/--plot before hours of training, not after."""
-    import os
-
-    if value is None:
-        return None
-    parent = os.path.dirname(os.path.abspath(value))
-    if os.path.isdir(value) or not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        raise click.BadParameter(f"cannot write {value}: choose a file in an existing, writable folder")
-    return value
-
-
-def _check_plot(ctx, param, value):
-    import importlib.util
-
-    value = _check_output(ctx, param, value)
-    if value is not None and importlib.util.find_spec("matplotlib") is None:
-        raise click.BadParameter("needs matplotlib: pip install 'dlcli[plot]' (or pip install matplotlib)")
-    return value
-
-
-def _vary_names() -> str:
-    from dlcli.experiments import SETTINGS
-
-    return ", ".join(SETTINGS)
+    _plot_result(result, plot)
 
 
 def _default_help(setting: str) -> str:

@@ -165,3 +165,91 @@ def comparison_plot(rows: list[dict], curves: tuple, path: str, *, task: str) ->
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return drawn
+
+
+def boundary_plot(boundary, targets, path: str, *, title: str) -> None:
+    """XOR's decision boundary, Playground style: the network's output over the input
+    square with the 0.5 contour and the four points, and one small map per unit of
+    the first hidden layer (what each unit "sees")."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LinearSegmentedColormap
+
+    from dlcli.core import pictures
+
+    cmap = LinearSegmentedColormap.from_list(
+        "playground", [pictures.ORANGE / 255, pictures.WHITE / 255, pictures.BLUE / 255]
+    )
+    units = len(boundary.hidden)
+    columns = 2 if units > 4 else (1 if units else 0)
+    rows_of_units = -(-units // columns) if units else 0
+    fig = plt.figure(figsize=(5.2 + 1.7 * columns, max(4.6, 1.25 * rows_of_units)))
+    grid = fig.add_gridspec(max(rows_of_units, 1), 1 + columns, width_ratios=[3.2] + [1] * columns)
+    ax = fig.add_subplot(grid[:, 0])
+    extent = (boundary.axis[0], boundary.axis[-1], boundary.axis[0], boundary.axis[-1])
+    image = ax.imshow(boundary.output, extent=extent, cmap=cmap, vmin=0, vmax=1, interpolation="bilinear")
+    ax.contour(boundary.axis, boundary.axis[::-1], boundary.output, levels=[0.5], colors="black", linewidths=1.5)
+    for (x1, x2), target in zip(((0, 0), (0, 1), (1, 0), (1, 1)), targets):
+        colour = pictures.BLUE / 255 if target else pictures.ORANGE / 255
+        ax.scatter([x1], [x2], s=160, c=[colour], edgecolors="black", linewidths=1.5, zorder=3)
+        ax.annotate(f"y={int(target)}", (x1, x2), textcoords="offset points", xytext=(0, 11), ha="center", fontsize=9)
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="hypothesis (probability of 1)")
+    for i, unit in enumerate(boundary.hidden):
+        sub = fig.add_subplot(grid[i // columns, 1 + i % columns])
+        sub.imshow(unit, extent=extent, cmap=cmap, interpolation="bilinear")
+        sub.set_xticks([])
+        sub.set_yticks([])
+        sub.set_title(f"hidden1 unit {i + 1}", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def mistakes_plots(mistakes, prefix: str) -> list[str]:
+    """PREFIX-confusion.png (counts, rows true, columns predicted) and PREFIX-mistakes.png
+    (the most confidently misclassified test digits); returns the two paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = mistakes.matrix
+    fig, ax = plt.subplots(figsize=(6, 5.2))
+    share = matrix / max(1, matrix.sum(axis=1).max())
+    ax.imshow(matrix / matrix.sum(axis=1, keepdims=True).clip(min=1), cmap="Blues", vmin=0, vmax=1)
+    for t in range(len(matrix)):
+        for p in range(len(matrix)):
+            ax.text(p, t, str(matrix[t, p]), ha="center", va="center", fontsize=8,
+                    color="white" if t == p and share[t, p] > 0.05 else "black")  # fmt: skip
+    ax.set_xticks(range(len(matrix)))
+    ax.set_yticks(range(len(matrix)))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    total, right = int(matrix.sum()), int(matrix.trace())
+    ax.set_title(f"confusion matrix: {right} of {total} right ({right / total:.2%})", fontsize=10)
+    fig.tight_layout()
+    confusion = f"{prefix}-confusion.png"
+    fig.savefig(confusion, dpi=110)
+    plt.close(fig)
+
+    count = len(mistakes.digits)
+    columns = min(8, max(count, 1))
+    rows = max(1, -(-count // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.55 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, digit, true, guess, sure in zip(axes.ravel(), mistakes.digits, mistakes.true, mistakes.predicted,
+                                            mistakes.confidence):  # fmt: skip
+        ax.imshow(digit, cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(f"true {true}, said {guess}\n{sure:.0%} sure", fontsize=7)
+    fig.suptitle("the most confident mistakes" if count else "no mistakes", fontsize=10)
+    fig.tight_layout()
+    path = f"{prefix}-mistakes.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [confusion, path]

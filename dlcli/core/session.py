@@ -20,7 +20,7 @@ import numpy as np
 
 from dlcli.config import TEST_SUBSET, RunConfig
 from dlcli.core import data as datasets
-from dlcli.core import models, summaries
+from dlcli.core import models, pictures, summaries
 from dlcli.core.distribute import DistributeSpec, is_chief_task, make_strategy
 from dlcli.core.progress import Progress
 from dlcli.core.reuse import Reuse
@@ -54,6 +54,8 @@ class Result:
     steps_per_epoch: int = 1
     task: str = "mnist"
     truth_table: list = field(default_factory=list)  # XOR only
+    boundary: object = None  # XOR: pictures.Boundary of the final network (for --plot)
+    mistakes: object = None  # MNIST: MistakePictures of the final test pass (for --plot)
 
     def summary(self) -> dict:
         keys = ("run", "accuracy", "loss", "epochs", "steps", "train_seconds", "checkpoint_dir", "logdir")
@@ -77,12 +79,15 @@ def train(
     hparams: dict | None = None,
     distribute: DistributeSpec | None = None,
     reuse: Reuse | None = None,
+    images: bool = True,
 ) -> Result:
     """Train a new run from step 0 (after validating everything it can beforehand).
 
     `hparams`: values to show in TensorBoard's HParams dashboard (compare's variants).
     `distribute`: devices and strategy (one device by default).
     `reuse`: data and compiled loop shared with the caller's other runs (see Reuse).
+    `images`: TensorBoard images (XOR's boundary, MNIST's mistakes); off only to
+    measure what they cost.
     """
     config.validate()
     distribute = _check_distribute(distribute, config)
@@ -90,18 +95,19 @@ def train(
     if not _writes_the_run(distribute):
         return _as_helper_worker(lambda tmp: _train(
             replace(config, checkpoint_dir=f"{tmp}/checkpoints", logdir=f"{tmp}/logs"),
-            auto_name=auto_name, progress=progress, hparams=hparams, distribute=distribute, reuse=reuse,
+            auto_name=auto_name, progress=progress, hparams=hparams, distribute=distribute, reuse=reuse, images=images,
         ))  # fmt: skip
-    return _train(config, auto_name=auto_name, progress=progress, hparams=hparams, distribute=distribute, reuse=reuse)
+    return _train(config, auto_name=auto_name, progress=progress, hparams=hparams, distribute=distribute, reuse=reuse,
+                  images=images)  # fmt: skip
 
 
-def _train(config, *, auto_name, progress, hparams, distribute, reuse) -> Result:
+def _train(config, *, auto_name, progress, hparams, distribute, reuse, images=True) -> Result:
     data = load_data(config, reuse)
     _check_batch(config, data)
     run = RunFolder.create(config, auto_name=auto_name)
     try:
         config = run.config  # the name may have gained a suffix
-        session = _Session(run, config, data, distribute, reuse)
+        session = _Session(run, config, data, distribute, reuse, images)
         run.update(data_source=data.source, status="running", distribute=session.distribute_record)
         if hparams:
             session.summaries.hparams(hparams)
@@ -200,8 +206,9 @@ def _training_loop(config: RunConfig, data: datasets.Dataset, strategy, reuse: R
 
 class _Session:
     def __init__(
-        self, run: RunFolder, config: RunConfig, data: datasets.Dataset, distribute: DistributeSpec, reuse: Reuse
-    ):
+        self, run: RunFolder, config: RunConfig, data: datasets.Dataset, distribute: DistributeSpec, reuse: Reuse,
+        images: bool = True,
+    ):  # fmt: skip
         self.run, self.config, self.data = run, config, data
         strategy = make_strategy(distribute)
         self.loop = _training_loop(config, data, strategy, reuse)
@@ -213,7 +220,9 @@ class _Session:
             self.checkpoint, str(run.path), max_to_keep=config.train.keep, checkpoint_name="ckpt"
         )
         self.summaries = summaries.Summaries(run.logdir, self.loop.model)
-        self._last_eval: tuple[int, float, float] | None = None  # (step, loss, accuracy)
+        self.images = images
+        self._painter = pictures.BoundaryPainter(data.y_test[:, 0]) if images and config.task == "xor" else None
+        self._last_eval: tuple | None = None  # (step, loss, accuracy, predicted, confidence)
 
     def restore(self) -> None:
         """Restore the newest readable checkpoint; older ones stand in for a torn one.
@@ -286,9 +295,9 @@ class _Session:
             self.summaries.close()
             run.unlock()
         if self._last_eval is not None and self._last_eval[0] == loop.global_step:
-            loss, accuracy = self._last_eval[1:]  # the last epoch's test pass: same weights
+            loss, accuracy, predicted, confidence = self._last_eval[1:]  # the last epoch's test pass: same weights
         else:
-            loss, accuracy = loop.evaluate(self.data.x_test, self.data.y_test)
+            loss, accuracy, predicted, confidence = loop.evaluate_with_predictions(self.data.x_test, self.data.y_test)
         epochs_run = trained / loop.steps_per_epoch
         result = Result(
             run=run.name,
@@ -308,6 +317,9 @@ class _Session:
         )
         if self.config.task == "xor":
             result.truth_table = truth_table(self.data, loop.predict_probabilities(self.data.x_test))
+            result.boundary = pictures.BoundaryPainter(self.data.y_test[:, 0]).boundary(loop.model)
+        else:
+            result.mistakes = mistake_pictures(self.data, predicted, confidence)
         if trained or run.record.get("status") != "finished":
             record = {k: v for k, v in result.summary().items() if k not in ("checkpoint_dir", "logdir")}
             record.update(params=result.params, grad_ratio=_finite_or_none(result.grad_ratio))
@@ -319,6 +331,9 @@ class _Session:
     def _on_log(self, window: Window) -> None:
         self.summaries.scalars("train", window.step, loss=window.loss, accuracy=window.accuracy)
         self.summaries.histograms(window.step, window.activations)
+        if self._painter is not None:  # XOR's boundary forming, in the Images tab
+            self.summaries.images("train", window.step, self._painter.images(self.loop.model),
+                                  description=BOUNDARY_DESCRIPTION)  # fmt: skip
 
     def _evaluate_every(self) -> int:
         """Steps between learning-curve points: `eval_points` spread over the run's
@@ -336,9 +351,15 @@ class _Session:
         self.summaries.scalars("test", step, description=description, **{"subset/loss": loss, "subset/accuracy": accuracy})
 
     def _on_epoch_end(self, epoch: int, step: int) -> None:
-        loss, accuracy = self.loop.evaluate(self.data.x_test, self.data.y_test)
-        self._last_eval = (step, loss, accuracy)
+        loss, accuracy, predicted, confidence = self.loop.evaluate_with_predictions(self.data.x_test, self.data.y_test)
+        self._last_eval = (step, loss, accuracy, predicted, confidence)
         self.summaries.scalars("test", step, loss=loss, accuracy=accuracy)
+        if not self.images:
+            return
+        # What the model gets wrong: the confusion matrix and its surest mistakes.
+        mistakes = mistake_pictures(self.data, predicted, confidence)
+        self.summaries.images("test", step, mistakes.images, description=mistakes.description)
+        self.summaries.text("test", step, "confusion_matrix_counts", mistakes.markdown)
 
     def _saved_steps(self) -> set[int]:
         return {int(path.rsplit("-", 1)[1]) for path in self.manager.checkpoints}
@@ -376,6 +397,47 @@ def _as_helper_worker(work):
 
     with tempfile.TemporaryDirectory(prefix="dlcli-worker-") as tmp:
         return work(tmp)
+
+
+BOUNDARY_DESCRIPTION = (
+    "The network's output over the input square (orange 0, white 0.5, blue 1), the 0.5 contour in black, "
+    "rings on the four XOR points in their target's colour; `boundary/hidden1_units`: what each unit of the "
+    "first hidden layer sees."
+)
+
+
+@dataclass
+class MistakePictures:
+    """What a test pass got wrong: as TensorBoard images and as data for --plot."""
+
+    matrix: np.ndarray  # counts[true, predicted]
+    images: dict  # {"confusion_matrix": RGB, "mistakes": RGB}
+    description: str
+    markdown: str  # the matrix as a table (TensorBoard's Text tab)
+    digits: np.ndarray  # the most confidently misclassified test images, surest first
+    true: np.ndarray
+    predicted: np.ndarray
+    confidence: np.ndarray
+
+
+def mistake_pictures(data: datasets.Dataset, predicted: np.ndarray, confidence: np.ndarray) -> MistakePictures:
+    """The confusion matrix (image and table) and the most confidently misclassified digits."""
+    matrix = pictures.confusion_matrix(data.y_test, predicted, data.num_classes)
+    worst = pictures.most_confident_mistakes(data.y_test, predicted, confidence)
+    images = {
+        "confusion_matrix": pictures.confusion_image(matrix),
+        "mistakes": pictures.mistakes_image(data.x_test[worst], data.y_test[worst], predicted[worst]),
+    }
+    header = "| true \\ predicted | " + " | ".join(map(str, range(len(matrix)))) + " |"
+    rule = "|---" * (len(matrix) + 1) + "|"
+    rows = [f"| **{t}** | " + " | ".join(str(c) for c in row) + " |" for t, row in enumerate(matrix)]
+    description = (
+        f"confusion_matrix: rows are the true digit, columns the prediction, over the {len(data.y_test)} test "
+        f"examples. mistakes: the {len(worst)} wrong predictions the model was surest of, captioned true>predicted "
+        f"({', '.join(f'{t}>{p} ({c:.0%})' for t, p, c in zip(data.y_test[worst], predicted[worst], confidence[worst]))})."
+    )
+    return MistakePictures(matrix, images, description, "\n".join([header, rule, *rows]), data.x_test[worst],
+                           data.y_test[worst], predicted[worst], confidence[worst])  # fmt: skip
 
 
 def checkpoint_paths(folder: Path) -> list[str]:

@@ -339,8 +339,15 @@ class TrainingLoop:
         return done, loss_sum, correct_sum, bad, finite
 
     def _eval_batch_fn(self, x, y):
+        """Loss sum, correct count, and each example's predicted class and its probability."""
         logits = self.model(x, training=False)
-        return tf.reduce_sum(self._per_example_loss(y, logits)), self._correct(y, logits)
+        if self.objective == "binary":
+            p = tf.sigmoid(logits[:, 0])
+            predicted, confidence = tf.cast(p > 0.5, tf.int32), tf.maximum(p, 1.0 - p)
+        else:
+            predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            confidence = tf.reduce_max(tf.nn.softmax(logits), axis=-1)
+        return tf.reduce_sum(self._per_example_loss(y, logits)), self._correct(y, logits), predicted, confidence
 
     # -- the loop -------------------------------------------------------------------
 
@@ -475,14 +482,22 @@ class TrainingLoop:
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """Mean loss and accuracy over (x, y), in compiled batches."""
+        return self.evaluate_with_predictions(x, y)[:2]
+
+    def evaluate_with_predictions(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+        """Mean loss, accuracy, and every example's predicted class and its probability
+        (what the confusion matrix and the most confident mistakes are made of)."""
         loss_sum = correct = 0.0
+        predicted, confidence = [], []
         for start in range(0, len(x), EVAL_BATCH):
-            loss, right = self._eval_batch(
+            loss, right, guess, sure = self._eval_batch(
                 tf.constant(x[start : start + EVAL_BATCH]), tf.constant(y[start : start + EVAL_BATCH])
             )
             loss_sum += float(loss)
             correct += float(right)
-        return loss_sum / len(x), correct / len(x)
+            predicted.append(guess.numpy())
+            confidence.append(sure.numpy())
+        return loss_sum / len(x), correct / len(x), np.concatenate(predicted), np.concatenate(confidence)
 
     def predict_probabilities(self, x: np.ndarray) -> np.ndarray:
         return self._hypothesis(self.model(tf.constant(x), training=False)).numpy()
