@@ -115,6 +115,18 @@ def serve(logdir: Path, *, host: str, port: int | None, reload_interval: float =
 
 
 def wait_forever() -> None:
+    """Serve until Ctrl-C or SIGTERM (both end in KeyboardInterrupt for the caller).
+
+    Python leaves SIGINT ignored when it was ignored at start-up, as it is for a
+    command started in the background (`dlcli board &`, nohup, some CI runners):
+    the server is stoppable all the same."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     while True:
         time.sleep(3600)
 

@@ -83,7 +83,7 @@ class KerasName(click.ParamType):
 def _known(kind):
     from dlcli import config
 
-    return getattr(config, f"_keras_knows_{kind}")
+    return getattr(config, f"keras_knows_{kind}")
 
 
 ACTIVATION = KerasName("activation", ACTIVATIONS, _known("activation"))

@@ -133,9 +133,9 @@ class RunConfig:
                 f"--batch-size {t.batch_size} is larger than --limit {d.limit}; "
                 "lower --batch-size or raise --limit"
             )
-        check_name("activation", m.activation, ACTIVATIONS, _keras_knows_activation)
-        check_name("initializer", m.init, INITIALIZERS, _keras_knows_initializer)
-        check_name("optimizer", t.optimizer, OPTIMIZERS, _keras_knows_optimizer)
+        check_name("activation", m.activation, ACTIVATIONS, keras_knows_activation)
+        check_name("initializer", m.init, INITIALIZERS, keras_knows_initializer)
+        check_name("optimizer", t.optimizer, OPTIMIZERS, keras_knows_optimizer)
         return self
 
     @property
@@ -223,19 +223,19 @@ def check_name(kind: str, name: str, known: tuple, keras_knows) -> str:
     raise ConfigError(f"unknown {kind} {name!r}; choose one of: {', '.join(known)}")
 
 
-def _keras_knows_activation(name: str) -> bool:
+def keras_knows_activation(name: str) -> bool:
     from dlcli.core import models
 
     return models.activation_exists(name)
 
 
-def _keras_knows_initializer(name: str) -> bool:
+def keras_knows_initializer(name: str) -> bool:
     from dlcli.core import models
 
     return models.initializer_exists(name)
 
 
-def _keras_knows_optimizer(name: str) -> bool:
+def keras_knows_optimizer(name: str) -> bool:
     from dlcli.core import models
 
     return models.optimizer_exists(name)

@@ -42,9 +42,9 @@ from dlcli.config import (
     RunConfig,
     TrainSpec,
     check_name,
-    _keras_knows_activation,
-    _keras_knows_initializer,
-    _keras_knows_optimizer,
+    keras_knows_activation,
+    keras_knows_initializer,
+    keras_knows_optimizer,
 )
 from dlcli.errors import ConfigError
 
@@ -112,13 +112,13 @@ class Setting:
 SETTINGS = {
     s.name: s
     for s in (
-        Setting("activation", "model", "activation", _keras_name("activation", ACTIVATIONS, _keras_knows_activation)),
-        Setting("init", "model", "init", _keras_name("initializer", INITIALIZERS, _keras_knows_initializer)),
+        Setting("activation", "model", "activation", _keras_name("activation", ACTIVATIONS, keras_knows_activation)),
+        Setting("init", "model", "init", _keras_name("initializer", INITIALIZERS, keras_knows_initializer)),
         Setting("layers", "model", "layers", _integer(1)),
         Setting("units", "model", "units", _integer(1)),
         Setting("dropout", "model", "dropout", _number(0, 1, low_open=False, high_open=True), ("mnist",)),
         Setting("batchnorm", "model", "batchnorm", _flag, ("mnist",)),
-        Setting("optimizer", "train", "optimizer", _keras_name("optimizer", OPTIMIZERS, _keras_knows_optimizer)),
+        Setting("optimizer", "train", "optimizer", _keras_name("optimizer", OPTIMIZERS, keras_knows_optimizer)),
         Setting("lr", "train", "lr", _number(0, math.inf, low_open=True, high_open=True)),
         Setting("batch-size", "train", "batch_size", _integer(1)),
         Setting("epochs", "train", "epochs", _integer(1)),
@@ -531,7 +531,7 @@ def hparams_of(planned: PlannedRun, the_plan: Plan) -> dict:
     """What TensorBoard's HParams dashboard shows for a run: the variant, its settings, the seed."""
     values = {"variant": planned.variant.name}
     config = planned.config
-    for name in the_plan.columns or ("activation", "init", "layers", "units"):
+    for name in the_plan.columns:
         s = SETTINGS[name]
         value = getattr(getattr(config, s.part), s.field)
         values[name] = value

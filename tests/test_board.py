@@ -127,6 +127,23 @@ def test_busy_explicit_port_is_a_clear_error(runner, logdir):
 
 
 @pytest.mark.slow
+def test_the_server_stops_on_sigterm_and_on_ctrl_c_even_when_started_with_sigint_ignored(logdir, workdir):
+    import signal as signals
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dlcli", "board", "--logdir", str(logdir), "--port", "0"], cwd=workdir,
+            env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: signals.signal(signals.SIGINT, signals.SIG_IGN),  # as `dlcli board &` starts it
+        )  # fmt: skip
+        try:
+            assert read_line(proc).startswith("TensorBoard http://127.0.0.1:")
+        finally:
+            assert stop_process(proc, sig) == 0, proc.stderr.read()
+        assert "stopped" in proc.stderr.read()
+
+
+@pytest.mark.slow
 def test_every_interface_only_when_asked_and_with_a_warning(logdir, workdir):
     proc = subprocess.Popen(
         [sys.executable, "-m", "dlcli", "board", "--logdir", str(logdir), "--host", "0.0.0.0", "--port", "0"],

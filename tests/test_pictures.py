@@ -101,7 +101,6 @@ def test_picture_pieces():
 
 @pytest.mark.slow
 def test_plot_files_for_xor_layers_manual_mnist_and_resume(runner, workdir, digits_npz):
-    pytest.importorskip("matplotlib")
     import matplotlib.image
 
     def looks_drawn(path):
