@@ -7,15 +7,19 @@ on the same machine, one after another, so the ratios are fair even on a noisy b
   xor      20000 full-batch epochs of Lab 09-3's wide & deep net: dlcli vs an eager
            per-step GradientTape loop like the lab's (a few thousand steps, scaled)
   mnist    the default MLP (2 x 256) and the deep one (4 x 512) on synthetic
-           MNIST-shaped data (60,000 x 28 x 28): dlcli's loop vs Keras model.fit vs an
-           eager GradientTape loop, seconds per epoch in steady state
+           MNIST-shaped data (60,000 x 28 x 28): dlcli's loop vs Keras model.fit as
+           compiled by default and as a Keras user tunes it (jit_compile=True,
+           steps_per_execution = an epoch) vs an eager GradientTape loop, seconds per
+           epoch in steady state
   compare  `dlcli compare --what all` (7 variants, one epoch each on 60k examples) vs
-           the same 7 models trained and evaluated with model.fit (`--seeds N`: N each)
+           the same 7 models trained and evaluated with model.fit (`--seeds N`: N each),
+           and the cost of 10 learning-curve points a run against 1
+  parallel one grid of 12 runs serially, with --jobs 2 and on a local 2-worker Dask cluster
   process  whole-process wall time and peak memory of `dlcli mnist --epochs 1`
   peak     what dense matmuls reach on this machine, big and in the MLP's shapes,
            with XLA (dlcli's step) and with TensorFlow's oneDNN kernels (model.fit)
 
-Usage: python benchmarks/bench.py [--only help,xor,mnist,compare,process,peak] [--epochs 4]
+Usage: python benchmarks/bench.py [--only help,xor,mnist,compare,parallel,process,peak] [--epochs 4]
                                   [--reps 3] [--seeds 1]
 """
 
@@ -278,14 +282,19 @@ def bench_compare(seeds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         np.savez(f"{tmp}/mnist.npz", x_train=(x * 255).astype(np.uint8), y_train=y,
                  x_test=(x[:10000] * 255).astype(np.uint8), y_test=y[:10000])  # fmt: skip
-        start = time.perf_counter()
-        out = subprocess.run(
-            [sys.executable, "-m", "dlcli", "compare", "--what", "all", *seed_args, "--data", f"{tmp}/mnist.npz",
-             "--quiet", "--format", "json"],
-            cwd=tmp, capture_output=True, text=True, check=True, env=CHILD_ENV,
-        )  # fmt: skip
-        dlcli_wall = time.perf_counter() - start
-        dlcli_train = sum(row["seconds"] for row in json.loads(out.stdout))
+        # Learning curves: 10 test-subset points per run (the default) against 1.
+        walls, trains = {}, {}
+        for points in ("1", "10"):
+            start = time.perf_counter()
+            out = subprocess.run(
+                [sys.executable, "-m", "dlcli", "compare", "--what", "all", *seed_args, "--data", f"{tmp}/mnist.npz",
+                 "--quiet", "--format", "json", "--points", points, "--logdir", f"logs-{points}",
+                 "--checkpoint-dir", f"ck-{points}"],
+                cwd=tmp, capture_output=True, text=True, check=True, env=CHILD_ENV,
+            )  # fmt: skip
+            walls[points] = time.perf_counter() - start
+            trains[points] = sum(row["seconds"] for row in json.loads(out.stdout))
+        dlcli_wall, dlcli_train = walls["10"], trains["10"]
 
     xs = x / np.float32(1.0)
     fit_only = fit_and_evaluate = 0.0
@@ -315,9 +324,62 @@ def bench_compare(seeds: int) -> None:
             [f"the same {runs} runs with model.fit + evaluate (in this process)", f"{fit_all:.1f}",
              f"{fit_and_evaluate:.1f} (fit alone {fit_only:.1f})"],
             ["speed-up", f"{fit_all / dlcli_wall:.2f}x", f"{fit_and_evaluate / dlcli_train:.2f}x"],
+            [f"{label} --points 1 (one learning-curve point a run instead of 10)", f"{walls['1']:.1f}",
+             f"{trains['1']:.1f} (10 points cost {100 * (walls['10'] / walls['1'] - 1):+.1f}% of the wall time)"],
         ],  # fmt: skip
         [f"{runs} runs, 1 epoch of 60k each", "wall seconds", "training + test evaluation seconds"],
     )
+
+
+# -- parallel -------------------------------------------------------------------------
+
+
+def bench_parallel() -> None:
+    """One grid (2 activations x 2 widths x 3 seeds = 12 runs, 1 epoch of 60k each) three
+    ways: serially, with --jobs 2 (two worker processes, one CPU thread each), and on a
+    local Dask cluster of two single-threaded worker processes. Whole-process wall time."""
+    import json
+
+    x, y = synthetic_mnist()
+    grid = ["--vary", "activation=relu,tanh", "--vary", "units=128,256", "--seeds", "3", "--quiet", "--format", "json"]
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(f"{tmp}/mnist.npz", x_train=(x * 255).astype(np.uint8), y_train=y,
+                 x_test=(x[:10000] * 255).astype(np.uint8), y_test=y[:10000])  # fmt: skip
+        scheduler = workers = None
+        try:
+            scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                          "--port", "0", "--no-dashboard", "--scheduler-file", f"{tmp}/s.json"],
+                                         cwd=tmp, env=CHILD_ENV, stderr=subprocess.DEVNULL)  # fmt: skip
+            while not (os.path.exists(f"{tmp}/s.json") and open(f"{tmp}/s.json").read().strip()):
+                time.sleep(0.1)
+            address = json.load(open(f"{tmp}/s.json"))["address"]
+            workers = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                                        "--nworkers", "2", "--no-dashboard", "--host", "127.0.0.1"],
+                                       cwd=tmp, env=CHILD_ENV, stderr=subprocess.DEVNULL)  # fmt: skip
+            from distributed import Client
+
+            with Client(address) as client:
+                client.wait_for_workers(2)
+            rows, outputs = [], {}
+            for label, extra in (("serial (one process)", []), ("--jobs 2", ["--jobs", "2"]),
+                                 ("--cluster, 2 Dask workers on this machine", ["--cluster", address])):  # fmt: skip
+                start = time.perf_counter()
+                out = subprocess.run(
+                    [sys.executable, "-m", "dlcli", "compare", *grid, "--data", f"{tmp}/mnist.npz", *extra,
+                     "--logdir", f"{tmp}/logs-{len(rows)}", "--checkpoint-dir", f"{tmp}/ck-{len(rows)}"],
+                    cwd=tmp, capture_output=True, text=True, check=True, env=CHILD_ENV,
+                )  # fmt: skip
+                wall = time.perf_counter() - start
+                outputs[label] = [(r["variant"], r["accuracy"], r["loss"]) for r in json.loads(out.stdout)]
+                rows.append([f"dlcli compare, 12 runs, {label}", f"{wall:.1f}"])
+            same = len({json.dumps(v) for v in outputs.values()}) == 1
+            table(rows, ["the same grid", "wall seconds (whole process)"])
+            print(f"accuracies and losses identical in all three: {same}\n")
+        finally:
+            for proc in (workers, scheduler):
+                if proc is not None:
+                    proc.terminate()
+                    proc.wait()
 
 
 # -- the hardware ---------------------------------------------------------------------
@@ -415,7 +477,7 @@ def bench_process(reps: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="help,xor,mnist,compare,process,peak")
+    parser.add_argument("--only", default="help,xor,mnist,compare,parallel,process,peak")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per call in the mnist section")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seeds", type=int, default=1, help="seeds per variant in the compare section")
@@ -431,6 +493,8 @@ def main() -> None:
         bench_mnist(args.epochs)
     if "compare" in sections:
         bench_compare(args.seeds)
+    if "parallel" in sections:
+        bench_parallel()
     if "process" in sections:
         bench_process(args.reps)
     if "peak" in sections:

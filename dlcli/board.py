@@ -114,12 +114,13 @@ def serve(logdir: Path, *, host: str, port: int | None, reload_interval: float =
         raise DlcliError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def wait_forever() -> None:
-    """Serve until Ctrl-C or SIGTERM (both end in KeyboardInterrupt for the caller).
+def stop_on_signals() -> None:
+    """Make Ctrl-C and SIGTERM raise KeyboardInterrupt, the server's clean stop.
 
     Python leaves SIGINT ignored when it was ignored at start-up, as it is for a
     command started in the background (`dlcli board &`, nohup, some CI runners):
-    the server is stoppable all the same."""
+    the server is stoppable all the same. Installed before the server starts, so a
+    signal that comes early (while the URL is printed) stops it cleanly too."""
     import signal
 
     def stop(signum, frame):
@@ -127,6 +128,9 @@ def wait_forever() -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+
+
+def wait_forever() -> None:
     while True:
         time.sleep(3600)
 

@@ -21,6 +21,9 @@ from dlcli.config import (
     RunConfig,
     TrainSpec,
     check_name,
+    keras_knows_activation,
+    keras_knows_initializer,
+    keras_knows_optimizer,
     validate_run_name,
 )
 from dlcli.errors import ConfigError, DlcliError, ExitStatus
@@ -80,15 +83,9 @@ class KerasName(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-def _known(kind):
-    from dlcli import config
-
-    return getattr(config, f"keras_knows_{kind}")
-
-
-ACTIVATION = KerasName("activation", ACTIVATIONS, _known("activation"))
-INITIALIZER = KerasName("initializer", INITIALIZERS, _known("initializer"))
-OPTIMIZER = KerasName("optimizer", OPTIMIZERS, _known("optimizer"))
+ACTIVATION = KerasName("activation", ACTIVATIONS, keras_knows_activation)
+INITIALIZER = KerasName("initializer", INITIALIZERS, keras_knows_initializer)
+OPTIMIZER = KerasName("optimizer", OPTIMIZERS, keras_knows_optimizer)
 POSITIVE = click.IntRange(min=1)
 POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
 
@@ -530,6 +527,48 @@ def _default_help(setting: str) -> str:
     return f"  [default: {', '.join(values)}]"
 
 
+def _check_cluster(ctx, param, value):
+    """--cluster needs the cluster extra: say which, before anything runs."""
+    if value is not None:
+        from dlcli import cluster
+
+        try:
+            cluster.check_installed()
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _compare_runner(jobs: str, cluster: str | None, files: str, strategy: str, quiet: bool):
+    """Where compare's runs train: here one by one, in --jobs worker processes, or on a
+    Dask cluster; and a few words saying which, for the plan line."""
+    from dlcli import experiments
+    from dlcli.parallel import placement
+
+    if cluster is not None:
+        if jobs != "1":
+            raise click.UsageError("--jobs and --cluster exclude each other: the cluster's workers are the jobs")
+        if strategy != "default":
+            raise click.UsageError(f"--strategy {strategy} trains one run on several devices; not with --cluster")
+        from dlcli.cluster import DaskRunner
+
+        return DaskRunner(cluster, files=files), f", on the Dask cluster at {cluster}"
+    serial = experiments.SerialRunner(progress_factory=lambda: _progress(quiet))
+    if jobs == "1":
+        return serial, ""  # without asking TensorFlow for GPUs: --cpu-replicas must come first
+    try:
+        where = placement(jobs)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    if where.jobs == 1:
+        return serial, ""
+    if strategy != "default":
+        raise click.UsageError(f"--strategy {strategy} trains one run on several devices; not with --jobs")
+    from dlcli.parallel import ProcessRunner
+
+    return ProcessRunner(where), f", {where.describe()}"
+
+
 def base_setting_options(f):
     """compare's shared settings: each defaults to what `dlcli mnist`/`dlcli xor` use."""
     options = [
@@ -592,9 +631,18 @@ def base_setting_options(f):
 @logdir_option("Runs go to <logdir>/compare/<comparison>/<variant>-s<seed>/, the ledger to <logdir>/compare/results.jsonl.")
 @checkpoint_dir_option("Checkpoints go to <checkpoint-dir>/compare/<comparison>/<variant>-s<seed>/.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@click.option("--jobs", default="1", metavar="N|auto",
+              help="Runs at a time, each in a worker process pinned to one GPU or its share of the CPU threads; "
+              "auto: one per GPU, else one per 4 cores.")  # fmt: skip
+@click.option("--cluster", metavar="ADDRESS", default=None, callback=_check_cluster,
+              help="Send the runs to a Dask cluster (e.g. tcp://head:8786); needs pip install 'dlcli[cluster]'.")
+@click.option("--cluster-files", type=click.Choice(["auto", "shared", "ship"]), default="auto",
+              help="With --cluster: workers train in the driver's folders (shared file system) or ship each "
+              "finished run folder back (ship); auto: shared when the workers see the driver's folders.")  # fmt: skip
 @distribute_options
 def compare(task, what, vary, seeds, seed, sort, fmt, output, plot, points, force, dry_run, yes, dataset, data,
-            limit, logdir, checkpoint_dir, quiet, strategy, devices, cpu_replicas, **settings) -> None:  # fmt: skip
+            limit, logdir, checkpoint_dir, quiet, jobs, cluster, cluster_files, strategy, devices, cpu_replicas,
+            **settings) -> None:  # fmt: skip
     """Compare variants as real runs and tabulate them with honest statistics.
 
     Presets (--what) are the lectures' questions. mnist: activation (sigmoid vs relu,
@@ -649,20 +697,23 @@ def compare(task, what, vary, seeds, seed, sort, fmt, output, plot, points, forc
             f"this comparison makes {len(statuses)} runs, more than {experiments.MAX_RUNS}; "
             "pass --yes to run them all, or use fewer --vary values or --seeds"
         )
-    click.echo(f"compare {the_plan.folder}: {summary}", err=True)
     distribute = _distribute(strategy, devices, cpu_replicas)
+    runner, where = _compare_runner(jobs, cluster, cluster_files, strategy, quiet)
+    click.echo(f"compare {the_plan.folder}: {summary}{where}", err=True)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(statuses), desc="compare", unit="run", file=sys.stderr, disable=True if quiet else None)
+    best: dict = {}
+
+    def finished(planned, entry):
+        # Runs done and the best variant so far (mean accuracy over its finished seeds).
+        best.setdefault(planned.variant.name, []).append(entry["accuracy"])
+        name, values = max(best.items(), key=lambda item: sum(item[1]) / len(item[1]))
+        bar.set_postfix_str(f"best so far {name} {sum(values) / len(values):.4f}")
+        bar.update(1)
+
     try:
-        rows = experiments.run(
-            the_plan,
-            force=force,
-            on_start=lambda planned, how: bar.set_postfix_str(f"{planned.config.name.split('/')[-1]} ({how})"),
-            on_finish=lambda planned, entry: bar.update(1),
-            progress_factory=lambda: _progress(quiet),
-            distribute=distribute,
-        )
+        rows = experiments.run(the_plan, force=force, runner=runner, on_finish=finished, distribute=distribute)
     finally:
         bar.close()
     rows = experiments.sort_rows(rows, sort)
@@ -714,13 +765,15 @@ def board(logdir: str, host: str, port: int | None, list_only: bool) -> None:
             f"warning: serving on every interface ({host or '*'}): anyone on the network can read these logs",
             err=True,
         )
-    url = tb.serve(logdir, host=host, port=port)
-    click.echo(f"TensorBoard {url}  ({len(runs)} run{'s' if len(runs) != 1 else ''} in {logdir})")
-    for run in runs:
-        click.echo(f"  {run}")
-    sys.stdout.flush()  # the URL must reach a pipe now, not when the server stops
-    click.echo("Press Ctrl-C to stop.", err=True)
+    # From here on Ctrl-C or SIGTERM, whenever it comes, is a clean stop (exit 0).
+    tb.stop_on_signals()
     try:
+        url = tb.serve(logdir, host=host, port=port)
+        click.echo(f"TensorBoard {url}  ({len(runs)} run{'s' if len(runs) != 1 else ''} in {logdir})")
+        for run in runs:
+            click.echo(f"  {run}")
+        sys.stdout.flush()  # the URL must reach a pipe now, not when the server stops
+        click.echo("Press Ctrl-C to stop.", err=True)
         tb.wait_forever()
     except KeyboardInterrupt:
         click.echo("stopped", err=True)

@@ -441,9 +441,11 @@ def append_ledger(path: Path, entry: dict) -> None:
         os.fsync(f.fileno())
 
 
-def status(the_plan: Plan, *, force: bool = False) -> list[tuple[PlannedRun, str]]:
-    """Each planned run and what running the plan would do with it: reuse, resume, train."""
-    finished = {} if force else read_ledger(the_plan.ledger_path)
+def status(the_plan: Plan, *, force: bool = False, finished: dict | None = None) -> list[tuple[PlannedRun, str]]:
+    """Each planned run and what running the plan would do with it: reuse ("in the
+    ledger"), "resume" or "train". `finished`: the ledger, when the caller has read it."""
+    if finished is None:
+        finished = {} if force else read_ledger(the_plan.ledger_path)
     out = []
     for run in the_plan.runs():
         if ledger_key(run.config) in finished:
@@ -469,61 +471,114 @@ def _resumable(config: RunConfig) -> bool:
 # -- running ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RunTask:
+    """One run to train or resume, everything a worker process needs (picklable)."""
+
+    config: RunConfig
+    variant: str
+    seed: int
+    hparams: dict
+    how: str  # "train" or "resume", as the driver planned it (for display)
+    start_over: bool = False  # --force: never resume, even a checkpointed folder of this run
+    distribute: object = None  # a DistributeSpec, or None for one device
+
+
+def execute(task: RunTask, *, reuse=None, progress=None) -> dict:
+    """Train (or resume) one run of a comparison in this process; return its ledger entry.
+
+    The same function runs in the driver (serially), in `--jobs` worker processes and
+    on cluster workers: a run's numbers depend on its configuration alone.
+    """
+    from dlcli.core import session
+
+    config = task.config
+    folder = Path(config.checkpoint_dir) / config.name
+    # Decided here, not by the driver: a run retried after its worker died resumes
+    # from the checkpoints that worker left.
+    if not task.start_over and _resumable(config):
+        result = session.resume(folder, progress=progress, distribute=task.distribute, reuse=reuse)
+    else:
+        # compare owns these folders: a forced rerun, a run killed before its first
+        # checkpoint, or a folder of another configuration starts over clean.
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(Path(config.logdir) / config.name, ignore_errors=True)
+        result = session.train(config, progress=progress, hparams=task.hparams, distribute=task.distribute,
+                               reuse=reuse)  # fmt: skip
+    return {
+        "key": ledger_key(config),
+        "key_format": KEY_FORMAT,
+        "variant": task.variant,
+        "seed": task.seed,
+        "run": config.name,
+        "accuracy": result.accuracy,
+        "loss": result.loss,
+        "seconds": result.train_seconds,
+        "params": result.params,
+        "grad_ratio": result.grad_ratio if math.isfinite(result.grad_ratio) else None,
+    }
+
+
+class SerialRunner:
+    """Every run in this process, one after another, sharing one Reuse (data sets and
+    one compiled loop per architecture)."""
+
+    def __init__(self, progress_factory=None):
+        self.progress_factory = progress_factory
+
+    def run(self, tasks: list[RunTask], started: Callable[[RunTask], None]):
+        from dlcli.core.reuse import Reuse
+
+        reuse = Reuse()
+        for task in tasks:
+            started(task)
+            progress = self.progress_factory() if self.progress_factory else None
+            yield task, execute(task, reuse=reuse, progress=progress)
+
+
 def run(
     the_plan: Plan,
     *,
     force: bool = False,
+    runner=None,
     on_start: Callable[[PlannedRun, str], None] = lambda run, how: None,
     on_finish: Callable[[PlannedRun, dict], None] = lambda run, entry: None,
-    progress_factory=None,
     distribute=None,
 ) -> list[dict]:
-    """Run every missing (variant, seed) and return one row of statistics per variant."""
-    from dlcli.core import session
-    from dlcli.core.reuse import Reuse
+    """Run every missing (variant, seed) and return one row of statistics per variant.
 
-    reuse = Reuse()  # one data set and one compiled loop per architecture for all the runs
+    `runner` decides where the runs train (SerialRunner by default; `dlcli.parallel`
+    and `dlcli.cluster` have others); this process alone writes the ledger, one line
+    per finished run, so parallel runs never tear it.
+    """
+    runner = runner or SerialRunner()
     finished = {} if force else read_ledger(the_plan.ledger_path)
     entries: dict[str, list[dict]] = {v.name: [] for v in the_plan.variants}
-    for planned in the_plan.runs():
-        config = planned.config
-        key = ledger_key(config)
-        if key in finished:
+    tasks, planned_of = [], {}
+    for planned, how in status(the_plan, force=force, finished=finished):
+        if how == "in the ledger":
+            entry = finished[ledger_key(planned.config)]
             on_start(planned, "reused")
-            entries[planned.variant.name].append(finished[key])
-            on_finish(planned, finished[key])
+            entries[planned.variant.name].append(entry)
+            on_finish(planned, entry)
             continue
-        progress = progress_factory() if progress_factory else None
-        if not force and _resumable(config):
-            on_start(planned, "resumed")
-            result = session.resume(
-                Path(config.checkpoint_dir) / config.name, progress=progress, distribute=distribute, reuse=reuse
-            )
-        else:
-            # compare owns these folders: a forced rerun, a run killed before its first
-            # checkpoint, or a folder of another configuration starts over clean.
-            shutil.rmtree(Path(config.checkpoint_dir) / config.name, ignore_errors=True)
-            shutil.rmtree(Path(config.logdir) / config.name, ignore_errors=True)
-            write_layout(the_plan)
-            on_start(planned, "trained")
-            result = session.train(
-                config, progress=progress, hparams=hparams_of(planned, the_plan), distribute=distribute, reuse=reuse
-            )
-        entry = {
-            "key": key,
-            "key_format": KEY_FORMAT,
-            "variant": planned.variant.name,
-            "seed": planned.seed,
-            "run": config.name,
-            "accuracy": result.accuracy,
-            "loss": result.loss,
-            "seconds": result.train_seconds,
-            "params": result.params,
-            "grad_ratio": result.grad_ratio if math.isfinite(result.grad_ratio) else None,
-        }
+        task = RunTask(planned.config, planned.variant.name, planned.seed, hparams_of(planned, the_plan), how,
+                       start_over=force, distribute=distribute)  # fmt: skip
+        tasks.append(task)
+        planned_of[planned.config.name] = planned
+    done = {"train": "trained", "resume": "resumed"}
+
+    def started(task: RunTask) -> None:
+        # Once the runner has checked its workers (a cluster can refuse before any run).
+        write_layout(the_plan)
+        on_start(planned_of[task.config.name], done[task.how])
+
+    for task, entry in runner.run(tasks, started):
         append_ledger(the_plan.ledger_path, entry)
-        entries[planned.variant.name].append(entry)
-        on_finish(planned, entry)
+        entries[task.variant].append(entry)
+        on_finish(planned_of[task.config.name], entry)
+    for variant in entries.values():
+        variant.sort(key=lambda e: e["seed"])
     return summarize_all(the_plan, entries)
 
 

@@ -46,9 +46,11 @@ def test_help_never_imports_tensorflow():
         "import sys\n"
         "from click.testing import CliRunner\n"
         "from dlcli.cli import cli\n"
-        "for args in (['--help'], ['xor', '--help'], ['mnist', '--help'], ['resume', '--help']):\n"
-        "    assert CliRunner().invoke(cli, args).exit_code == 0\n"
-        "assert 'tensorflow' not in sys.modules, 'tensorflow imported by --help'\n"
+        "for args in (['--help'], ['xor', '--help'], ['mnist', '--help'], ['resume', '--help'], ['compare', '--help'],\n"
+        "             ['board', '--help'], ['compare', '--vary', 'lr=0.1,0.01', '--vary', 'units=8,16', '--dry-run']):\n"
+        "    result = CliRunner().invoke(cli, args)\n"
+        "    assert result.exit_code == 0, (args, result.output)\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported by --help or a dry run'\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
     assert out.returncode == 0, out.stderr

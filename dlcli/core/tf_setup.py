@@ -23,6 +23,7 @@ class _RuntimeSettings:
     cpu_replicas = 0  # split the CPU into this many logical devices (0: leave it whole)
     multi_worker = False  # make the MultiWorkerMirroredStrategy at start-up
     multi_worker_strategy = None  # the strategy made then
+    threads = 0  # intra-op threads (0: TensorFlow's choice, all cores); one of `compare --jobs` workers
 
 
 RUNTIME = _RuntimeSettings()
@@ -44,6 +45,15 @@ def request_cpu_replicas(count: int) -> None:
 
         raise ConfigError("--cpu-replicas must be chosen before TensorFlow starts (start a new dlcli process)")
     RUNTIME.cpu_replicas = count
+
+
+def request_threads(count: int) -> None:
+    """Use `count` threads for TensorFlow's (and XLA's) kernels; before TensorFlow starts."""
+    if getattr(tensorflow, "_ready", False) and count != RUNTIME.threads:
+        from dlcli.errors import ConfigError
+
+        raise ConfigError("thread counts must be chosen before TensorFlow starts (start a new dlcli process)")
+    RUNTIME.threads = count
 
 
 def request_multi_worker() -> None:
@@ -87,6 +97,9 @@ def tensorflow():
 
         if RUNTIME.multi_worker:
             RUNTIME.multi_worker_strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        if RUNTIME.threads:
+            tf.config.threading.set_intra_op_parallelism_threads(RUNTIME.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
         if RUNTIME.cpu_replicas > 1:
             cpu = tf.config.list_physical_devices("CPU")[0]
             tf.config.set_logical_device_configuration(

@@ -1,0 +1,191 @@
+"""`dlcli compare --cluster ADDRESS`: the runs of a comparison as tasks on a Dask cluster.
+
+Dask distributed, not a scheduler of our own: its scheduler places each run on a free
+worker, notices a worker that dies and gives its run to another, and its workers are
+started the usual way on any machine that has dlcli and the data:
+
+    dask scheduler                                              # on the head machine
+    dask worker tcp://HEAD:8786 --nthreads 1 --nworkers 4       # on each machine
+    CUDA_VISIBLE_DEVICES=0 dask worker tcp://HEAD:8786 --nthreads 1 --resources GPU=1   # one per GPU
+
+`--nthreads 1`: one run at a time per worker process (TensorFlow uses the cores
+within it). When any worker offers a GPU resource, runs go to GPU workers only. This module is imported only when --cluster is given, and it is the only
+one that imports `distributed` (the `cluster` extra).
+
+The driver owns the ledger: workers only train and return each run's ledger entry.
+Run folders end up under the driver's --checkpoint-dir and --logdir either way:
+- shared file system (the driver's folders are visible at the same paths on the
+  workers, as on one machine or with NFS): workers train in place, and a run whose
+  worker died resumes from its last checkpoint on the next one;
+- no shared file system: a worker trains in a temporary folder and ships the finished
+  run folders back with its entry; a run whose worker died starts over on the next
+  one (the same result either way: a run depends on its configuration alone).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import shutil
+import tarfile
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from dlcli.errors import ConfigError, DlcliError
+
+EXTRA = "pip install 'dlcli[cluster]'"
+
+
+def check_installed() -> None:
+    """A one-line error naming the extra when Dask distributed is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        raise ConfigError(f"--cluster needs Dask distributed: {EXTRA} (or pip install distributed)")
+
+
+class DaskRunner:
+    """The runs of a comparison as Dask tasks; `files` is "auto", "shared" or "ship"."""
+
+    def __init__(self, address: str, *, files: str = "auto", connect_timeout: float = 30):
+        self.address, self.files, self.connect_timeout = address, files, connect_timeout
+
+    def run(self, tasks: list, started: Callable):
+        if not tasks:
+            return
+        from distributed import Client, as_completed
+
+        try:
+            client = Client(self.address, timeout=self.connect_timeout, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise DlcliError(
+                f"cannot reach the Dask scheduler at {self.address} ({_reason(exc)}); start it with `dask scheduler` "
+                "and check the address"
+            ) from None
+        try:
+            shared = self._preflight(client, tasks[0].config)
+            # Workers started with `--resources GPU=1` (one per GPU, each with its own
+            # CUDA_VISIBLE_DEVICES) get the runs, one at a time each; otherwise every
+            # worker is a CPU worker, and `--nthreads 1` makes it one run at a time.
+            workers = client.scheduler_info()["workers"].values()
+            resources = {"GPU": 1} if any(w.get("resources", {}).get("GPU") for w in workers) else None
+            futures = {}
+            for task in tasks:
+                started(task)
+                future = client.submit(run_on_worker, task, shared, key=f"dlcli-{task.config.name}-{secrets.token_hex(4)}",
+                                       pure=False, resources=resources)  # fmt: skip
+                futures[future] = task
+            for future in as_completed(futures, loop=client.loop):
+                task = futures[future]
+                try:
+                    entry, worker, archive = future.result()
+                except DlcliError:
+                    raise
+                except Exception as exc:
+                    raise DlcliError(f"{task.config.name} failed on the cluster: {_reason(exc)}") from None
+                if archive is not None:
+                    _unpack(archive, task.config)
+                yield task, entry
+        finally:
+            client.close()
+
+    def _preflight(self, client, config) -> bool:
+        """Every worker can import dlcli and read the data; returns whether the driver's
+        folders are shared with the workers (a marker file seen at the same path)."""
+        # In the nearest folder that exists already: a refused comparison writes nothing.
+        folder = next(p for p in [Path(config.checkpoint_dir).resolve(), *Path(config.checkpoint_dir).resolve().parents]
+                      if p.is_dir())  # fmt: skip
+        marker = folder / f".dlcli-cluster-{secrets.token_hex(8)}"
+        marker.write_text("written by the dlcli compare driver\n")
+        try:
+            answers = client.run(_probe_function(), str(marker), config.data.path if config.task == "mnist" else None)
+        finally:
+            marker.unlink(missing_ok=True)
+        if not answers:
+            raise DlcliError(f"the Dask cluster at {self.address} has no workers; start some with `dask worker {self.address}`")
+        for worker, answer in sorted(answers.items()):
+            if answer["problem"]:
+                raise DlcliError(f"worker {worker}: {answer['problem']}")
+        shared = all(answer["sees_marker"] for answer in answers.values())
+        if self.files == "shared" and not shared:
+            raise DlcliError("--cluster-files shared, but some workers do not see the driver's --checkpoint-dir")
+        return shared and self.files != "ship"
+
+
+def _probe_function():
+    """A function that Dask ships by value (it is defined in a function), so it runs
+    even on a worker where `import dlcli` fails, and reports that as the problem."""
+
+    def probe(marker: str, data_path):
+        import importlib
+        import os
+
+        problem = None
+        try:
+            importlib.import_module("dlcli.experiments")
+        except Exception as exc:  # noqa: BLE001 - any import failure is the answer
+            problem = f"cannot import dlcli ({type(exc).__name__}: {exc}); install dlcli there (same version)"
+        if problem is None and data_path is not None and not os.access(data_path, os.R_OK):
+            problem = f"cannot read the data at {data_path}; copy it there at the same path"
+        return {"problem": problem, "sees_marker": os.path.exists(marker)}
+
+    return probe
+
+
+def run_on_worker(task, shared: bool):
+    """A Dask task: train one run, return (ledger entry, worker address, archive or None)."""
+    from distributed import get_worker
+
+    from dlcli import experiments
+    from dlcli.core.reuse import Reuse
+
+    worker = get_worker()
+    reuse = getattr(worker, "_dlcli_reuse", None)
+    if reuse is None:
+        reuse = worker._dlcli_reuse = Reuse()  # this worker's data and compiled loops, kept between runs
+    if shared:
+        return experiments.execute(task, reuse=reuse), worker.address, None
+    with tempfile.TemporaryDirectory(prefix="dlcli-run-") as tmp:
+        local = replace(task.config, checkpoint_dir=f"{tmp}/checkpoints", logdir=f"{tmp}/logs")
+        entry = experiments.execute(replace(task, config=local, start_over=True), reuse=reuse)
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            tar.add(Path(local.checkpoint_dir) / local.name, arcname="checkpoints", filter=_without_lock)
+            tar.add(Path(local.logdir) / local.name, arcname="logs")
+        return entry, worker.address, buffer.getvalue()
+
+
+def _without_lock(info):
+    return None if info.name.endswith("/.lock") else info
+
+
+def _unpack(archive: bytes, config) -> None:
+    """Put a shipped run's folders where the driver keeps them, and point its run.json
+    at them (so `dlcli resume` of it works on the driver)."""
+    checkpoints = Path(config.checkpoint_dir) / config.name
+    logs = Path(config.logdir) / config.name
+    Path(config.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="dlcli-unpack-", dir=Path(config.checkpoint_dir)) as tmp:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+            tar.extractall(tmp, filter="data")
+        for target in (checkpoints, logs):
+            shutil.rmtree(target, ignore_errors=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(os.path.join(tmp, "checkpoints"), checkpoints)
+        shutil.move(os.path.join(tmp, "logs"), logs)
+    record_path = checkpoints / "run.json"
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    record["config"]["checkpoint_dir"], record["config"]["logdir"] = config.checkpoint_dir, config.logdir
+    record["logdir"] = str(logs.resolve())
+    from dlcli.core.runs import atomic_write_text
+
+    atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]

@@ -1,0 +1,131 @@
+"""`dlcli compare --jobs N`: the runs of a comparison in N worker processes at a time.
+
+Each worker is a fresh Python process (spawned, so no TensorFlow state is shared)
+pinned to its share of the machine before TensorFlow starts: one GPU of
+CUDA_VISIBLE_DEVICES each when there are GPUs, else an equal share of the CPU threads.
+A worker keeps its own Reuse, so the runs it trains of one architecture share a
+compiled loop. The driver (the `dlcli compare` process) hands out the runs, writes the
+ledger alone, and keeps the table and every run folder exactly as a serial comparison
+would: a run's numbers depend on its configuration only (tested bit for bit).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+from dlcli.errors import ConfigError, RunError
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where `jobs` workers run: GPUs to deal out, or CPU threads per worker."""
+
+    jobs: int
+    gpus: tuple[str, ...] = ()
+    threads: int = 1  # intra-op threads per worker (CPU only)
+
+    def describe(self) -> str:
+        if self.gpus:
+            return f"{self.jobs} worker processes, one GPU each of {','.join(self.gpus)}"
+        return f"{self.jobs} worker processes, {self.threads} CPU thread{'s' if self.threads > 1 else ''} each"
+
+
+def visible_gpus() -> tuple[str, ...]:
+    """The GPUs a worker may be given: CUDA_VISIBLE_DEVICES when set, else those
+    TensorFlow finds (an import in the driver, only when --jobs asks)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return tuple(d.strip() for d in listed.split(",") if d.strip() and d.strip() != "-1")
+    from dlcli.core.tf_setup import tensorflow
+
+    return tuple(str(i) for i in range(len(tensorflow().config.list_physical_devices("GPU"))))
+
+
+def placement(jobs: str, *, cores: int | None = None, gpus: tuple[str, ...] | None = None) -> Placement:
+    """`--jobs N` or `--jobs auto`: one worker per GPU, else one per 4 cores (a small
+    MLP does not speed up beyond a few threads, so more runs at once use the machine)."""
+    cores = cores or os.cpu_count() or 1
+    gpus = visible_gpus() if gpus is None else gpus
+    if jobs == "auto":
+        count = len(gpus) if gpus else max(1, cores // 4)
+    else:
+        try:
+            count = int(jobs)
+        except ValueError:
+            raise ConfigError(f"--jobs must be a number or auto, got {jobs!r}") from None
+        if count < 1:
+            raise ConfigError(f"--jobs must be at least 1, got {count}")
+    return Placement(jobs=count, gpus=gpus, threads=max(1, cores // count))
+
+
+def _start_worker(slots, gpus: tuple[str, ...], threads: int) -> None:
+    """Runs first in each worker process: take a slot, pin it, before TensorFlow starts."""
+    slot = slots.get()
+    if gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
+    else:
+        from dlcli.core import tf_setup
+
+        tf_setup.request_threads(threads)
+    _Worker.slot = slot
+
+
+class _Worker:
+    """What a worker process keeps between the runs it trains (one per process)."""
+
+    slot = -1
+    reuse = None
+
+
+def _execute_in_worker(task):
+    from dlcli import experiments
+    from dlcli.core.reuse import Reuse
+
+    if _Worker.reuse is None:
+        _Worker.reuse = Reuse()
+    return experiments.execute(task, reuse=_Worker.reuse)
+
+
+class ProcessRunner:
+    """The runs of a comparison in worker processes, `placement.jobs` at a time."""
+
+    def __init__(self, where: Placement):
+        self.where = where
+
+    def run(self, tasks: list, started: Callable):
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        if not tasks:
+            return
+        context = multiprocessing.get_context("spawn")
+        slots = context.Queue()
+        for slot in range(self.where.jobs):
+            slots.put(slot)
+        with ProcessPoolExecutor(
+            max_workers=self.where.jobs,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(slots, self.where.gpus, self.where.threads),
+        ) as pool:
+            waiting = list(tasks)
+            running = {}
+            while waiting or running:
+                while waiting and len(running) < self.where.jobs:
+                    task = waiting.pop(0)
+                    started(task)
+                    running[pool.submit(_execute_in_worker, task)] = task
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    task = running.pop(future)
+                    try:
+                        entry = future.result()
+                    except BrokenProcessPool:
+                        raise RunError(
+                            f"a worker process died while training {task.config.name} (killed, or out of memory); "
+                            "rerun the same command: finished runs are in the ledger and the rest resume"
+                        ) from None
+                    yield task, entry
