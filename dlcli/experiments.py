@@ -51,6 +51,7 @@ from dlcli.errors import ConfigError
 LEDGER = "results.jsonl"
 KEY_FORMAT = 2  # ledger keys: the whole run configuration (format 1: a hand-kept subset)
 MAX_RUNS = 100  # a larger comparison needs --yes
+DEFAULT_POINTS = 10  # learning-curve points per mnist run
 
 # -- the settings a comparison can vary ------------------------------------------------
 
@@ -219,7 +220,7 @@ class Plan:
     columns: tuple[str, ...]  # the settings the variants differ in (table columns)
     seeds: tuple[int, ...]
     base: RunConfig
-    points: int = 10  # test-subset evaluations per mnist run (learning curves)
+    points: int = DEFAULT_POINTS  # test-subset evaluations per mnist run (learning curves)
 
     def runs(self) -> list[PlannedRun]:
         """One validated run per (variant, seed), variants in order."""
@@ -291,7 +292,7 @@ def plan(
     explicit: set[str] = frozenset(),
     seeds: int = 1,
     first_seed: int = 0,
-    points: int = 10,
+    points: int = DEFAULT_POINTS,
 ) -> Plan:
     """Check everything and lay out the comparison; nothing is trained or written.
 
@@ -344,8 +345,8 @@ def plan(
 
     label_parts = list(presets) + (["vary-" + "-".join(varied)] if varied else [])
     label = ("" if task == "mnist" else f"{task}-") + "_".join(label_parts)
-    shared = _shared_part(base, columns)
-    if shared != _shared_part(_default_base(task, base), columns):
+    shared = _shared_part(base, columns, points if task == "mnist" else 0)
+    if shared != _shared_part(_default_base(task, base), columns, DEFAULT_POINTS if task == "mnist" else 0):
         # Another base (other data, epochs, width...) is another comparison: its own folder.
         label += "-" + hashlib.sha256(shared.encode()).hexdigest()[:8]
     the_plan = Plan(
@@ -376,11 +377,11 @@ def _default_base(task: str, base: RunConfig) -> RunConfig:
     return replace(base, model=model, train=train, data=data)
 
 
-def _shared_part(base: RunConfig, columns: tuple[str, ...]) -> str:
-    """The base's key without the varied settings and the seed: what all variants share."""
+def _shared_part(base: RunConfig, columns: tuple[str, ...], points: int) -> str:
+    """The runs' key without the varied settings and the seed: what all variants share."""
     blank = {name: None for name in columns}
     config = apply_settings(base, blank)
-    return ledger_key(replace(config, train=replace(config.train, seed=0)))
+    return ledger_key(replace(config, train=replace(config.train, seed=0, eval_points=points)))
 
 
 # -- the ledger ---------------------------------------------------------------------------

@@ -399,3 +399,22 @@ def test_xor_depth_the_logistic_unit_never_solves_it_deeper_nets_mostly_do(runne
     table = invoke(runner, *args).stdout  # the same runs, from the ledger
     line = next(line for line in table.splitlines() if "| layers=1 " in line)
     assert "| 0/4 " in line and "solved" in table.splitlines()[0]
+
+
+@pytest.mark.slow
+def test_a_run_folder_of_another_configuration_is_started_over_not_resumed(runner, workdir, digits_npz):
+    # A folder at a planned run's path whose run.json says another configuration (left by
+    # another dlcli version, or edited by hand) is never continued as if it were this run.
+    args = ["--vary", "units=8,16", "--format", "json"]
+    first = json.loads(compare(runner, digits_npz, *args).stdout)
+    (workdir / "logs/compare/results.jsonl").unlink()
+    (record_path,) = (workdir / "checkpoints/compare").glob("*/units=8-s0/run.json")
+    record = json.loads(record_path.read_text())
+    record["config"]["train"]["lr"] = 0.5
+    record.update(status="running")
+    record_path.write_text(json.dumps(record))
+    dry = compare(runner, digits_npz, *args[:2], "--dry-run").stdout
+    assert re.search(r"\| units=8 +\| 0 +\| train ", dry), dry
+    again = json.loads(compare(runner, digits_npz, *args).stdout)
+    assert [r["accuracy"] for r in again] == [r["accuracy"] for r in first]
+    assert json.loads(record_path.read_text())["config"]["train"]["lr"] == 0.001
