@@ -95,6 +95,7 @@ def test_board_serves_runs_scalars_histograms_and_hparams_on_localhost(logdir_wi
     assert "Traceback" not in proc.stderr.read()
 
 
+@pytest.mark.slow
 def test_list_shows_runs_with_latest_values(runner, logdir):
     out = invoke(runner, "board", "--list", "--logdir", logdir).stdout
     lines = out.splitlines()
@@ -115,6 +116,7 @@ def test_missing_and_empty_logdir(runner, workdir):
         assert_clean_refusal(result, "no TensorBoard runs", "dlcli xor", exit_code=1)
 
 
+@pytest.mark.slow
 def test_busy_explicit_port_is_a_clear_error(runner, logdir):
     from dlcli.cli import cli
 

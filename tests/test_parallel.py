@@ -71,6 +71,7 @@ def test_cluster_without_the_extra_names_it(runner, workdir, monkeypatch):
                          "pip install 'dlcli[cluster]'")  # fmt: skip
 
 
+@pytest.mark.slow
 def test_the_core_never_imports_the_cluster_engine():
     code = (
         "import sys\n"

@@ -134,6 +134,7 @@ def test_plot_without_matplotlib_is_refused_before_training(runner, workdir, mon
     assert not (workdir / "logs").exists() and not (workdir / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_board_list_says_which_runs_have_images(runner, workdir, digits_npz):
     invoke_json(runner, "xor", "--epochs", "200", "--log-every", "100", "--name", "x")
     invoke_json(runner, "mnist", "--data", digits_npz, "--units", "8", "--batch-size", "64", "--name", "m")

@@ -53,6 +53,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(runner):
     assert a["loss"] != c["loss"]
 
 
+@pytest.mark.slow
 def test_runs_without_a_name_get_fresh_folders(runner):
     first = invoke_json(runner, "xor", "--epochs", "10")
     second = invoke_json(runner, "xor", "--epochs", "10")
