@@ -513,6 +513,13 @@ def resume(checkpoint_dir: str, epochs: int | None, as_json: bool, quiet: bool, 
     _plot_result(result, plot)
 
 
+def _experiments():
+    """dlcli.experiments (standard library only: fine for --help) for option choices."""
+    from dlcli import experiments
+
+    return experiments
+
+
 def _default_help(setting: str) -> str:
     """'[default: mnist 3, xor 4]' from the two tasks' defaults (dlcli mnist / dlcli xor)."""
     from dlcli.experiments import SETTINGS, TASK_DEFAULTS, format_value
@@ -601,7 +608,7 @@ def base_setting_options(f):
 @click.option(
     "--what",
     multiple=True,
-    type=click.Choice(["activation", "init", "regularization", "all", "depth"]),
+    type=click.Choice(list(_experiments().ALL_PRESETS)),
     help="A preset of the lectures' variants: activation, init, regularization, all (mnist); depth (xor). "
     "Give it several times for several sets.  [default: all (mnist), depth (xor); none with --vary]",
 )
@@ -611,7 +618,7 @@ def base_setting_options(f):
 @click.option("--seeds", type=click.IntRange(min=1), default=1,
               help="Runs per variant with seeds SEED, SEED+1, ...: mean ± std, 95% intervals, paired differences.")  # fmt: skip
 @click.option("--seed", type=int, default=0, help="The first seed.")
-@click.option("--sort", type=click.Choice(["order", "accuracy", "loss", "seconds", "name"]), default="order",
+@click.option("--sort", type=click.Choice(list(_experiments().SORT_KEYS)), default="order",
               help="Row order: as planned, best accuracy first, lowest loss, fewest seconds, or by name.")  # fmt: skip
 @click.option("--format", "fmt", default="github", callback=_check_format, metavar="FORMAT",
               help="Any tabulate format (github, plain, grid, pipe, latex, html, ...), json or csv.")

@@ -35,6 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from dlcli.core.data import _reason  # an exception's first line, shortened (NumPy only)
 from dlcli.errors import ConfigError, DlcliError
 
 EXTRA = "pip install 'dlcli[cluster]'"
@@ -184,8 +185,3 @@ def _unpack(archive: bytes, config) -> None:
     from dlcli.core.runs import atomic_write_text
 
     atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]

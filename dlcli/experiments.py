@@ -136,6 +136,12 @@ def format_value(value) -> str:
     return str(value)
 
 
+def setting_value(config: RunConfig, name: str):
+    """The value of setting `name` (a SETTINGS key) in `config`; apply_settings' inverse."""
+    s = SETTINGS[name]
+    return getattr(getattr(config, s.part), s.field)
+
+
 def apply_settings(config: RunConfig, settings: dict) -> RunConfig:
     """`config` with each {setting name: value} put in its place."""
     model = {SETTINGS[k].field: v for k, v in settings.items() if SETTINGS[k].part == "model"}
@@ -198,9 +204,6 @@ ALL_PRESETS = tuple(dict.fromkeys(p for presets in PRESETS.values() for p in pre
 class Variant:
     name: str  # derived from its settings only: `activation=tanh,lr=0.01` (or a preset's name)
     settings: tuple[tuple[str, object], ...]  # ((setting name, value), ...)
-
-    def value(self, setting: str):
-        return dict(self.settings).get(setting)
 
 
 @dataclass(frozen=True)
@@ -586,11 +589,7 @@ def run(
 def hparams_of(planned: PlannedRun, the_plan: Plan) -> dict:
     """What TensorBoard's HParams dashboard shows for a run: the variant, its settings, the seed."""
     values = {"variant": planned.variant.name}
-    config = planned.config
-    for name in the_plan.columns:
-        s = SETTINGS[name]
-        value = getattr(getattr(config, s.part), s.field)
-        values[name] = value
+    values.update((name, setting_value(planned.config, name)) for name in the_plan.columns)
     values["seed"] = planned.seed
     return values
 
@@ -663,10 +662,10 @@ def summarize_all(the_plan: Plan, entries: dict[str, list[dict]]) -> list[dict]:
     best = max(range(len(rows)), key=lambda i: (rows[i]["accuracy"], -rows[i]["loss"]))
     for i, row in enumerate(rows):
         row["best"] = i == best
-        diff = paired_difference(by_seed[row["variant"]], by_seed[rows[best]["variant"]])
-        row["diff_to_best"] = None if i == best or diff is None else diff.mean
-        row["diff_ci_low"] = None if i == best or diff is None else diff.low
-        row["diff_ci_high"] = None if i == best or diff is None else diff.high
+        diff = None if i == best else paired_difference(by_seed[row["variant"]], by_seed[rows[best]["variant"]])
+        row["diff_to_best"], row["diff_ci_low"], row["diff_ci_high"] = (
+            (None, None, None) if diff is None else (diff.mean, diff.low, diff.high)
+        )
     return rows
 
 
@@ -676,9 +675,7 @@ def summarize(variant: Variant, entries: list[dict], the_plan: Plan) -> dict:
     ratios = [e["grad_ratio"] for e in entries if e.get("grad_ratio") is not None]
     config = apply_settings(the_plan.base, dict(variant.settings))
     row = {"variant": variant.name}
-    for name in the_plan.columns:
-        s = SETTINGS[name]
-        row[name] = getattr(getattr(config, s.part), s.field)
+    row.update((name, setting_value(config, name)) for name in the_plan.columns)
     row.update(
         accuracy=accuracy.mean,
         accuracy_std=accuracy.std,

@@ -47,16 +47,17 @@ def placement(jobs: str, *, cores: int | None = None, gpus: tuple[str, ...] | No
     """`--jobs N` or `--jobs auto`: one worker per GPU, else one per 4 cores (a small
     MLP does not speed up beyond a few threads, so more runs at once use the machine)."""
     cores = cores or os.cpu_count() or 1
-    gpus = visible_gpus() if gpus is None else gpus
-    if jobs == "auto":
-        count = len(gpus) if gpus else max(1, cores // 4)
-    else:
+    count = None
+    if jobs != "auto":  # checked before asking TensorFlow for GPUs (a 2 s import)
         try:
             count = int(jobs)
         except ValueError:
             raise ConfigError(f"--jobs must be a number or auto, got {jobs!r}") from None
         if count < 1:
             raise ConfigError(f"--jobs must be at least 1, got {count}")
+    gpus = visible_gpus() if gpus is None else gpus
+    if count is None:
+        count = len(gpus) if gpus else max(1, cores // 4)
     return Placement(jobs=count, gpus=gpus, threads=max(1, cores // count))
 
 
@@ -69,13 +70,11 @@ def _start_worker(slots, gpus: tuple[str, ...], threads: int) -> None:
         from dlcli.core import tf_setup
 
         tf_setup.request_threads(threads)
-    _Worker.slot = slot
 
 
 class _Worker:
     """What a worker process keeps between the runs it trains (one per process)."""
 
-    slot = -1
     reuse = None
 
 

@@ -46,9 +46,11 @@ class BoundaryPainter:
     """Draws XOR boundaries again and again (every logging step of a run): the grid
     tensor and the point markers are made once."""
 
-    def __init__(self, targets: np.ndarray):
+    def __init__(self, targets: np.ndarray | None = None):
+        """`targets`: the four points' labels, for the rings of `images` (not needed
+        for `boundary` alone)."""
         self.axis, self._inputs = grid_inputs()
-        self._rings = _rings(targets)
+        self._rings = None if targets is None else _rings(targets)
 
     def boundary(self, model) -> Boundary:
         """One forward pass over the grid: the output probability and every unit of the
@@ -99,7 +101,7 @@ _NUMPY_ACTIVATIONS = {
 
 def boundary(model) -> Boundary:
     """The network over the input square, once (see BoundaryPainter)."""
-    return BoundaryPainter(np.zeros(4)).boundary(model)
+    return BoundaryPainter().boundary(model)
 
 
 def _rings(targets: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:

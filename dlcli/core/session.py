@@ -62,9 +62,8 @@ class Result:
         return {k: getattr(self, k) for k in keys}
 
 
-def load_data(config: RunConfig, reuse: Reuse | None = None) -> datasets.Dataset:
+def load_data(config: RunConfig, reuse: Reuse) -> datasets.Dataset:
     """The run's data set; read and scaled once per `reuse` (compare's many runs)."""
-    reuse = reuse or Reuse()
     d = config.data
     if config.task == "xor":
         return reuse.dataset(d, datasets.xor)
@@ -101,7 +100,7 @@ def train(
                   images=images)  # fmt: skip
 
 
-def _train(config, *, auto_name, progress, hparams, distribute, reuse, images=True) -> Result:
+def _train(config, *, auto_name, progress, hparams, distribute, reuse, images) -> Result:
     data = load_data(config, reuse)
     _check_batch(config, data)
     run = RunFolder.create(config, auto_name=auto_name)
@@ -222,7 +221,7 @@ class _Session:
         self.summaries = summaries.Summaries(run.logdir, self.loop.model)
         self.images = images
         self._painter = pictures.BoundaryPainter(data.y_test[:, 0]) if images and config.task == "xor" else None
-        self._last_eval: tuple | None = None  # (step, loss, accuracy, predicted, confidence)
+        self._last_eval: tuple | None = None  # (step, loss, accuracy, predicted, confidence, mistakes)
 
     def restore(self) -> None:
         """Restore the newest readable checkpoint; older ones stand in for a torn one.
@@ -295,9 +294,11 @@ class _Session:
             self.summaries.close()
             run.unlock()
         if self._last_eval is not None and self._last_eval[0] == loop.global_step:
-            loss, accuracy, predicted, confidence = self._last_eval[1:]  # the last epoch's test pass: same weights
+            # The last epoch's test pass: the same weights.
+            loss, accuracy, predicted, confidence, mistakes = self._last_eval[1:]
         else:
             loss, accuracy, predicted, confidence = loop.evaluate_with_predictions(self.data.x_test, self.data.y_test)
+            mistakes = None
         epochs_run = trained / loop.steps_per_epoch
         result = Result(
             run=run.name,
@@ -317,9 +318,9 @@ class _Session:
         )
         if self.config.task == "xor":
             result.truth_table = truth_table(self.data, loop.predict_probabilities(self.data.x_test))
-            result.boundary = pictures.BoundaryPainter(self.data.y_test[:, 0]).boundary(loop.model)
+            result.boundary = (self._painter or pictures.BoundaryPainter()).boundary(loop.model)
         else:
-            result.mistakes = mistake_pictures(self.data, predicted, confidence)
+            result.mistakes = mistakes or mistake_pictures(self.data, predicted, confidence)
         if trained or run.record.get("status") != "finished":
             record = {k: v for k, v in result.summary().items() if k not in ("checkpoint_dir", "logdir")}
             record.update(params=result.params, grad_ratio=_finite_or_none(result.grad_ratio))
@@ -352,14 +353,14 @@ class _Session:
 
     def _on_epoch_end(self, epoch: int, step: int) -> None:
         loss, accuracy, predicted, confidence = self.loop.evaluate_with_predictions(self.data.x_test, self.data.y_test)
-        self._last_eval = (step, loss, accuracy, predicted, confidence)
         self.summaries.scalars("test", step, loss=loss, accuracy=accuracy)
-        if not self.images:
-            return
-        # What the model gets wrong: the confusion matrix and its surest mistakes.
-        mistakes = mistake_pictures(self.data, predicted, confidence)
-        self.summaries.images("test", step, mistakes.images, description=mistakes.description)
-        self.summaries.text("test", step, "confusion_matrix_counts", mistakes.markdown)
+        # What the model gets wrong: the confusion matrix and its surest mistakes (kept
+        # with the evaluation: the run's final result reuses them).
+        mistakes = mistake_pictures(self.data, predicted, confidence) if self.images else None
+        self._last_eval = (step, loss, accuracy, predicted, confidence, mistakes)
+        if mistakes is not None:
+            self.summaries.images("test", step, mistakes.images, description=mistakes.description)
+            self.summaries.text("test", step, "confusion_matrix_counts", mistakes.markdown)
 
     def _saved_steps(self) -> set[int]:
         return {int(path.rsplit("-", 1)[1]) for path in self.manager.checkpoints}
