@@ -178,7 +178,7 @@ def bench_mnist(epochs: int) -> None:
 
         # dlcli's loop, several epochs in one call; time each epoch through the hook.
         keras.utils.set_random_seed(0)
-        model = models.mlp(spec, (28, 28), 10)
+        model = models.mlp(spec, (28, 28), 10, seed=0)
         loop = TrainingLoop(model, models.optimizer("adam", 1e-3), data, objective="categorical", batch_size=batch, seed=0)
         marks = [time.perf_counter()]
         from dlcli.core.train import Hooks
@@ -206,7 +206,7 @@ def bench_mnist(epochs: int) -> None:
              {"jit_compile": True, "steps_per_execution": steps}),
         ):  # fmt: skip
             keras.utils.set_random_seed(0)
-            model = models.mlp(spec, (28, 28), 10)
+            model = models.mlp(spec, (28, 28), 10, seed=0)
             model.compile(
                 optimizer=keras.optimizers.Adam(1e-3),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -219,7 +219,7 @@ def bench_mnist(epochs: int) -> None:
 
         # An eager GradientTape loop like the labs' (no tf.function), a sample scaled up.
         keras.utils.set_random_seed(0)
-        model = models.mlp(spec, (28, 28), 10)
+        model = models.mlp(spec, (28, 28), 10, seed=0)
         optimizer = keras.optimizers.Adam(1e-3)
         loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(60000).batch(batch, drop_remainder=True)
@@ -304,7 +304,8 @@ def bench_compare(seeds: int) -> None:
     for variant in the_plan.variants:
         for seed in range(seeds):
             keras.utils.set_random_seed(seed)
-            model = models.mlp(experiments.apply_settings(base, dict(variant.settings)).model, (28, 28), 10)
+            spec = experiments.apply_settings(base, dict(variant.settings)).model
+            model = models.mlp(spec, (28, 28), 10, seed=seed)
             model.compile(
                 optimizer=keras.optimizers.Adam(1e-3),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -1,3 +1,3 @@
 """dlcli: a command-line lab for the experiments that explain why deep learning works."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -695,6 +695,9 @@ def compare(task, what, vary, seeds, seed, sort, fmt, output, plot, points, forc
         f"seed{'s' if seeds != 1 else ''} = {len(statuses)} runs: {counts['in the ledger']} in the ledger, "
         f"{counts['resume']} to resume, {counts['train']} to train"
     )
+    older = 0 if force else experiments.older_results(the_plan.ledger_path)
+    if older:
+        summary += f" ({older} result{'s' if older != 1 else ''} of dlcli 0.1 set aside: its initial weights differed)"
     if dry_run:
         click.echo(report.plan_table(statuses))
         click.echo(f"\n{summary} (dry run: nothing trained)")

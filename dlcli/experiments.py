@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from dlcli import __version__
 from dlcli.config import (
     ACTIVATIONS,
     TEST_SUBSET,
@@ -49,7 +50,11 @@ from dlcli.config import (
 from dlcli.errors import ConfigError
 
 LEDGER = "results.jsonl"
-KEY_FORMAT = 2  # ledger keys: the whole run configuration (format 1: a hand-kept subset)
+# Ledger lines: format 3 (dlcli 0.2) keys are the whole run configuration. Lines of
+# formats 1 and 2 (dlcli 0.1) came from models whose layers shared one initializer seed
+# taken from Python's global random state; their numbers are not this version's, so
+# they are set aside (counted, never reused) and those runs train again.
+KEY_FORMAT = 3
 MAX_RUNS = 100  # a larger comparison needs --yes
 DEFAULT_POINTS = 10  # learning-curve points per mnist run
 
@@ -397,37 +402,32 @@ def ledger_key(config: RunConfig) -> str:
     return json.dumps(replace(config, name="", logdir="", checkpoint_dir="").to_dict(), sort_keys=True)
 
 
-def _upgrade_key(entry: dict) -> str:
-    """The format-2 key of a format-1 ledger line (dlcli 0.1: model, five train
-    settings and data). Those lines were written by mnist comparisons whose other
-    settings were the defaults of the time, so the whole configuration is known."""
-    old = json.loads(entry["key"])
-    config = RunConfig(
-        task="mnist",
-        name="",
-        model=ModelSpec(**old["model"]),
-        train=TrainSpec(**old["train"]),
-        data=DataSpec(**old["data"]),
-        logdir="",
-        checkpoint_dir="",
-    )
-    return ledger_key(config)
-
-
 def read_ledger(path: Path) -> dict[str, dict]:
-    """{key: entry} of finished runs. A torn last line (a kill mid-append) and lines
-    that are not ledger entries are skipped; format-1 lines are read with upgraded keys."""
-    entries = {}
+    """{key: entry} of finished runs. A torn last line (a kill mid-append), lines that
+    are not ledger entries and entries of an older dlcli (see KEY_FORMAT) are skipped."""
+    return _read_ledger(path)[0]
+
+
+def older_results(path: Path) -> int:
+    """How many entries of the ledger an older dlcli wrote (set aside, never reused)."""
+    return _read_ledger(path)[1]
+
+
+def _read_ledger(path: Path) -> tuple[dict[str, dict], int]:
+    entries, older = {}, 0
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 entry = json.loads(line)
-                key = entry["key"] if entry.get("key_format") == KEY_FORMAT else _upgrade_key(entry)
+                key = entry["key"]
                 float(entry["accuracy"]), float(entry["loss"])
-                entries[key] = entry
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                 continue
-    return entries
+            if entry.get("key_format") == KEY_FORMAT:
+                entries[key] = entry
+            else:
+                older += 1
+    return entries, older
 
 
 def append_ledger(path: Path, entry: dict) -> None:
@@ -462,11 +462,12 @@ def status(the_plan: Plan, *, force: bool = False, finished: dict | None = None)
 
 
 def _resumable(config: RunConfig) -> bool:
-    """A checkpointed folder of exactly this run (never another config's folder)."""
+    """A checkpointed folder of exactly this run (never another config's folder), made
+    by this version of dlcli (an older one drew other initial weights: see KEY_FORMAT)."""
     folder = Path(config.checkpoint_dir) / config.name
     try:
         record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-        same = RunConfig.from_dict(record["config"]) == config
+        same = RunConfig.from_dict(record["config"]) == config and record["versions"]["dlcli"] == __version__
     except (OSError, ValueError, KeyError, TypeError, ConfigError):
         return False
     return same and (folder / "checkpoint").is_file()

@@ -15,7 +15,7 @@ import pytest
 
 from dlcli.cli import cli
 from conftest import assert_clean_refusal, assert_usage_refused, invoke, stop_process, subprocess_env, tree, wait_until
-from dlcli import experiments
+from dlcli import __version__, experiments
 from dlcli.config import DataSpec
 from dlcli.errors import ConfigError
 
@@ -140,23 +140,24 @@ def test_the_ledger_key_is_the_whole_configuration():
     assert experiments.ledger_key(replace(config, task="xor")) != key
 
 
-def test_old_ledger_lines_stay_readable(workdir):
-    # A line as dlcli 0.1 wrote it: the key held the model, five train settings and the data.
+def test_ledger_lines_of_an_older_dlcli_are_set_aside_never_reused(workdir):
+    # dlcli 0.1 wrote format 1 (a key of the model, five train settings and the data) and
+    # format 2 (the whole config) from models with another weight initialization: their
+    # numbers are not this version's, even where the configuration is the same.
     config = mnist_plan(("activation",)).runs()[0].config
-    old_key = json.dumps({
-        "model": config.model.__dict__,
-        "train": {k: getattr(config.train, k) for k in ("optimizer", "lr", "epochs", "batch_size", "seed")},
-        "data": config.data.__dict__,
-    }, sort_keys=True)  # fmt: skip
+    key = experiments.ledger_key(config)
+    format_1 = json.dumps({"model": config.model.__dict__, "train": {"seed": 0}, "data": config.data.__dict__})
+    line = {"variant": "sigmoid-normal", "seed": 0, "accuracy": 0.9, "loss": 0.3, "seconds": 1.0, "params": 10,
+            "grad_ratio": 0.1}  # fmt: skip
     ledger = workdir / "results.jsonl"
-    old = {"key": old_key, "variant": "sigmoid-normal", "seed": 0, "accuracy": 0.9, "loss": 0.3, "seconds": 1.0,
-           "params": 10, "grad_ratio": 0.1}  # fmt: skip
-    ledger.write_text(json.dumps(old) + "\n" + "not json\n" + json.dumps({"key": 3}) + "\n")
+    ledger.write_text("".join(json.dumps(entry) + "\n" for entry in (
+        {**line, "key": format_1}, {**line, "key": key, "key_format": 2}, {"key": 3}, {**line, "key": key, "key_format": 3,
+        "accuracy": 0.5},
+    )) + "not json\n")  # fmt: skip
     entries = experiments.read_ledger(ledger)
-    # Read with the configuration the old compare trained (its other settings were the
-    # defaults of the time); this run now also logs learning-curve points, so it differs.
-    upgraded = experiments.ledger_key(replace_train(config, eval_points=0))
-    assert list(entries) == [upgraded] and entries[upgraded]["accuracy"] == 0.9
+    assert list(entries) == [key] and entries[key]["accuracy"] == 0.5
+    assert experiments.older_results(ledger) == 2
+    assert experiments.older_results(workdir / "missing.jsonl") == 0
 
 
 def replace_train(config, **train):
@@ -402,19 +403,41 @@ def test_xor_depth_the_logistic_unit_never_solves_it_deeper_nets_mostly_do(runne
 
 
 @pytest.mark.slow
-def test_a_run_folder_of_another_configuration_is_started_over_not_resumed(runner, workdir, digits_npz):
-    # A folder at a planned run's path whose run.json says another configuration (left by
-    # another dlcli version, or edited by hand) is never continued as if it were this run.
+@pytest.mark.parametrize("edit", ["another configuration", "an older dlcli"])
+def test_a_run_folder_of_another_configuration_is_started_over_not_resumed(runner, workdir, digits_npz, edit):
+    # A folder at a planned run's path whose run.json says another configuration (edited
+    # by hand), or that an older dlcli made (other initial weights), is never continued
+    # as if it were this run.
     args = ["--vary", "units=8,16", "--format", "json"]
     first = json.loads(compare(runner, digits_npz, *args).stdout)
     (workdir / "logs/compare/results.jsonl").unlink()
     (record_path,) = (workdir / "checkpoints/compare").glob("*/units=8-s0/run.json")
     record = json.loads(record_path.read_text())
-    record["config"]["train"]["lr"] = 0.5
+    if edit == "another configuration":
+        record["config"]["train"]["lr"] = 0.5
+    else:
+        record["versions"]["dlcli"] = "0.1.0"
     record.update(status="running")
     record_path.write_text(json.dumps(record))
     dry = compare(runner, digits_npz, *args[:2], "--dry-run").stdout
     assert re.search(r"\| units=8 +\| 0 +\| train ", dry), dry
     again = json.loads(compare(runner, digits_npz, *args).stdout)
     assert [r["accuracy"] for r in again] == [r["accuracy"] for r in first]
-    assert json.loads(record_path.read_text())["config"]["train"]["lr"] == 0.001
+    record = json.loads(record_path.read_text())
+    assert (record["config"]["train"]["lr"], record["versions"]["dlcli"]) == (0.001, __version__)
+
+
+@pytest.mark.slow
+def test_ledger_results_of_an_older_dlcli_are_not_reused_and_the_summary_says_so(runner, workdir, digits_npz):
+    args = ["--vary", "units=8,16", "--format", "json"]
+    first = json.loads(compare(runner, digits_npz, *args).stdout)
+    ledger = workdir / "logs/compare/results.jsonl"
+    lines = [json.loads(line) for line in ledger.read_text().splitlines()]
+    ledger.write_text("".join(json.dumps({**entry, "key_format": 2}) + "\n" for entry in lines))
+    dry = compare(runner, digits_npz, *args[:2], "--dry-run").stdout
+    # The run folders are this version's (finished): their results are read back from them.
+    assert "0 in the ledger, 2 to resume, 0 to train (2 results of dlcli 0.1 set aside" in dry
+    again = invoke(runner, "compare", "--data", digits_npz, "--batch-size", "64", *args)
+    assert "2 results of dlcli 0.1 set aside: its initial weights differed" in again.stderr
+    assert [r["accuracy"] for r in json.loads(again.stdout)] == [r["accuracy"] for r in first]
+    assert len(ledger_lines(workdir)) == 4

@@ -11,6 +11,8 @@ tags and checkpoints are keyed by them.
 
 from __future__ import annotations
 
+import numpy as np
+
 from dlcli.config import INIT_ALIASES, ModelSpec
 from dlcli.core.tf_setup import tensorflow
 
@@ -34,6 +36,24 @@ def initializer(name: str, *, normal_stddev: float = 0.05, seed: int | None = No
         return keras.initializers.get(keras_name)
 
 
+# The random streams a model draws from, each layer's own (see layer_seed).
+WEIGHTS, DROPOUT = 0, 1
+
+
+def layer_seed(seed: int, stream: int, layer: int) -> int:
+    """The seed of one layer's initializer or dropout masks, derived from the run's seed.
+
+    Every random layer gets its own seed, so that (1) the layers' initial weights are
+    independent draws (a Keras 3 initializer given one integer seed returns the same
+    numbers at every call, so one shared initializer would give every layer a scaled
+    copy of the first layer's weights), and (2) they depend on the run's seed alone:
+    an unseeded Keras initializer takes its seed from Python's process-wide `random`,
+    which any other thread (a Dask worker's event loop, say) may draw from between
+    `set_random_seed` and the model's construction, silently changing the run.
+    """
+    return int(np.random.SeedSequence([seed, stream, layer]).generate_state(1)[0] >> 1)
+
+
 def dense(units: int, init, name: str | None = None):
     return keras.layers.Dense(units, kernel_initializer=init, name=name)
 
@@ -46,9 +66,9 @@ def activation(name: str, layer_name: str | None = None):
     return keras.layers.Activation(name, name=layer_name)
 
 
-def dropout(rate: float, name: str | None = None, *, xla: bool = False):
+def dropout(rate: float, name: str | None = None, *, xla: bool = False, seed: int | None = None):
     """Keras' Dropout; `xla=True` for a model trained in an XLA-compiled step."""
-    return (XlaDropout if xla else keras.layers.Dropout)(rate, name=name)
+    return (XlaDropout if xla else keras.layers.Dropout)(rate, name=name, seed=seed)
 
 
 class XlaDropout(keras.layers.Dropout):
@@ -78,26 +98,32 @@ def batch_norm(name: str | None = None, synchronized: bool = False):
     return keras.layers.BatchNormalization(name=name, synchronized=synchronized)
 
 
-def mlp(spec: ModelSpec, input_shape: tuple, outputs: int, *, normal_stddev: float = 0.05, xla: bool = False):
+def mlp(
+    spec: ModelSpec, input_shape: tuple, outputs: int, *, seed: int, normal_stddev: float = 0.05, xla: bool = False
+):  # fmt: skip
     """A fresh multilayer perceptron: `spec.layers` dense layers, the output included.
 
     Each hidden block is dense -> (batch norm) -> activation -> (dropout), as in
-    Labs 10-1 ... 10-4; the output layer has no activation (logits). `xla`: the model
+    Labs 10-1 ... 10-4; the output layer has no activation (logits). Its initial
+    weights and dropout masks follow from `seed` alone (layer_seed). `xla`: the model
     will train in an XLA-compiled step (see XlaDropout).
     """
-    init = initializer(spec.init, normal_stddev=normal_stddev)
+
+    def init(layer: int):
+        return initializer(spec.init, normal_stddev=normal_stddev, seed=layer_seed(seed, WEIGHTS, layer))
+
     model = keras.Sequential(name="mlp")
     model.add(keras.Input(shape=input_shape, name="features"))
     if len(input_shape) > 1:
         model.add(flatten("flatten"))
     for i in range(1, spec.layers):
-        model.add(dense(spec.units, init, name=f"hidden{i}"))
+        model.add(dense(spec.units, init(i), name=f"hidden{i}"))
         if spec.batchnorm:
             model.add(batch_norm(f"hidden{i}_bn", synchronized=spec.sync_batchnorm))
         model.add(activation(spec.activation, f"hidden{i}_act"))
         if spec.dropout:
-            model.add(dropout(spec.dropout, f"hidden{i}_dropout", xla=xla))
-    model.add(dense(outputs, init, name="output"))
+            model.add(dropout(spec.dropout, f"hidden{i}_dropout", xla=xla, seed=layer_seed(seed, DROPOUT, i)))
+    model.add(dense(outputs, init(spec.layers), name="output"))
     return model
 
 

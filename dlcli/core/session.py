@@ -179,10 +179,13 @@ def _training_loop(config: RunConfig, data: datasets.Dataset, strategy, reuse: R
     loop = reuse.reusable_loop(config) if strategy is None else None
     # Under a strategy, variables must be made inside its scope (mirrored copies).
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        # The model's weights and dropout masks follow from the seed explicitly; the
+        # process-wide seeds are set for anything else random Keras might do.
         tf.keras.utils.set_random_seed(train.seed)
         model = models.mlp(
-            config.model, data.input_shape, outputs, normal_stddev=config.normal_stddev, xla=strategy is None
-        )
+            config.model, data.input_shape, outputs, seed=train.seed, normal_stddev=config.normal_stddev,
+            xla=strategy is None,
+        )  # fmt: skip
         optimizer = models.optimizer(train.optimizer, train.lr)
         if loop is not None:
             loop.restart(model, optimizer, train.seed)
