@@ -688,14 +688,14 @@ def compare(task, what, vary, seeds, seed, sort, fmt, output, plot, points, forc
                                     points=points)  # fmt: skip
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    statuses = experiments.status(the_plan, force=force)
+    finished, older = ({}, 0) if force else experiments.ledger_contents(the_plan.ledger_path)
+    statuses = experiments.status(the_plan, force=force, finished=finished)
     counts = {how: sum(1 for _, h in statuses if h == how) for how in ("in the ledger", "resume", "train")}
     summary = (
         f"{len(the_plan.variants)} variant{'s' if len(the_plan.variants) != 1 else ''} x {seeds} "
         f"seed{'s' if seeds != 1 else ''} = {len(statuses)} runs: {counts['in the ledger']} in the ledger, "
         f"{counts['resume']} to resume, {counts['train']} to train"
     )
-    older = 0 if force else experiments.older_results(the_plan.ledger_path)
     if older:
         summary += f" ({older} result{'s' if older != 1 else ''} of dlcli 0.1 set aside: its initial weights differed)"
     if dry_run:

@@ -405,15 +405,11 @@ def ledger_key(config: RunConfig) -> str:
 def read_ledger(path: Path) -> dict[str, dict]:
     """{key: entry} of finished runs. A torn last line (a kill mid-append), lines that
     are not ledger entries and entries of an older dlcli (see KEY_FORMAT) are skipped."""
-    return _read_ledger(path)[0]
+    return ledger_contents(path)[0]
 
 
-def older_results(path: Path) -> int:
-    """How many entries of the ledger an older dlcli wrote (set aside, never reused)."""
-    return _read_ledger(path)[1]
-
-
-def _read_ledger(path: Path) -> tuple[dict[str, dict], int]:
+def ledger_contents(path: Path) -> tuple[dict[str, dict], int]:
+    """read_ledger's entries, and how many entries an older dlcli wrote (set aside)."""
     entries, older = {}, 0
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():

@@ -9,12 +9,10 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from dlcli.cli import cli
-from conftest import assert_clean_refusal, assert_usage_refused, invoke, stop_process, subprocess_env, tree, wait_until
+from conftest import assert_usage_refused, invoke, stop_process, subprocess_env, tree, wait_until
 from dlcli import __version__, experiments
 from dlcli.config import DataSpec
 from dlcli.errors import ConfigError
@@ -154,16 +152,10 @@ def test_ledger_lines_of_an_older_dlcli_are_set_aside_never_reused(workdir):
         {**line, "key": format_1}, {**line, "key": key, "key_format": 2}, {"key": 3}, {**line, "key": key, "key_format": 3,
         "accuracy": 0.5},
     )) + "not json\n")  # fmt: skip
-    entries = experiments.read_ledger(ledger)
+    entries, older = experiments.ledger_contents(ledger)
     assert list(entries) == [key] and entries[key]["accuracy"] == 0.5
-    assert experiments.older_results(ledger) == 2
-    assert experiments.older_results(workdir / "missing.jsonl") == 0
-
-
-def replace_train(config, **train):
-    from dataclasses import replace
-
-    return replace(config, train=replace(config.train, **train))
+    assert older == 2 and experiments.read_ledger(ledger) == entries
+    assert experiments.ledger_contents(workdir / "missing.jsonl") == ({}, 0)
 
 
 def test_statistics_for_known_inputs():
