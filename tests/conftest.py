@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import traceback
 from pathlib import Path
@@ -127,6 +129,13 @@ def subprocess_env() -> dict:
     return env
 
 
+def assert_python_runs(code: str) -> None:
+    """`code` (asserts included) passes in a fresh interpreter: what a new process
+    imports, seen without this test process's modules."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
+    assert out.returncode == 0, out.stderr
+
+
 # How long a test waits for a process to show a sign of life (a line, a file) before
 # failing. Generous on purpose: a cold first start in a fresh virtualenv (TensorFlow's
 # and TensorBoard's first imports, empty caches) on a slow shared machine can take tens
@@ -160,8 +169,6 @@ def read_line(proc, *, limit: float = PATIENCE) -> str:
 
 def stop_process(proc, sig, *, limit: float = PATIENCE) -> int:
     """Send `sig` and wait for the exit; a process that ignores it is killed and fails the test."""
-    import subprocess
-
     if proc.poll() is None:
         proc.send_signal(sig)
     try:

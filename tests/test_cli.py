@@ -9,7 +9,7 @@ import pytest
 
 from dlcli import __version__
 from dlcli.cli import cli
-from conftest import SRC, invoke, subprocess_env
+from conftest import SRC, assert_python_runs, invoke, subprocess_env
 
 COMMANDS = ["xor", "mnist", "compare", "resume", "board"]
 
@@ -52,8 +52,7 @@ def test_help_never_imports_tensorflow():
         "    assert result.exit_code == 0, (args, result.output)\n"
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported by --help or a dry run'\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
-    assert out.returncode == 0, out.stderr
+    assert_python_runs(code)
 
 
 def test_usage_errors_exit_2(runner):

@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from conftest import (
-    PATIENCE, assert_clean_refusal, assert_usage_refused, invoke, stop_process, subprocess_env, wait_until,
+    PATIENCE, assert_clean_refusal, assert_python_runs, assert_usage_refused, invoke, stop_process, subprocess_env,
+    wait_until,
 )  # fmt: skip
 from dlcli.cli import cli
 from dlcli.parallel import placement
@@ -79,8 +80,7 @@ def test_the_core_never_imports_the_cluster_engine():
         "from dlcli.core import session, train\n"
         "assert 'distributed' not in sys.modules and 'dask' not in sys.modules\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
-    assert out.returncode == 0, out.stderr
+    assert_python_runs(code)
 
 
 @pytest.mark.slow
