@@ -74,7 +74,7 @@ def compare_table(rows: list[dict], fmt: str = "github", columns: tuple[str, ...
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue().rstrip("\n")
-    from dlcli.experiments import format_value, not_clearly_behind
+    from dlcli.compare import format_value, not_clearly_behind
 
     xor = "solved" in rows[0]
     headers = ["", "variant", *columns, "accuracy", "95% CI", "vs best (paired 95% CI)"]

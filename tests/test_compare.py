@@ -13,7 +13,8 @@ import sys
 import pytest
 
 from conftest import assert_usage_refused, invoke, stop_process, subprocess_env, tree, wait_until
-from dlcli import __version__, experiments
+from dlcli import __version__
+from dlcli import compare as experiments
 from dlcli.config import DataSpec
 from dlcli.errors import ConfigError
 

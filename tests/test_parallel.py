@@ -15,7 +15,7 @@ from conftest import (
     wait_until,
 )  # fmt: skip
 from dlcli.cli import cli
-from dlcli.parallel import placement
+from dlcli.compare.processes import placement
 
 GRID = ["--vary", "units=8,16", "--vary", "lr=0.01,0.001", "--seeds", "2", "--batch-size", "64", "--quiet",
         "--format", "json"]  # fmt: skip
@@ -76,7 +76,8 @@ def test_cluster_without_the_extra_names_it(runner, workdir, monkeypatch):
 def test_the_core_never_imports_the_cluster_engine():
     code = (
         "import sys\n"
-        "from dlcli import experiments, parallel, cli\n"
+        "from dlcli import compare, cli\n"
+        "from dlcli.compare import processes\n"
         "from dlcli.core import session, train\n"
         "assert 'distributed' not in sys.modules and 'dask' not in sys.modules\n"
     )

@@ -127,7 +127,7 @@ def _probe_function():
 
         problem = None
         try:
-            importlib.import_module("dlcli.experiments")
+            importlib.import_module("dlcli.compare.runners")
         except Exception as exc:  # noqa: BLE001 - any import failure is the answer
             problem = f"cannot import dlcli ({type(exc).__name__}: {exc}); install dlcli there (same version)"
         if problem is None and data_path is not None and not os.access(data_path, os.R_OK):
@@ -141,7 +141,7 @@ def run_on_worker(task, shared: bool):
     """A Dask task: train one run, return (ledger entry, worker address, archive or None)."""
     from distributed import get_worker
 
-    from dlcli import experiments
+    from dlcli.compare import runners
     from dlcli.core.reuse import Reuse
 
     worker = get_worker()
@@ -149,10 +149,10 @@ def run_on_worker(task, shared: bool):
     if reuse is None:
         reuse = worker._dlcli_reuse = Reuse()  # this worker's data and compiled loops, kept between runs
     if shared:
-        return experiments.execute(task, reuse=reuse), worker.address, None
+        return runners.execute(task, reuse=reuse), worker.address, None
     with tempfile.TemporaryDirectory(prefix="dlcli-run-") as tmp:
         local = replace(task.config, checkpoint_dir=f"{tmp}/checkpoints", logdir=f"{tmp}/logs")
-        entry = experiments.execute(replace(task, config=local, start_over=True), reuse=reuse)
+        entry = runners.execute(replace(task, config=local, start_over=True), reuse=reuse)
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
             tar.add(Path(local.checkpoint_dir) / local.name, arcname="checkpoints", filter=_without_lock)

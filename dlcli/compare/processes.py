@@ -79,12 +79,12 @@ class _Worker:
 
 
 def _execute_in_worker(task):
-    from dlcli import experiments
+    from dlcli.compare import runners
     from dlcli.core.reuse import Reuse
 
     if _Worker.reuse is None:
         _Worker.reuse = Reuse()
-    return experiments.execute(task, reuse=_Worker.reuse)
+    return runners.execute(task, reuse=_Worker.reuse)
 
 
 class ProcessRunner:

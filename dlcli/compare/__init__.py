@@ -1,0 +1,71 @@
+"""`dlcli compare`: grids of real runs and the lectures' variant sets, with statistics.
+
+A comparison is a list of variants (each a few settings on top of a shared base run),
+every one trained with the same seeds. The variants come from a preset (`--what`: the
+lectures' sets) or from a grid (`--vary NAME=V1,V2`: the cartesian product), or both.
+Each (variant, seed) is an ordinary run through `dlcli.core.session.train` (the same
+loop and checkpoints as `dlcli mnist` and `dlcli xor`), logged under
+`<logdir>/compare/<label>/<variant>-s<seed>/`. Every finished run is appended to a
+ledger, `<logdir>/compare/results.jsonl`, keyed by its whole configuration: running a
+comparison again reuses what is finished, continues (exactly) a run that was
+interrupted, and trains only what is missing.
+
+Statistics: each variant's mean test accuracy with its sample std and 95% Student-t
+interval over seeds, and its difference to the best variant with a *paired* 95%
+interval over the seeds they share (a seed fixes the initial weights and the data
+order, so the pairs differ only in the variant).
+
+Standard library only at import: the CLI plans, validates and dry-runs a comparison
+without TensorFlow.
+"""
+
+# The package's public names, so callers need not know which module holds each.
+# ruff: noqa: F401
+from dlcli.compare.curves import Curves, learning_curves
+from dlcli.compare.ledger import (
+    KEY_FORMAT,
+    append_ledger,
+    ledger_contents,
+    ledger_key,
+    read_ledger,
+    status,
+)
+from dlcli.compare.plan import (
+    DEFAULT_POINTS,
+    LEDGER,
+    MAX_RUNS,
+    Plan,
+    PlannedRun,
+    Variant,
+    base_config,
+    parse_vary,
+    plan,
+)
+from dlcli.compare.presets import ALL_PRESETS, DEFAULT_PRESET, PRESETS, VARIANTS
+from dlcli.compare.runners import (
+    RunTask,
+    SerialRunner,
+    execute,
+    hparams_of,
+    run,
+    write_layout,
+)
+from dlcli.compare.settings import (
+    SETTINGS,
+    TASK_DEFAULTS,
+    Setting,
+    apply_settings,
+    format_value,
+    setting_value,
+)
+from dlcli.compare.stats import (
+    SORT_KEYS,
+    Interval,
+    mean_interval,
+    not_clearly_behind,
+    paired_difference,
+    sort_rows,
+    summarize,
+    summarize_all,
+    verdict,
+)

@@ -1,0 +1,205 @@
+"""Planning a comparison: variants on a shared base run, the seeds every one gets,
+each run's validated configuration. Nothing is trained or written here."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from dlcli.compare.ledger import ledger_key
+from dlcli.compare.presets import DEFAULT_PRESET, PRESETS, VARIANTS
+from dlcli.compare.settings import SETTINGS, TASK_DEFAULTS, apply_settings, format_value
+from dlcli.config import DataSpec, RunConfig
+from dlcli.errors import ConfigError
+
+LEDGER = "results.jsonl"
+MAX_RUNS = 100  # a larger comparison needs --yes
+DEFAULT_POINTS = 10  # learning-curve points per mnist run
+
+@dataclass(frozen=True)
+class Variant:
+    name: str  # derived from its settings only: `activation=tanh,lr=0.01` (or a preset's name)
+    settings: tuple[tuple[str, object], ...]  # ((setting name, value), ...)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    variant: Variant
+    seed: int
+    config: RunConfig
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to compare: variants on a shared base run, and the seeds every one gets."""
+
+    task: str
+    label: str  # the comparison's folder: <logdir>/compare/<label>/
+    variants: tuple[Variant, ...]
+    columns: tuple[str, ...]  # the settings the variants differ in (table columns)
+    seeds: tuple[int, ...]
+    base: RunConfig
+    points: int = DEFAULT_POINTS  # test-subset evaluations per mnist run (learning curves)
+
+    def runs(self) -> list[PlannedRun]:
+        """One validated run per (variant, seed), variants in order."""
+        out = []
+        for variant in self.variants:
+            for seed in self.seeds:
+                config = apply_settings(self.base, dict(variant.settings))
+                config = replace(
+                    config,
+                    name=f"compare/{self.label}/{variant.name}-s{seed}",
+                    train=replace(config.train, seed=seed, eval_points=self.points if self.task == "mnist" else 0),
+                )
+                try:
+                    config.validate()
+                except ConfigError as exc:
+                    raise ConfigError(f"variant {variant.name}: {exc}") from None
+                out.append(PlannedRun(variant, seed, config))
+        return out
+
+    @property
+    def ledger_path(self) -> Path:
+        return Path(self.base.logdir) / "compare" / LEDGER
+
+    @property
+    def folder(self) -> str:
+        return f"compare/{self.label}"
+
+
+def parse_vary(items: tuple[str, ...], task: str) -> list[tuple[str, list]]:
+    """[(setting, [values...]), ...] from `--vary NAME=V1,V2,...` options, all checked."""
+    grid, seen = [], set()
+    for item in items:
+        name, sep, values = item.partition("=")
+        name = name.strip()
+        if not sep:
+            raise ConfigError(f"--vary {item!r}: expected NAME=V1,V2,... (e.g. --vary lr=0.1,0.01)")
+        if name not in SETTINGS:
+            raise ConfigError(f"--vary {item!r}: unknown setting {name!r}; choose from {', '.join(SETTINGS)}")
+        if task not in SETTINGS[name].tasks:
+            raise ConfigError(f"--vary {name}: {task} runs have no {name} setting")
+        if name in seen:
+            raise ConfigError(f"--vary {name} is given twice; put all its values in one --vary {name}=V1,V2,...")
+        seen.add(name)
+        texts = [v.strip() for v in values.split(",")]
+        if texts == [""]:
+            raise ConfigError(f"--vary {name}= has no values; give at least one: --vary {name}=V1,V2,...")
+        parsed, names = [], set()
+        for text in texts:
+            if not text:
+                raise ConfigError(f"--vary {item!r}: an empty value; separate values with single commas")
+            try:
+                value = SETTINGS[name].parse(text)
+            except ConfigError as exc:
+                raise ConfigError(f"--vary {name}: {exc}") from None
+            if format_value(value) in names:
+                raise ConfigError(f"--vary {name}: {text} is given twice")
+            names.add(format_value(value))
+            parsed.append(value)
+        grid.append((name, parsed))
+    return grid
+
+
+def plan(
+    task: str,
+    what: tuple[str, ...],
+    vary: tuple[str, ...],
+    base: RunConfig,
+    *,
+    explicit: set[str] = frozenset(),
+    seeds: int = 1,
+    first_seed: int = 0,
+    points: int = DEFAULT_POINTS,
+) -> Plan:
+    """Check everything and lay out the comparison; nothing is trained or written.
+
+    `base` is the shared run (the task's defaults and the user's options); `explicit`
+    names the settings the user gave on the command line, which a preset that sets
+    them too would silently override: that is an error instead.
+    """
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    if points < 1:
+        raise ConfigError(f"--points must be at least 1, got {points}")
+    unknown = [w for w in what if w not in PRESETS[task]]
+    if unknown:
+        raise ConfigError(
+            f"--what {unknown[0]} is not a {task} preset; {task} has {', '.join(PRESETS[task])}"
+            + (" (use --task xor)" if unknown[0] in PRESETS["xor"] else "")
+            + (" (use --task mnist)" if unknown[0] in PRESETS["mnist"] else "")
+        )
+    grid = parse_vary(vary, task)
+    presets = tuple(dict.fromkeys(what)) or (() if grid else (DEFAULT_PRESET[task],))
+    if "all" in presets:
+        presets = ("all",)
+    preset_variants = list(dict.fromkeys(v for p in presets for v in PRESETS[task][p]))
+    fixed = {s for v in preset_variants for s in VARIANTS[task][v]}
+    for name, _ in grid:
+        if name in fixed:
+            raise ConfigError(
+                f"--vary {name} cannot be combined with --what {','.join(presets)}: its variants set {name} "
+                f"themselves; vary it on its own or drop --what"
+            )
+    overridden = sorted(fixed & set(explicit))
+    if overridden:
+        raise ConfigError(
+            f"--{overridden[0]} cannot be combined with --what {','.join(presets)}: its variants set "
+            f"{overridden[0]} themselves; use --vary {overridden[0]}=... without --what instead"
+        )
+    varied = [name for name, _ in grid]
+    if set(varied) & set(explicit):
+        name = sorted(set(varied) & set(explicit))[0]
+        raise ConfigError(f"--{name} and --vary {name} both set {name}; keep one")
+
+    variants = []
+    bases = [(name, tuple(VARIANTS[task][name].items())) for name in preset_variants] or [("", ())]
+    for (preset_name, preset_settings), values in itertools.product(bases, itertools.product(*[v for _, v in grid])):
+        chosen = tuple(zip(varied, values))
+        grid_name = ",".join(f"{n}={format_value(v)}" for n, v in chosen)
+        name = ",".join(filter(None, [preset_name, grid_name]))
+        variants.append(Variant(name, preset_settings + chosen))
+    columns = tuple(dict.fromkeys([s for v in preset_variants for s in VARIANTS[task][v]] + varied))
+
+    label_parts = list(presets) + (["vary-" + "-".join(varied)] if varied else [])
+    label = ("" if task == "mnist" else f"{task}-") + "_".join(label_parts)
+    shared = _shared_part(base, columns, points if task == "mnist" else 0)
+    if shared != _shared_part(_default_base(task, base), columns, DEFAULT_POINTS if task == "mnist" else 0):
+        # Another base (other data, epochs, width...) is another comparison: its own folder.
+        label += "-" + hashlib.sha256(shared.encode()).hexdigest()[:8]
+    the_plan = Plan(
+        task=task, label=label, variants=tuple(variants), columns=columns,
+        seeds=tuple(range(first_seed, first_seed + seeds)), base=base, points=points,
+    )  # fmt: skip
+    the_plan.runs()  # validates every run's configuration now, before anything trains
+    return the_plan
+
+
+def base_config(task: str, *, model: dict, train: dict, data: DataSpec, logdir: str, checkpoint_dir: str) -> RunConfig:
+    """The task's defaults with the given {field: value} overrides (None: keep the default)."""
+    default_model, default_train = TASK_DEFAULTS[task]
+    return RunConfig(
+        task=task,
+        name="compare",
+        model=replace(default_model, **{k: v for k, v in model.items() if v is not None}),
+        train=replace(default_train, **{k: v for k, v in train.items() if v is not None}),
+        data=DataSpec(dataset="xor") if task == "xor" else data,
+        logdir=logdir,
+        checkpoint_dir=checkpoint_dir,
+    )
+
+
+def _default_base(task: str, base: RunConfig) -> RunConfig:
+    model, train = TASK_DEFAULTS[task]
+    data = DataSpec(dataset="xor") if task == "xor" else DataSpec()
+    return replace(base, model=model, train=train, data=data)
+
+
+def _shared_part(base: RunConfig, columns: tuple[str, ...], points: int) -> str:
+    """The runs' key without the varied settings and the seed: what all variants share."""
+    blank = {name: None for name in columns}
+    config = apply_settings(base, blank)
+    return ledger_key(replace(config, train=replace(config.train, seed=0, eval_points=points)))
