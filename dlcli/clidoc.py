@@ -77,7 +77,10 @@ def _command_section(full: str, command: click.Command, ctx: click.Context) -> l
 
 
 def _option_row(option: click.Option, ctx: click.Context) -> list[str]:
-    flags = ", ".join(f"`{flag}`" for flag in [*option.opts, *option.secondary_opts])
+    # Sorted: Click builds the help option's names from a set, whose order changes
+    # from one interpreter to the next.
+    names = sorted(option.opts, key=lambda flag: (flag.startswith("--"), flag))
+    flags = ", ".join(f"`{flag}`" for flag in [*names, *option.secondary_opts])
     if option.is_flag:
         kind = "flag"
     else:
