@@ -45,7 +45,7 @@ class DistributeSpec:
 def cluster_config() -> dict:
     """TF_CONFIG, checked: {"cluster": {"worker": [...], ...}, "task": {"type", "index"}}."""
     raw = os.environ.get("TF_CONFIG")
-    how = "set TF_CONFIG on every worker (see the README, 'Training on several devices')"
+    how = "set TF_CONFIG on every worker (see docs/guide.md, 'Training on several devices')"
     if not raw:
         raise ConfigError(f"--strategy multi-worker needs the TF_CONFIG environment variable; {how}")
     try:
