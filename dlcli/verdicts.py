@@ -141,6 +141,17 @@ def holm(p_values: list[float], alpha: float = 0.05) -> tuple[list[float], list[
 # -- intervals ------------------------------------------------------------------------------
 
 
+def mean_and_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1; 0.0 for one value). Two passes with fsum:
+    as accurate as statistics.stdev for these few values, without its exact fractions,
+    which made the sequential simulations several times slower."""
+    n = len(values)
+    mean = math.fsum(values) / n
+    if n < 2:
+        return mean, 0.0
+    return mean, math.sqrt(math.fsum((x - mean) ** 2 for x in values) / (n - 1))
+
+
 @dataclass(frozen=True)
 class Interval:
     """A mean with its Student-t interval, clipped to the values the mean can take.
@@ -166,10 +177,13 @@ def mean_interval(values: list[float], *, level: float = 0.95, lowest: float = -
     n = len(values)
     if n == 0:
         raise ValueError("an interval needs at least one value")
-    mean = statistics.fmean(values)
+    mean, std = mean_and_std(values)
+    return _interval(mean, std, n, level, lowest, highest)
+
+
+def _interval(mean: float, std: float, n: int, level: float, lowest: float, highest: float) -> Interval:
     if n < 2:
         return Interval(mean, 0.0, None, None, n, level)
-    std = statistics.stdev(values)
     half = t_quantile(0.5 + level / 2.0, n - 1) * std / math.sqrt(n)
     low, high = mean - half, mean + half
     clipped = low < lowest or high > highest
@@ -216,9 +230,8 @@ def paired(first: dict[int, float], second: dict[int, float]) -> Paired | None:
     shared = sorted(set(first) & set(second))
     if not shared:
         return None
-    differences = [first[s] - second[s] for s in shared]
-    std = statistics.stdev(differences) if len(differences) > 1 else 0.0
-    return Paired(statistics.fmean(differences), std, len(differences))
+    mean, std = mean_and_std([first[s] - second[s] for s in shared])
+    return Paired(mean, std, len(shared))
 
 
 # -- verdicts ---------------------------------------------------------------------------------
@@ -319,16 +332,20 @@ def decide(
     and with ``tolerance=D`` for every v "v is more than D below the best", tested as an
     intersection-union of paired non-inferiority t-tests against every other variant (each
     at full level; rejected: v is within D of the best). With a fixed number of seeds use
-    ``look=1, max_looks=1``; for seeds added after looking pass the look number, the most
-    looks the design allows (``looks_for``), and the previous look's Decision as
-    ``earlier``: claims once made are kept (they are covered by the split of alpha).
+    ``look=1, max_looks=1``. For seeds added after looking, ``max_looks`` is the number of
+    seed counts the design allows (``looks_for``) and ``look`` the position in
+    ``seed_counts`` of the most seeds any variant has now (it can repeat when a round only
+    tops up a variant that fell behind); pass the previous Decision as ``earlier``: claims
+    once made are kept. Alpha is split over seed counts rather than rounds because a paired
+    test can only be computed at that many sample sizes, whatever the rounds did.
+    ``replay`` does this bookkeeping from the results alone.
     """
     _check(accuracies, alpha, tolerance, look, max_looks)
     names = list(accuracies)
     if earlier is not None:
         _check_continues(earlier, names, alpha, tolerance, look, max_looks)
     level = 1.0 - alpha
-    means = {name: statistics.fmean(accuracies[name].values()) for name in names}
+    means = {name: math.fsum(accuracies[name].values()) / len(accuracies[name]) for name in names}
     best = max(names, key=lambda name: means[name])
     if len(names) == 1:
         only = _verdict(names[0], NO_VERDICT, "no verdict", "nothing to compare it with",
@@ -345,7 +362,16 @@ def decide(
     # The family, fixed before seeing data: "v behind w" for every ordered pair, then "v
     # within D of the best" for every v. Its p-values, in that order.
     behind_tests = [(v, w) for v in names for w in names if w != v]
-    p_values = [_p(differences[w, v], 0.0) for v, w in behind_tests]
+    above = {}  # p of "w is above v"; the reverse direction of a pair is its complement
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            above[second, first] = _p(differences[first, second], 0.0)
+            spread = differences[first, second]
+            if spread is not None and spread.n >= 2 and spread.std >= SPREAD_RESOLUTION:
+                above[first, second] = 1.0 - above[second, first]
+            else:
+                above[first, second] = _p(differences[second, first], 0.0)
+    p_values = [above[v, w] for v, w in behind_tests]
     if tolerance is not None:
         p_values += [max(_p(differences[v, w], -tolerance) for w in names if w != v) for v in names]
     adjusted, _ = holm(p_values, alpha)
@@ -379,8 +405,8 @@ def decide(
         seeds = accuracies[v]
         difference = None if v == best else differences[v, best]
         diff_interval = None
-        if difference is not None:
-            diff_interval = _difference_interval(accuracies[v], accuracies[best], level)
+        if difference is not None:  # differences of accuracies lie in [-1, 1]
+            diff_interval = _interval(difference.mean, difference.std, difference.n, level, -1.0, 1.0)
         if len(seeds) < 2:
             label, summary, reason = NO_VERDICT, "no verdict", "one seed: no spread to judge by"
             p_behind = p_within = None
@@ -414,13 +440,6 @@ def decide(
 
 def _p(difference: Paired | None, shift: float) -> float:
     return 1.0 if difference is None else difference.p_above(shift)
-
-
-def _difference_interval(first: dict[int, float], second: dict[int, float], level: float) -> Interval | None:
-    shared = sorted(set(first) & set(second))
-    if not shared:
-        return None
-    return mean_interval([first[s] - second[s] for s in shared], level=level, lowest=-1.0, highest=1.0)
 
 
 def _verdict(name, label, summary, reason, seeds, level) -> Verdict:
@@ -466,8 +485,8 @@ def _check_continues(earlier: Decision, names, alpha, tolerance, look, max_looks
         raise ValueError("the earlier decision is about other variants")
     if (earlier.alpha, earlier.tolerance, earlier.max_looks) != (alpha, tolerance, max_looks):
         raise ValueError("the earlier decision used another alpha, tolerance or number of looks")
-    if earlier.look >= look:
-        raise ValueError(f"look {look} does not come after the earlier look {earlier.look}")
+    if earlier.look > look:
+        raise ValueError(f"look {look} comes before the earlier look {earlier.look}")
 
 
 # -- adding seeds after looking ---------------------------------------------------------------
@@ -518,10 +537,9 @@ def next_round(decision: Decision, *, max_seeds: int, step: int = 1) -> Round:
     target = min(max_seeds, max(counts[v] for v in needing) + step)
     seeds = {v: target for v in verdicts if v in needing and counts[v] < target}
     if not seeds:
-        pending = ", ".join(
-            f"{v} vs {decision.best}" if v != decision.best else f"{v} (the best) not clearly ahead"
-            for v in still_open
-        )  # fmt: skip
+        # The best is open whenever another is; name it alone only when it is all that is open.
+        others = [v for v in still_open if v != decision.best]
+        pending = ", ".join(f"{v} vs {decision.best}" for v in others) or f"{decision.best} not clearly ahead"
         return Round({}, f"budget of {max_seeds} seeds reached: {pending} still open ({runs} runs)")
     return Round(seeds, None)
 
