@@ -260,7 +260,11 @@ class Verdict:
     summary: str  # the label in words: "clearly behind", "within 0.005 of the best", ...
     reason: str  # one line: what the verdict rests on, or what is still missing
     accuracy: Interval  # over this variant's seeds, inside [0, 1]
-    diff_to_best: Interval | None  # paired over shared seeds, 1 - alpha (per comparison); None for the best
+    # Paired over shared seeds, None for the best itself. At the verdicts' own level, 1 - 2 alpha /
+    # (looks x tests): simultaneous over every pair and look, so an interval below 0 always comes
+    # with "clearly behind" (and above -D, against every variant, with "within D").
+    diff_to_best: Interval | None
+    diff_to_best_marginal: Interval | None  # the same at 1 - alpha for this comparison alone
     p_behind: float | None  # None below two seeds
     p_within: float | None  # None without a tolerance
     behind_of: str | None  # the variant this one was shown to be behind
@@ -375,6 +379,7 @@ def decide(
     if tolerance is not None:
         p_values += [max(_p(differences[v, w], -tolerance) for w in names if w != v) for v in names]
     adjusted, _ = holm(p_values, alpha)
+    simultaneous = 1.0 - 2.0 * alpha / (max_looks * len(p_values))
     # Bonferroni over looks: Holm at alpha / max_looks, reported as one p against alpha.
     adjusted = [min(1.0, p * max_looks) for p in adjusted]
 
@@ -404,9 +409,10 @@ def decide(
         is_behind, is_within, p_behind, behind_of, p_within, decided_at = verdicts[v]
         seeds = accuracies[v]
         difference = None if v == best else differences[v, best]
-        diff_interval = None
+        diff_interval = diff_marginal = None
         if difference is not None:  # differences of accuracies lie in [-1, 1]
-            diff_interval = _interval(difference.mean, difference.std, difference.n, level, -1.0, 1.0)
+            diff_interval = _interval(difference.mean, difference.std, difference.n, simultaneous, -1.0, 1.0)
+            diff_marginal = _interval(difference.mean, difference.std, difference.n, level, -1.0, 1.0)
         if len(seeds) < 2:
             label, summary, reason = NO_VERDICT, "no verdict", "one seed: no spread to judge by"
             p_behind = p_within = None
@@ -427,7 +433,7 @@ def decide(
             label, summary = OPEN, "open"
             reason = _open_reason(v, best, difference, p_behind, p_within, alpha, tolerance)
         rows[v] = Verdict(v, label, summary, reason, accuracy_interval(list(seeds.values()), level=level),
-                          diff_interval, p_behind, p_within, behind_of if is_behind else None,
+                          diff_interval, diff_marginal, p_behind, p_within, behind_of if is_behind else None,
                           decided_at if label in DECIDED else None)  # fmt: skip
 
     note = None
@@ -444,7 +450,7 @@ def _p(difference: Paired | None, shift: float) -> float:
 
 def _verdict(name, label, summary, reason, seeds, level) -> Verdict:
     return Verdict(name, label, summary, reason, accuracy_interval(list(seeds.values()), level=level),
-                   None, None, None, None, None)  # fmt: skip
+                   None, None, None, None, None, None)  # fmt: skip
 
 
 def _family_brief(verdicts, names, best) -> str:

@@ -165,6 +165,8 @@ def test_decide_gives_the_rows_the_table_prints():
     sigmoid = decision.verdicts["sigmoid"]
     assert sigmoid.label == V.BEHIND and sigmoid.summary == "clearly behind" and sigmoid.p_behind <= ALPHA
     assert sigmoid.diff_to_best.high < 0 and sigmoid.decided_at == 4
+    assert sigmoid.diff_to_best.level == pytest.approx(1 - 2 * ALPHA / 42)
+    assert sigmoid.diff_to_best_marginal.level == 1 - ALPHA
     assert decision.verdicts[decision.best].diff_to_best is None
     for verdict in decision.verdicts.values():
         assert 0.0 <= verdict.accuracy.low <= verdict.accuracy.high <= 1.0
@@ -229,6 +231,9 @@ def seeds_auto(rng, shifts, *, tolerance=None, corrected=True):
         else:
             decision = V.decide(comparison.accuracies, alpha=ALPHA, tolerance=tolerance)
         claims |= {(v.variant, v.label) for v in decision.verdicts.values() if v.label in (V.BEHIND, V.WITHIN)}
+        for verdict in decision.verdicts.values():  # the printed interval never contradicts the verdict
+            if verdict.diff_to_best is not None and verdict.diff_to_best.high < 0:
+                assert verdict.label == V.BEHIND, verdict
         step = V.next_round(decision, max_seeds=MAX_SEEDS)
         if step.stop:
             assert all(len(runs) <= MAX_SEEDS for runs in comparison.accuracies.values())
