@@ -18,7 +18,7 @@ equivalence hypothesis per variant), and when seeds are added after looking
 family, and why not simply "each variant against the observed best", is in
 docs/statistics.md.
 
-Standard library only (``math``, ``statistics``): the Student t distribution is computed
+Standard library only (``math``): the Student t distribution is computed
 here from the regularized incomplete beta function. Nothing here trains, prints or exits;
 bad arguments are programming errors and raise ``ValueError`` (the CLI checks user input
 before it gets here).
@@ -27,7 +27,6 @@ before it gets here).
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass
 from functools import lru_cache
 

@@ -11,6 +11,7 @@ import random
 import statistics
 
 import pytest
+from conftest import assert_python_runs
 
 from dlcli import verdicts as V
 
@@ -56,6 +57,15 @@ def test_regularized_beta_known_values():
         assert V.regularized_beta(x, 3.5, 1) == pytest.approx(x**3.5)
         assert V.regularized_beta(x, 2, 3) + V.regularized_beta(1 - x, 3, 2) == pytest.approx(1.0)
     assert V.regularized_beta(0.5, 7.5, 7.5) == pytest.approx(0.5)
+
+
+def test_verdicts_import_only_the_standard_library():
+    # The statistics run in the CLI's process before anything trains: no numpy, scipy, TF.
+    assert_python_runs(
+        "import sys, dlcli.verdicts\n"
+        "heavy = {'numpy', 'scipy', 'tensorflow', 'keras', 'click'} & set(sys.modules)\n"
+        "assert not heavy, heavy"
+    )
 
 
 # -- Holm ------------------------------------------------------------------------------------------
@@ -179,7 +189,7 @@ def test_decide_gives_the_rows_the_table_prints():
 
 def test_decide_refuses_inconsistent_arguments():
     good = {"a": {0: 0.9, 1: 0.91}, "b": {0: 0.8, 1: 0.82}}
-    for bad in [dict(alpha=0.0), dict(alpha=1.5), dict(tolerance=0.0), dict(look=3, max_looks=2)]:
+    for bad in [{"alpha": 0.0}, {"alpha": 1.5}, {"tolerance": 0.0}, {"look": 3, "max_looks": 2}]:
         with pytest.raises(ValueError):
             V.decide(good, **bad)
     with pytest.raises(ValueError, match="not in"):
@@ -272,7 +282,7 @@ def test_a_difference_of_two_noise_sds_is_found_within_a_few_rounds():
     rng, n = random.Random(0), 1000
     found_at = []
     for _ in range(n):
-        decision, stop, _, accuracies = seeds_auto(rng, [0.0, -2 * NOISE])
+        decision, stop, _, _ = seeds_auto(rng, [0.0, -2 * NOISE])
         if decision.verdicts["v1"].label == V.BEHIND:
             found_at.append(decision.verdicts["v1"].decided_at)
             assert stop.startswith("all decided after") and decision.verdicts["v0"].label == V.BEST
@@ -341,6 +351,37 @@ def test_next_round_adds_seeds_only_where_open_and_says_why_it_stops():
     done = V.next_round(V.decide({"a": accuracies["a"], "sigmoid": accuracies["sigmoid"]}), max_seeds=10)
     assert done.stop == "all decided after 3 seeds (6 runs)"
     assert V.looks_for(3, 10) == 8 and V.seed_counts(3, 10, 3) == [3, 6, 9, 10]
+
+
+def test_the_best_gets_seeds_for_pairing_even_when_its_own_verdict_is_decided():
+    # a is within 0.01 of the best (its own claim holds) while b is open: b's comparisons are
+    # paired with a by seed, so a must get the new seed too or they could never be decided.
+    a = {0: 0.960, 1: 0.962, 2: 0.958, 3: 0.961}
+    b = {s: a[s] - 0.006 + 0.003 * (1, -1, 1, -1)[s] for s in a}
+    decision = V.decide({"a": a, "b": b, "c": {s: 0.80 for s in a}}, tolerance=0.01)
+    assert (decision.verdicts["a"].label, decision.verdicts["b"].label) == (V.WITHIN, V.OPEN)
+    assert V.next_round(decision, max_seeds=10).seeds == {"a": 5, "b": 5}
+
+
+def test_within_d_must_hold_against_every_variant_not_just_the_nearest():
+    # c is within 0.01 of b but 0.065 below a: it is not within 0.01 of the best.
+    accuracies = {"a": {s: 0.96 + 0.001 * (s % 3) for s in range(5)},
+                  "b": {s: 0.90 + 0.001 * (s % 2) for s in range(5)},
+                  "c": {s: 0.895 - 0.001 * (s % 3) for s in range(5)}}  # fmt: skip
+    decision = V.decide(accuracies, tolerance=0.01)
+    assert decision.verdicts["c"].p_within == 1.0 and decision.verdicts["a"].p_within < ALPHA
+
+
+def test_claims_once_made_are_kept_at_later_looks():
+    # Look 1 shows b clearly behind; at look 2 new data alone would not (all near-equal now),
+    # but the claim was made within look 1's share of alpha and stands, with its evidence.
+    clear = {"a": {s: 0.96 + 0.001 * (s % 2) for s in range(3)}, "b": {s: 0.80 + 0.002 * (s % 2) for s in range(3)}}
+    first = V.decide(clear, look=1, max_looks=3)
+    assert first.verdicts["b"].label == V.BEHIND
+    blurred = {"a": {s: 0.9 + 0.01 * (s % 2) for s in range(4)}, "b": {s: 0.9 + 0.01 * (s % 3 == 0) for s in range(4)}}
+    assert V.decide(blurred, look=2, max_looks=3).verdicts["b"].label == V.OPEN
+    kept = V.decide(blurred, look=2, max_looks=3, earlier=first).verdicts["b"]
+    assert (kept.label, kept.decided_at, kept.p_behind) == (V.BEHIND, 3, first.verdicts["b"].p_behind)
 
 
 def test_replay_from_the_results_gives_the_live_decision():
