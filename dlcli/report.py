@@ -74,6 +74,15 @@ def compare_table(rows: list[dict], fmt: str = "github", columns: tuple[str, ...
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue().rstrip("\n")
+    headers, body = compare_cells(rows, columns)
+    from tabulate import tabulate
+
+    return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
+
+
+def compare_cells(rows: list[dict], columns: tuple[str, ...] = ()) -> tuple[list[str], list[list]]:
+    """compare's table as headers and rows of cell texts (the tabulate table and the
+    HTML report show the same cells)."""
     from dlcli.compare import format_value, not_clearly_behind
 
     xor = "solved" in rows[0]
@@ -101,9 +110,7 @@ def compare_table(rows: list[dict], fmt: str = "github", columns: tuple[str, ...
         line += [f"{round(r['solved'] * r['seeds'])}/{r['seeds']}"] if xor else []
         line += [f"{r['loss']:.4f}", f"{r['seconds']:.1f}", f"{r['params']:,}", ratio, r["seeds"]]
         body.append(line)
-    from tabulate import tabulate
-
-    return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
+    return headers, body
 
 
 def plan_table(statuses, fmt: str = "github") -> str:
@@ -115,9 +122,19 @@ def plan_table(statuses, fmt: str = "github") -> str:
 
 
 def comparison_plot(rows: list[dict], curves: tuple, path: str, *, task: str) -> dict[str, int]:
+    """`compare --plot`: the comparison_png picture written to `path`."""
+    png, drawn = comparison_png(rows, curves, task=task)
+    with open(path, "wb") as f:
+        f.write(png)
+    return drawn
+
+
+def comparison_png(rows: list[dict], curves: tuple, *, task: str) -> tuple[bytes, dict[str, int]]:
     """Three panels: final accuracy per variant with its 95% interval (or std), and the
     accuracy and loss curves of every variant (the mean over seeds as a line, the
-    seeds' range as a band). Returns {panel: curves drawn} for the record."""
+    seeds' range as a band). Returns the PNG's bytes and {panel: curves drawn}."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,9 +179,10 @@ def comparison_plot(rows: list[dict], curves: tuple, path: str, *, task: str) ->
         drawn[metric.metric] = count
     axes[1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    return drawn
+    return buffer.getvalue(), drawn
 
 
 def boundary_plot(boundary, targets, path: str, *, title: str) -> None:

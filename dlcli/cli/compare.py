@@ -134,6 +134,10 @@ def base_setting_options(f):
 @click.option("--output", type=click.Path(), callback=check_output, help="Also write the table to this file.")
 @click.option("--plot", type=click.Path(), callback=check_plot,
               help="Save final accuracy with intervals and the learning curves as a PNG (needs matplotlib).")  # fmt: skip
+@click.option("--report", "report_file", type=click.Path(dir_okay=False), callback=check_output, metavar="FILE.html",
+              help="Also write the comparison as one self-contained HTML file: table, plots, pictures, settings, "
+              "versions and the command. For a finished comparison, rerun the same command with --report: "
+              "its runs come from the ledger, nothing trains.")  # fmt: skip
 @click.option("--points", type=POSITIVE, default=10,
               help="Learning-curve points per mnist run: evaluations on the first 1000 test examples.")  # fmt: skip
 @click.option("--force", is_flag=True, help="Rerun every variant, ignoring finished results in the ledger.")
@@ -156,9 +160,9 @@ def base_setting_options(f):
               help="With --cluster: workers train in the driver's folders (shared file system) or ship each "
               "finished run folder back (ship); auto: shared when the workers see the driver's folders.")  # fmt: skip
 @distribute_options
-def compare(task, what, vary, seeds, seed, sort, fmt, output, plot, points, force, dry_run, yes, dataset, data,
-            limit, logdir, checkpoint_dir, quiet, jobs, cluster, cluster_files, strategy, devices, cpu_replicas,
-            **settings) -> None:  # fmt: skip
+def compare(task, what, vary, seeds, seed, sort, fmt, output, plot, report_file, points, force, dry_run, yes,
+            dataset, data, limit, logdir, checkpoint_dir, quiet, jobs, cluster, cluster_files, strategy, devices,
+            cpu_replicas, **settings) -> None:  # fmt: skip
     """Compare variants as real runs and tabulate them with honest statistics.
 
     Presets (--what) are the lectures' questions. mnist: activation (sigmoid vs relu,
@@ -249,5 +253,7 @@ def compare(task, what, vary, seeds, seed, sort, fmt, output, plot, points, forc
         atomic_write_text(Path(output), text + "\n")
     if plot:
         report.comparison_plot(rows, comparisons.learning_curves(the_plan), plot, task=task)
+    if report_file:
+        from dlcli import html_report
 
-
+        html_report.write(report_file, the_plan, rows, command=html_report.command_line(sys.argv))
