@@ -128,6 +128,11 @@ def collect(the_plan, rows: list[dict], *, command: str) -> Report:
         plots.append(Picture("final accuracy and learning curves", _plot_caption(the_plan), png))
     pictures = _tensorboard_pictures(the_plan)
     picture_note = None if pictures else "The runs' TensorBoard event files hold no pictures."
+    missing = [p.config.name for p in the_plan.runs() if not (Path(p.config.logdir) / p.config.name).is_dir()]
+    if missing:
+        named = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        gone = f"The logs of {len(missing)} run{'s' if len(missing) != 1 else ''} ({named}) are gone: "
+        plot_note = " ".join(filter(None, [plot_note, gone + "the curves and pictures leave them out."]))
     runs, trained_with = _runs(the_plan)
     seeds = len(the_plan.seeds)
     return Report(
@@ -173,7 +178,7 @@ def _tensorboard_pictures(the_plan) -> list[Picture]:
     for planned in the_plan.runs():
         name = planned.variant.name
         folder = Path(planned.config.logdir) / planned.config.name
-        if name in found or not (folder / split).is_dir():
+        if name in found:
             continue
         series = read_images(folder, split).get(tag)
         if series:

@@ -196,7 +196,7 @@ def test_xor_report_is_one_self_contained_file_with_the_table_plots_and_boundari
 
 @pytest.mark.slow
 def test_the_reports_command_remakes_it_later_and_trains_nothing(xor_report):
-    folder, rows, args = xor_report
+    folder, _, _ = xor_report
     path = folder / "the report.html"
     before = Page(path.read_text(encoding="utf-8"))
     command = shlex.split(before.code[-1])
@@ -213,12 +213,28 @@ def test_the_reports_command_remakes_it_later_and_trains_nothing(xor_report):
 
 
 @pytest.mark.slow
+def test_a_run_whose_logs_and_checkpoints_are_gone_is_left_out_and_said_so(runner, workdir, xor_report, monkeypatch):
+    folder, _, _ = xor_report
+    shutil.copytree(folder / "logs", workdir / "logs")  # the ledger and the event files, no checkpoints
+    (gone,) = (workdir / "logs/compare").glob("xor-depth-*/layers=2-s0")
+    shutil.rmtree(gone)
+    monkeypatch.setattr(sys, "argv", ["dlcli", *XOR_ARGS, "--report", "later.html"])
+    assert "6 in the ledger, 0 to resume, 0 to train" in invoke(runner, *XOR_ARGS, "--report", "later.html").stderr
+    text = (workdir / "later.html").read_text(encoding="utf-8")
+    page = assert_self_contained(text)
+    assert f"The logs of 1 run (compare/{gone.parent.name}/layers=2-s0) are gone" in text
+    assert "<strong>layers=2</strong> seed 1, step 300" in text and len(page.images) == 4  # the other seed's
+    assert "not recorded (no run.json)</td><td>6<" in text
+    assert len(results_table(page)) == 4
+
+
+@pytest.mark.slow
 def test_without_matplotlib_the_report_keeps_the_table_and_pictures_and_says_what_to_install(
     runner, workdir, xor_report, monkeypatch
 ):
     import importlib.util
 
-    folder, rows, args = xor_report
+    folder, _, _ = xor_report
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
     where = ["--logdir", str(folder / "logs"), "--checkpoint-dir", str(folder / "checkpoints")]

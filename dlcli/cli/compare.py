@@ -136,8 +136,8 @@ def base_setting_options(f):
               help="Save final accuracy with intervals and the learning curves as a PNG (needs matplotlib).")  # fmt: skip
 @click.option("--report", "report_file", type=click.Path(dir_okay=False), callback=check_output, metavar="FILE.html",
               help="Also write the comparison as one self-contained HTML file: table, plots, pictures, settings, "
-              "versions and the command. For a finished comparison, rerun the same command with --report: "
-              "its runs come from the ledger, nothing trains.")  # fmt: skip
+              "versions and the command. For a finished comparison, run the same command again in the same folder "
+              "with --report (and without --force): every run comes from the ledger, nothing trains.")  # fmt: skip
 @click.option("--points", type=POSITIVE, default=10,
               help="Learning-curve points per mnist run: evaluations on the first 1000 test examples.")  # fmt: skip
 @click.option("--force", is_flag=True, help="Rerun every variant, ignoring finished results in the ledger.")

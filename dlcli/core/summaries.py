@@ -218,6 +218,8 @@ def read_histograms(logdir: Path, split: str = "train") -> dict[str, list[tuple[
 def _read(logdir: Path, split: str, plugin: str) -> dict:
     from tensorboard.backend.event_processing import event_accumulator
 
+    if not (Path(logdir) / split).is_dir():
+        return {}  # no such split (XOR has no test split) or the run's logs were deleted: nothing logged
     acc = event_accumulator.EventAccumulator(
         str(Path(logdir) / split), size_guidance={event_accumulator.TENSORS: 0}
     )
