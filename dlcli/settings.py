@@ -189,7 +189,9 @@ class Setting:
         return self.defaults[task]
 
     def refusal(self, value, task: str | None) -> str | None:
-        """Why `value` cannot be this setting's value for `task` (None: any task), or None."""
+        """Why `value` cannot be this setting's value for `task`, or None. With task None
+        (compare's options, read before the task is known) a range that depends on the
+        task passes here and is checked once the task is known."""
         if value is None and self.optional:
             return None
         if not self.kind.holds(value):
@@ -223,7 +225,8 @@ TABLE = (
             "Dense (weight) layers, the output included.", vary=True,
             command_help={"xor": "Dense (weight) layers, the output included: 1 = one logistic unit (fails), "
                                  "2 = Lab 09-2, 4 = Lab 09-3's wide & deep net.",
-                          "mnist": "Dense (weight) layers, the output included: 3 = two hidden layers and the output."}),
+                          "mnist": "Dense (weight) layers, the output included: 3 = two hidden layers and the "
+                                   "output."}),
     Setting("units", "model", "units", INTEGER, Integers(1), {"xor": 10, "mnist": 256},
             "Units in every hidden layer.", vary=True),
     Setting("activation", "model", "activation", TEXT, KnownName("activation", ACTIVATIONS),
@@ -253,7 +256,8 @@ TABLE = (
     Setting("limit", "data", "limit", INTEGER, Integers(1), {"mnist": None},
             "Train on the first N training examples only.", tasks=("mnist",), optional=True),
     # -- the training -----------------------------------------------------------------
-    Setting("optimizer", "train", "optimizer", TEXT, KnownName("optimizer", OPTIMIZERS), {"xor": "sgd", "mnist": "adam"},
+    Setting("optimizer", "train", "optimizer", TEXT, KnownName("optimizer", OPTIMIZERS),
+            {"xor": "sgd", "mnist": "adam"},
             "Optimizer: sgd, adam, rmsprop, adagrad, ... (any keras.optimizers name).", vary=True),
     Setting("lr", "train", "lr", NUMBER, Numbers(0, math.inf, low_open=True, high_open=True),
             {"xor": 0.01, "mnist": 0.001}, "Learning rate.", vary=True),

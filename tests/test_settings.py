@@ -105,7 +105,8 @@ def test_the_lectures_boundaries():
     assert expected_refusal(settings.BY_NAME["dropout"], "mnist", "1") == "--dropout must be in [0, 1), got 1.0"
     assert expected_refusal(settings.BY_NAME["lr"], "xor", "0") == "--lr must be a positive number, got 0.0"
     assert expected_refusal(settings.BY_NAME["layers"], "xor", "0") == "--layers must be an integer >= 1, got 0"
-    assert expected_refusal(settings.BY_NAME["batch-size"], "mnist", "0") == "--batch-size must be an integer >= 1, got 0"
+    assert expected_refusal(settings.BY_NAME["batch-size"], "mnist", "0") == (
+        "--batch-size must be an integer >= 1, got 0")
     settings.BY_NAME["batch-size"].parse("0", "xor")  # XOR: 0 = the four points in one batch
 
 
@@ -382,8 +383,8 @@ def _imports(path: Path, module: str) -> set[str]:
     """The dlcli modules `path` imports, at module level or in a function; imports under
     `if TYPE_CHECKING:` (annotations only) are not imports at run time."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-               for n in ast.walk(node)}  # fmt: skip
+    skipped = {id(n) for node in ast.walk(tree)
+               if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}  # fmt: skip
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = set()
     for node in ast.walk(tree):
@@ -394,7 +395,8 @@ def _imports(path: Path, module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
             if base.startswith("dlcli"):
                 for a in node.names:  # `from dlcli.core import models` imports the module dlcli.core.models
                     sub = f"{base}.{a.name}"

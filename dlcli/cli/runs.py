@@ -131,7 +131,8 @@ ARCHITECTURE_FLAGS = tuple(s.option for s in settings.TABLE if s.part == "model"
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("checkpoint_dir", type=click.Path(file_okay=False))
-@click.option("--epochs", type=setting_type(settings.BY_NAME["epochs"], None), default=None, help="Raise the run's target to this many epochs.  [default: the run's own target]")
+@click.option("--epochs", type=setting_type(settings.BY_NAME["epochs"], None), default=None,
+              help="Raise the run's target to this many epochs.  [default: the run's own target]")
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @distribute_options
