@@ -299,7 +299,7 @@ def bench_compare(seeds: int) -> None:
     xs = x / np.float32(1.0)
     fit_only = fit_and_evaluate = 0.0
     start = time.perf_counter()
-    base = experiments.base_config("mnist", model={}, train={}, data=DataSpec(), logdir="l", checkpoint_dir="c")
+    base = experiments.base_config("mnist", data=DataSpec(), logdir="l", checkpoint_dir="c")
     the_plan = experiments.plan("mnist", ("all",), (), base, seeds=seeds)
     for variant in the_plan.variants:
         for seed in range(seeds):

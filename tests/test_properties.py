@@ -17,7 +17,8 @@ from dlcli.config import ACTIVATIONS, INITIALIZERS, OPTIMIZERS
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
-names = st.sampled_from(["ok-run", "run.2", "../escape", "a/b", "", ".", "..", "-x", "spaces here", "ünï"])
+VALID_NAMES = ["ok-run", "run.2", "ünï", "실험-1"]
+names = st.sampled_from([*VALID_NAMES, "../escape", "a/b", "a\\b", "", ".", "..", "-x", ".x", "spaces here", "a\tb"])
 numbers = st.one_of(st.integers(-3, 40).map(str), st.sampled_from(["0", "-1", "1e3", "abc", "", "2.5"]))
 rates = st.one_of(
     st.floats(-1, 1, allow_nan=False).map(repr), st.sampled_from(["nan", "inf", "-inf", "0", "1e-3", "x"])
@@ -51,14 +52,14 @@ def check(result, valid: bool) -> None:
 
 XOR_VALID = {
     "layers": st.integers(1, 4).map(str), "units": st.integers(1, 12).map(str), "epochs": st.integers(1, 40).map(str),
-    "lr": st.floats(1e-4, 1.0).map(repr), "name": st.sampled_from([None, "ok-run", "run.2"]),
+    "lr": st.floats(1e-4, 1.0).map(repr), "name": st.sampled_from([None, *VALID_NAMES]),
     "activation": st.sampled_from(ACTIVATIONS), "init": st.sampled_from(INITIALIZERS),
     "optimizer": st.sampled_from(OPTIMIZERS),
 }  # fmt: skip
 XOR_INVALID = {
     "layers": st.sampled_from(["0", "-1", "abc", "", "2.5"]), "units": st.sampled_from(["0", "-3", "x"]),
     "epochs": st.sampled_from(["0", "-5", "1e3", ""]), "lr": st.sampled_from(["0", "-0.1", "nan", "inf", "x"]),
-    "name": names.filter(lambda n: n not in ("ok-run", "run.2")),
+    "name": names.filter(lambda n: n not in VALID_NAMES),
     "activation": st.sampled_from(["", "Relu", "nope", "sigmoid "]),
     "init": st.sampled_from(["", "Xavier", "glorot", "he "]), "optimizer": st.sampled_from(["", "Adam ", "sgdm"]),
 }  # fmt: skip

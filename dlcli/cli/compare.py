@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import click
 
 import dlcli.compare as comparisons  # standard library only: fine for --help
+from dlcli import settings
 from dlcli.cli.options import (
-    ACTIVATION,
-    INITIALIZER,
-    OPTIMIZER,
     POSITIVE,
-    POSITIVE_FLOAT,
     absolute_path,
     check_format,
     check_output,
@@ -22,8 +20,9 @@ from dlcli.cli.options import (
     distribute_spec,
     logdir_option,
     progress_bar,
+    setting_option,
 )
-from dlcli.compare import ALL_PRESETS, SETTINGS, SORT_KEYS, TASK_DEFAULTS, format_value
+from dlcli.compare import ALL_PRESETS, SETTINGS, SORT_KEYS
 from dlcli.config import (
     DATASETS,
     DataSpec,
@@ -31,16 +30,10 @@ from dlcli.config import (
 from dlcli.errors import ConfigError
 
 
-def _default_help(setting: str) -> str:
-    """'[default: mnist 3, xor 4]' from the two tasks' defaults (dlcli mnist / dlcli xor)."""
-
-    s = SETTINGS[setting]
-    values = []
-    for task in ("mnist", "xor"):
-        if task in s.tasks:
-            model, train = TASK_DEFAULTS[task]
-            value = getattr(model if s.part == "model" else train, s.field)
-            values.append(f"{task} {format_value(value) if value != 0 or setting != 'batch-size' else 'all'}")
+def _default_help(setting) -> str:
+    """'[default: mnist 3, xor 4]': where a comparison's runs start, task by task."""
+    values = [f"{task} {settings.shown(setting, setting.default(task, compare=True))}"
+              for task in ("mnist", "xor") if task in setting.tasks]  # fmt: skip
     return f"  [default: {', '.join(values)}]"
 
 
@@ -86,29 +79,20 @@ def _compare_runner(jobs: str, cluster: str | None, files: str, strategy: str, q
 
 
 def base_setting_options(f):
-    """compare's shared settings: each defaults to what `dlcli mnist`/`dlcli xor` use."""
-    options = [
-        ("--layers", POSITIVE, "layers", "Dense layers of every run, the output included."),
-        ("--units", POSITIVE, "units", "Units in every hidden layer."),
-        ("--activation", ACTIVATION, "activation", "Hidden activation."),
-        ("--init", INITIALIZER, "init", "Weight init."),
-        ("--dropout", click.FloatRange(0, 1, max_open=True), "dropout", "Dropout rate (mnist)."),
-        ("--optimizer", OPTIMIZER, "optimizer", "Optimizer."),
-        ("--lr", POSITIVE_FLOAT, "lr", "Learning rate."),
-        ("--epochs", POSITIVE, "epochs", "Epochs per run."),
-        ("--batch-size", POSITIVE, "batch-size", "Examples per step."),
-    ]
-    decorators = [
-        click.option(flag, type=kind, default=None, show_default=False, help=text + _default_help(setting))
-        for flag, kind, setting, text in options
-    ]
-    decorators.append(
-        click.option("--batchnorm/--no-batchnorm", default=None, show_default=False,
-                     help="Batch norm in every hidden layer (mnist)." + _default_help("batchnorm"))
-    )  # fmt: skip
-    for option in reversed(decorators):
-        f = option(f)
-    return f
+    """compare's shared settings, from the settings table: each defaults to None, the
+    task's default (what `dlcli mnist`/`dlcli xor` use, unless the table says otherwise),
+    and reaches the command as one `settings` argument, {setting name: value or None}.
+    Click checks what holds for any task; comparisons.base_config the task's own range."""
+
+    @functools.wraps(f)
+    def with_settings(**kwargs):
+        return f(settings={s.name: kwargs.pop(s.param) for s in SETTINGS.values()}, **kwargs)
+
+    for s in reversed(SETTINGS.values()):
+        only = "" if len(s.tasks) > 1 else f"; {', '.join(s.tasks)} only"
+        help_text = s.help.removesuffix(".") + only + "." + _default_help(s)
+        with_settings = setting_option(s, None, default=None, help_text=help_text, show_default=False)(with_settings)
+    return with_settings
 
 
 @click.command()
@@ -162,7 +146,7 @@ def base_setting_options(f):
 @distribute_options
 def compare(task, what, vary, seeds, seed, sort, fmt, output, plot, report_file, points, force, dry_run, yes,
             dataset, data, limit, logdir, checkpoint_dir, quiet, jobs, cluster, cluster_files, strategy, devices,
-            cpu_replicas, **settings) -> None:  # fmt: skip
+            cpu_replicas, settings) -> None:  # fmt: skip
     """Compare variants as real runs and tabulate them with honest statistics.
 
     Presets (--what) are the lectures' questions. mnist: activation (sigmoid vs relu,
@@ -180,21 +164,17 @@ def compare(task, what, vary, seeds, seed, sort, fmt, output, plot, report_file,
     """
     from dlcli import report
 
-    batchnorm = settings.pop("batchnorm")
-    model = {k: settings.pop(k) for k in ("layers", "units", "activation", "init", "dropout")}
-    model["batchnorm"] = batchnorm
-    train = {k: settings.pop(k) for k in ("optimizer", "lr", "epochs", "batch_size")}
-    explicit = {k.replace("_", "-") for k, v in {**model, **train}.items() if v is not None}
+    explicit = {name for name, value in settings.items() if value is not None}
     if task == "xor":
         for name in ("dropout", "batchnorm", "limit", "data"):
-            given = {"limit": limit, "data": data}.get(name, model.get(name))
+            given = {"limit": limit, "data": data}.get(name, settings.get(name))
             if given is not None:
                 raise click.UsageError(f"--{name} is for mnist comparisons; xor runs have no {name}")
         if strategy != "default":
             raise click.UsageError(f"--strategy {strategy} is for mnist comparisons; xor trains on one device")
     try:
         base = comparisons.base_config(
-            task, model=model, train=train, data=DataSpec(dataset=dataset, path=absolute_path(data), limit=limit),
+            task, settings, data=DataSpec(dataset=dataset, path=absolute_path(data), limit=limit),
             logdir=logdir, checkpoint_dir=checkpoint_dir,
         )  # fmt: skip
         the_plan = comparisons.plan(task, what, vary, base, explicit=explicit, seeds=seeds, first_seed=seed,

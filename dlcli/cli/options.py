@@ -5,42 +5,98 @@ from __future__ import annotations
 
 import click
 
-from dlcli.config import (
-    ACTIVATIONS,
-    DATASETS,
-    INITIALIZERS,
-    OPTIMIZERS,
-    check_name,
-    keras_knows_activation,
-    keras_knows_initializer,
-    keras_knows_optimizer,
-    validate_run_name,
-)
+from dlcli import settings
 from dlcli.errors import ConfigError
+from dlcli.settings import Setting, validate_run_name
+
+POSITIVE = click.IntRange(min=1)
 
 
-class KerasName(click.ParamType):
-    """An activation, initializer or optimizer name, checked against Keras."""
+class _Checked:
+    """A Click type that reads and checks a value through the settings table: the same
+    parser, range and message as --vary and RunConfig.validate. The message is raised
+    as it is (a UsageError, exit 2): it names the option already."""
 
-    def __init__(self, kind: str, known: tuple, keras_knows):
-        self.kind, self.known, self.keras_knows = kind, known, keras_knows
-        self.name = kind
+    def __init__(self, setting: Setting, task: str | None, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.setting, self.task = setting, task
+
+    def convert(self, value, param, ctx):
+        try:
+            return self.setting.parse(value, self.task)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc), ctx) from None
+
+
+class _IntegerSetting(_Checked, click.IntRange):
+    pass
+
+
+class _NumberSetting(_Checked, click.FloatRange):
+    pass
+
+
+class _ChoiceSetting(_Checked, click.Choice):
+    pass
+
+
+class _NameSetting(_Checked, click.ParamType):
+    """An activation, initializer or optimizer: a listed name, or one Keras knows."""
+
+    name = "name"
 
     def get_metavar(self, param, ctx=None):
         return "NAME"
 
-    def convert(self, value, param, ctx):
-        try:
-            return check_name(self.kind, value, self.known, self.keras_knows)
-        except ConfigError as exc:
-            self.fail(str(exc), param, ctx)
+
+def setting_type(setting: Setting, task: str | None) -> click.ParamType:
+    """The Click type of `setting` for `task`'s runs (None: any task's; compare checks the
+    task's own range once it knows the task). Ranges show in --help as Click's do."""
+    rule = setting.rule
+    if isinstance(rule, settings.Integers):
+        low, high = rule.bounds(task)
+        return _IntegerSetting(setting, task, min=low, max=high)
+    if isinstance(rule, settings.Numbers):
+        high = None if rule.high == float("inf") else rule.high
+        return _NumberSetting(setting, task, min=rule.low, max=high, min_open=rule.low_open, max_open=rule.high_open)
+    if isinstance(rule, settings.KnownName):
+        return _NameSetting(setting, task)
+    if isinstance(rule, settings.OneOf):
+        choices = rule.choices.get(task) if task else tuple(dict.fromkeys(sum(rule.choices.values(), ())))
+        return _ChoiceSetting(setting, task, choices)
+    if setting.kind is settings.PATH:
+        return click.Path()
+    raise ValueError(f"the settings table gives {setting.name} no Click type")
 
 
-ACTIVATION = KerasName("activation", ACTIVATIONS, keras_knows_activation)
-INITIALIZER = KerasName("initializer", INITIALIZERS, keras_knows_initializer)
-OPTIMIZER = KerasName("optimizer", OPTIMIZERS, keras_knows_optimizer)
-POSITIVE = click.IntRange(min=1)
-POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
+def setting_option(setting: Setting, task: str | None, *, default, help_text: str, show_default: bool = True):
+    """The option --NAME (a --NAME/--no-NAME pair for a flag that has one)."""
+    if setting.kind is settings.FLAG:
+        if setting.negatable:
+            return click.option(f"{setting.option}/--no-{setting.name}", setting.param, default=default,
+                                show_default=show_default, help=help_text)  # fmt: skip
+        return click.option(setting.option, setting.param, is_flag=True, default=default,
+                            show_default=show_default and bool(default), help=help_text)  # fmt: skip
+    if default is None and None in setting.shown:
+        help_text += f"  [default: {setting.shown[None]}]"
+    return click.option(setting.option, setting.param, type=setting_type(setting, task), default=default,
+                        show_default=show_default, help=help_text)  # fmt: skip
+
+
+def command_options(task: str):
+    """Every run setting `dlcli TASK` offers, from the settings table, with the task's defaults."""
+
+    def decorate(f):
+        for s in reversed(settings.for_command(task)):
+            f = setting_option(s, task, default=s.default(task), help_text=s.command_help.get(task, s.help))(f)
+        return f
+
+    return decorate
+
+
+def command_settings(task: str, options: dict) -> dict:
+    """{setting name: value} of `dlcli TASK`'s setting options, taken out of `options`."""
+    return {s.name: options.pop(s.param) for s in settings.for_command(task)}
 
 
 def _run_name(ctx, param, value):
@@ -72,26 +128,6 @@ def checkpoint_dir_option(help_text: str):
         show_envvar=True,
         help=help_text,
     )
-
-
-def data_options(f):
-    """Where mnist and compare get their examples, and how many per step."""
-    for option in reversed(
-        [
-            click.option("--batch-size", type=POSITIVE, default=128, help="Examples per step."),
-            click.option("--dataset", type=click.Choice(DATASETS), default="mnist", help="Which data set."),
-            click.option(
-                "--data",
-                type=click.Path(),
-                default=None,
-                help="An .npz (x_train, y_train, x_test, y_test) or a folder of the four IDX files "
-                "(.gz or raw).  [default: the Keras cache, ~/.keras/datasets]",
-            ),
-            click.option("--limit", type=POSITIVE, default=None, help="Train on the first N training examples only."),
-        ]
-    ):
-        f = option(f)
-    return f
 
 
 def distribute_options(f):
@@ -134,72 +170,23 @@ def distribute_spec(strategy: str, devices: str | None, cpu_replicas: int):
     return spec
 
 
-def model_options(*, layers: int, units: int, activation: str, init: str, layers_help: str):
-    def decorate(f):
-        for option in reversed(
-            [
-                click.option("--layers", type=POSITIVE, default=layers, help=layers_help),
-                click.option("--units", type=POSITIVE, default=units, help="Units in every hidden layer."),
-                click.option(
-                    "--activation",
-                    type=ACTIVATION,
-                    default=activation,
-                    help="Hidden activation: sigmoid, tanh, relu, elu, selu, ... (any keras.activations name).",
-                ),
-                click.option(
-                    "--init",
-                    type=INITIALIZER,
-                    default=init,
-                    help="Weight init: normal (random normal), xavier (glorot_uniform), he (he_uniform), "
-                    "or any Keras initializer name (glorot_normal, he_normal, lecun_normal, zeros, ...).",
-                ),
-            ]
-        ):
-            f = option(f)
-        return f
-
-    return decorate
-
-
-def training_options(*, optimizer: str, lr: float, epochs: int, log_every: int, save_every: int):
-    def decorate(f):
-        for option in reversed(
-            [
-                click.option(
-                    "--optimizer",
-                    type=OPTIMIZER,
-                    default=optimizer,
-                    help="Optimizer: sgd, adam, rmsprop, adagrad, ... (any keras.optimizers name).",
-                ),
-                click.option("--lr", type=POSITIVE_FLOAT, default=lr, help="Learning rate."),
-                click.option("--epochs", type=POSITIVE, default=epochs, help="Epochs to train."),
-                click.option(
-                    "--seed", type=int, default=0, help="Seed for weights, data order and dropout: same seed, same numbers."
-                ),
-                click.option(
-                    "--name",
-                    callback=_run_name,
-                    help="Run name (a folder under --logdir and --checkpoint-dir).  [default: TASK-DATE-TIME]",
-                ),
-                logdir_option("Where TensorBoard logs go: <logdir>/<run>/."),
-                checkpoint_dir_option("Where checkpoints and run.json go: <checkpoint-dir>/<run>/."),
-                click.option("--log-every", type=POSITIVE, default=log_every, help="Steps between TensorBoard points."),
-                click.option(
-                    "--save-every",
-                    type=click.IntRange(min=0),
-                    default=save_every,
-                    help="Steps between checkpoints (0: only at the start and the end).",
-                ),
-                click.option("--keep", type=POSITIVE, default=3, help="Checkpoints to keep."),
-                click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout."),
-                click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
-            ]
-        ):
-            f = option(f)
-        return f
-
-    return decorate
-
+def run_options(f):
+    """The run's name and folders, and how xor and mnist report."""
+    for option in reversed(
+        [
+            click.option(
+                "--name",
+                callback=_run_name,
+                help="Run name (a folder under --logdir and --checkpoint-dir).  [default: TASK-DATE-TIME]",
+            ),
+            logdir_option("Where TensorBoard logs go: <logdir>/<run>/."),
+            checkpoint_dir_option("Where checkpoints and run.json go: <checkpoint-dir>/<run>/."),
+            click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout."),
+            click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+        ]
+    ):
+        f = option(f)
+    return f
 
 
 def progress_bar(quiet: bool):

@@ -5,23 +5,19 @@ from __future__ import annotations
 
 import click
 
+from dlcli import settings
 from dlcli.cli.options import (
-    POSITIVE,
     absolute_path,
-    data_options,
+    command_options,
+    command_settings,
     distribute_options,
     distribute_spec,
-    model_options,
     plot_option,
     progress_bar,
-    training_options,
+    run_options,
+    setting_type,
 )
-from dlcli.config import (
-    DataSpec,
-    ModelSpec,
-    RunConfig,
-    TrainSpec,
-)
+from dlcli.config import RunConfig, task_config
 
 
 def _print_result(result, *, as_json: bool, table: bool) -> None:
@@ -60,37 +56,23 @@ def _plot_result(result, plot: str | None) -> None:
     click.echo(f"plot: {', '.join(written)}", err=True)
 
 
-def _train_spec(**options) -> TrainSpec:
-    keys = ("optimizer", "lr", "epochs", "seed", "log_every", "save_every", "keep")
-    return TrainSpec(**{k: options[k] for k in keys}, batch_size=options.get("batch_size", 0))
-
-
-def _base_config(task: str, options: dict, model: ModelSpec, data: DataSpec) -> tuple[RunConfig, bool]:
+def _run_config(task: str, options: dict) -> tuple[RunConfig, bool]:
+    """The run `dlcli TASK` was asked for (its options taken out of `options`), and whether
+    its name is the automatic one."""
     from dlcli.core.runs import default_run_name
 
-    name = options["name"] or default_run_name(task)
-    config = RunConfig(
-        task=task,
-        name=name,
-        model=model,
-        train=_train_spec(**options),
-        data=data,
-        logdir=options["logdir"],
-        checkpoint_dir=options["checkpoint_dir"],
-    )
-    return config, options["name"] is None
+    values = command_settings(task, options)
+    if "data" in values:
+        values["data"] = absolute_path(values["data"])
+    name = options.pop("name")
+    config = task_config(task, values, name=name or default_run_name(task), logdir=options.pop("logdir"),
+                         checkpoint_dir=options.pop("checkpoint_dir"))  # fmt: skip
+    return config, name is None
 
 
 @click.command()
-@model_options(
-    layers=4,
-    units=10,
-    activation="sigmoid",
-    init="normal",
-    layers_help="Dense (weight) layers, the output included: 1 = one logistic unit (fails), "
-    "2 = Lab 09-2, 4 = Lab 09-3's wide & deep net.",
-)
-@training_options(optimizer="sgd", lr=0.01, epochs=20000, log_every=1000, save_every=0)
+@command_options("xor")
+@run_options
 @click.option("--manual", is_flag=True, help="Forward-propagate the lecture's hand-set gates instead of training.")
 @plot_option("Save the decision boundary (and what each first-layer unit sees) as a PNG (needs matplotlib).")
 def xor(manual: bool, as_json: bool, quiet: bool, plot: str | None, **options) -> None:
@@ -121,27 +103,13 @@ def xor(manual: bool, as_json: bool, quiet: bool, plot: str | None, **options) -
             report.boundary_plot(boundary, [r["target"] for r in rows], plot, title="lecture 9's hand-set gates")
             click.echo(f"plot: {plot}", err=True)
         return
-    model = ModelSpec(
-        layers=options.pop("layers"), units=options.pop("units"),
-        activation=options.pop("activation"), init=options.pop("init"),
-    )  # fmt: skip
-    config, auto = _base_config("xor", options, model, DataSpec(dataset="xor"))
+    config, auto = _run_config("xor", options)
     _train(config, auto_name=auto, quiet=quiet, as_json=as_json, plot=plot)
 
 
 @click.command()
-@model_options(
-    layers=3,
-    units=256,
-    activation="relu",
-    init="xavier",
-    layers_help="Dense (weight) layers, the output included: 3 = two hidden layers and the output.",
-)
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, help="Dropout rate after each hidden activation (0: none).")
-@click.option("--batchnorm/--no-batchnorm", default=False, help="Batch norm between each hidden dense layer and its activation.")
-@click.option("--sync-batchnorm", is_flag=True, help="With --batchnorm and a strategy: batch statistics over all replicas.")
-@data_options
-@training_options(optimizer="adam", lr=0.001, epochs=1, log_every=100, save_every=200)
+@command_options("mnist")
+@run_options
 @distribute_options
 @plot_option("Save the confusion matrix and the most confident mistakes as PREFIX-confusion.png and "
              "PREFIX-mistakes.png (needs matplotlib).", prefix=True)  # fmt: skip
@@ -152,24 +120,19 @@ def mnist(as_json: bool, quiet: bool, strategy: str, devices, cpu_replicas: int,
     Adam 0.001, batch 128, one epoch. Prints the test accuracy and loss; checkpoints
     are written as it trains, so an interrupted run continues with `dlcli resume`.
     """
-    model = ModelSpec(
-        layers=options.pop("layers"), units=options.pop("units"),
-        activation=options.pop("activation"), init=options.pop("init"),
-        dropout=options.pop("dropout"), batchnorm=options.pop("batchnorm"),
-        sync_batchnorm=options.pop("sync_batchnorm"),
-    )  # fmt: skip
-    data = DataSpec(dataset=options.pop("dataset"), path=absolute_path(options.pop("data")), limit=options.pop("limit"))
-    config, auto = _base_config("mnist", options, model, data)
+    config, auto = _run_config("mnist", options)
     distribute = distribute_spec(strategy, devices, cpu_replicas)
     _train(config, auto_name=auto, quiet=quiet, as_json=as_json, distribute=distribute, plot=plot)
 
 
-ARCHITECTURE_FLAGS = ("--layers", "--units", "--activation", "--init", "--dropout", "--batchnorm")
+# The network comes from run.json on resume: its options are refused, not ignored.
+ARCHITECTURE_FLAGS = tuple(s.option for s in settings.TABLE if s.part == "model")
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("checkpoint_dir", type=click.Path(file_okay=False))
-@click.option("--epochs", type=POSITIVE, default=None, help="Raise the run's target to this many epochs.  [default: the run's own target]")
+@click.option("--epochs", type=setting_type(settings.BY_NAME["epochs"], None), default=None,
+              help="Raise the run's target to this many epochs.  [default: the run's own target]")
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @distribute_options

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from dlcli.compare.ledger import ledger_key
 from dlcli.compare.presets import DEFAULT_PRESET, PRESETS, VARIANTS
-from dlcli.compare.settings import SETTINGS, TASK_DEFAULTS, apply_settings, format_value
-from dlcli.config import DataSpec, RunConfig
+from dlcli.compare.settings import SETTINGS, TASK_DATA, TASK_DEFAULTS, apply_settings, format_value
+from dlcli.config import DataSpec, RunConfig, task_config
+from dlcli.settings import BY_NAME
 from dlcli.errors import ConfigError
 
 LEDGER = "results.jsonl"
@@ -93,7 +94,7 @@ def parse_vary(items: tuple[str, ...], task: str) -> list[tuple[str, list]]:
             if not text:
                 raise ConfigError(f"--vary {item!r}: an empty value; separate values with single commas")
             try:
-                value = SETTINGS[name].parse(text)
+                value = SETTINGS[name].parse(text, task)
             except ConfigError as exc:
                 raise ConfigError(f"--vary {name}: {exc}") from None
             if format_value(value) in names:
@@ -178,24 +179,26 @@ def plan(
     return the_plan
 
 
-def base_config(task: str, *, model: dict, train: dict, data: DataSpec, logdir: str, checkpoint_dir: str) -> RunConfig:
-    """The task's defaults with the given {field: value} overrides (None: keep the default)."""
-    default_model, default_train = TASK_DEFAULTS[task]
-    return RunConfig(
-        task=task,
-        name="compare",
-        model=replace(default_model, **{k: v for k, v in model.items() if v is not None}),
-        train=replace(default_train, **{k: v for k, v in train.items() if v is not None}),
-        data=DataSpec(dataset="xor") if task == "xor" else data,
-        logdir=logdir,
-        checkpoint_dir=checkpoint_dir,
-    )
+def base_config(
+    task: str, settings: dict | None = None, *, data: DataSpec | None = None, logdir: str = "logs",
+    checkpoint_dir: str = "checkpoints",
+) -> RunConfig:  # fmt: skip
+    """The shared run of a `task` comparison: compare's defaults for the task with the
+    given {setting name: value} in place (None: keep the default), each checked for the
+    task by the settings table, as `dlcli TASK` and --vary check it. `data`: mnist's."""
+    given = {name: value for name, value in (settings or {}).items() if value is not None}
+    for name, value in given.items():
+        setting = BY_NAME[name]
+        if task not in setting.tasks:
+            raise ConfigError(f"--{name} is for {'/'.join(setting.tasks)} comparisons; {task} runs have no {name}")
+        setting.check(value, task)
+    config = task_config(task, given, name="compare", logdir=logdir, checkpoint_dir=checkpoint_dir, compare=True)
+    return config if task == "xor" or data is None else replace(config, data=data)
 
 
 def _default_base(task: str, base: RunConfig) -> RunConfig:
     model, train = TASK_DEFAULTS[task]
-    data = DataSpec(dataset="xor") if task == "xor" else DataSpec()
-    return replace(base, model=model, train=train, data=data)
+    return replace(base, model=model, train=train, data=TASK_DATA[task])
 
 
 def _shared_part(base: RunConfig, columns: tuple[str, ...], points: int) -> str:

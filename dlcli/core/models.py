@@ -11,10 +11,15 @@ tags and checkpoints are keyed by them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from dlcli.config import INIT_ALIASES, ModelSpec
 from dlcli.core.tf_setup import tensorflow
+from dlcli.names import INIT_ALIASES
+
+if TYPE_CHECKING:  # at run time this module needs no config: dlcli.settings asks it about names
+    from dlcli.config import ModelSpec
 
 tf = tensorflow()
 keras = tf.keras
