@@ -104,6 +104,12 @@ class Events:
     evaluate: bool = False  # a learning-curve point on the test subset
 
 
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order `n` shuffled examples are seen in during `epoch` of a run with `seed`:
+    a function of the two alone, so a resumed run re-derives it."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
 class TrainingLoop:
     """A model, its optimizer and the training state, trained on one Dataset.
 
@@ -355,10 +361,7 @@ class TrainingLoop:
         """The example order of `epoch` (int32 indices), derived from seed and epoch."""
         if self._order_cache is None or self._order_cache[0] != epoch:
             n = len(self.data.x_train)
-            if self.shuffle:
-                perm = np.random.default_rng([self.seed, epoch]).permutation(n)
-            else:
-                perm = np.arange(n)
+            perm = epoch_order(self.seed, epoch, n) if self.shuffle else np.arange(n)
             self._order_cache = (epoch, tf.constant(perm.astype(np.int32)))
         return self._order_cache[1]
 
