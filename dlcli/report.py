@@ -405,21 +405,7 @@ def mistakes_plots(mistakes, prefix: str) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    matrix = mistakes.matrix
-    fig, ax = plt.subplots(figsize=(6, 5.2))
-    share = matrix / max(1, matrix.sum(axis=1).max())
-    ax.imshow(matrix / matrix.sum(axis=1, keepdims=True).clip(min=1), cmap="Blues", vmin=0, vmax=1)
-    for t in range(len(matrix)):
-        for p in range(len(matrix)):
-            ax.text(p, t, str(matrix[t, p]), ha="center", va="center", fontsize=8,
-                    color="white" if t == p and share[t, p] > 0.05 else "black")  # fmt: skip
-    ax.set_xticks(range(len(matrix)))
-    ax.set_yticks(range(len(matrix)))
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    total, right = int(matrix.sum()), int(matrix.trace())
-    ax.set_title(f"confusion matrix: {right} of {total} right ({right / total:.2%})", fontsize=10)
-    fig.tight_layout()
+    fig = confusion_figure(mistakes.matrix)
     confusion = f"{prefix}-confusion.png"
     fig.savefig(confusion, dpi=110)
     plt.close(fig)
@@ -440,3 +426,28 @@ def mistakes_plots(mistakes, prefix: str) -> list[str]:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return [confusion, path]
+
+
+def confusion_figure(matrix):
+    """counts[true, predicted] as a matplotlib figure: rows the true digit (y axis,
+    "true"), columns the prediction (x axis, "predicted"), each count written in its cell."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 5.2))
+    share = matrix / max(1, matrix.sum(axis=1).max())
+    ax.imshow(matrix / matrix.sum(axis=1, keepdims=True).clip(min=1), cmap="Blues", vmin=0, vmax=1)
+    for t in range(len(matrix)):
+        for p in range(len(matrix)):
+            ax.text(p, t, str(matrix[t, p]), ha="center", va="center", fontsize=8,
+                    color="white" if t == p and share[t, p] > 0.05 else "black")  # fmt: skip
+    ax.set_xticks(range(len(matrix)))
+    ax.set_yticks(range(len(matrix)))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    total, right = int(matrix.sum()), int(matrix.trace())
+    ax.set_title(f"confusion matrix: {right} of {total} right ({right / total:.2%})", fontsize=10)
+    fig.tight_layout()
+    return fig
