@@ -8,8 +8,8 @@ import io
 import json
 
 import pytest
-
 from conftest import invoke
+
 from dlcli import board, report
 from dlcli import compare as experiments
 from dlcli.config import DataSpec
