@@ -18,8 +18,11 @@ on the same machine, one after another, so the ratios are fair even on a noisy b
   process  whole-process wall time and peak memory of `dlcli mnist --epochs 1`
   peak     what dense matmuls reach on this machine, big and in the MLP's shapes,
            with XLA (dlcli's step) and with TensorFlow's oneDNN kernels (model.fit)
+  cache    whole-process wall time of `dlcli xor` and of `dlcli compare --what all`
+           (2000 examples, 1 epoch) rerun with a new --seed: the compile cache off,
+           empty (cold: compiles and stores) and filled by an earlier run (warm)
 
-Usage: python benchmarks/bench.py [--only help,xor,mnist,compare,parallel,process,peak] [--epochs 4]
+Usage: python benchmarks/bench.py [--only help,xor,mnist,compare,parallel,process,peak,cache] [--epochs 4]
                                   [--reps 3] [--seeds 1]
 """
 
@@ -476,9 +479,51 @@ def bench_process(reps: int) -> None:
     table(rows, ["whole process", "wall seconds (median)", "peak RSS MiB"])
 
 
+# -- cache --------------------------------------------------------------------------
+
+
+def bench_cache(reps: int) -> None:
+    """Off, cold and warm in turn within each repetition, so a busy spell on a shared
+    machine hits all three alike; every run in a fresh folder (no ledger to reuse)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        x, y = synthetic_mnist(n=3000)
+        data = f"{tmp}/small.npz"
+        np.savez(data, x_train=(x[:2000] * 255).astype(np.uint8), y_train=y[:2000],
+                 x_test=(x[2000:] * 255).astype(np.uint8), y_test=y[2000:])  # fmt: skip
+        commands = [
+            ("dlcli xor", lambda seed: ["xor", "--quiet", "--seed", str(seed)]),
+            ("dlcli compare --what all (2000 examples, 1 epoch), new --seed",
+             lambda seed: ["compare", "--what", "all", "--data", data, "--epochs", "1", "--seed", str(seed),
+                           "--quiet", "--format", "json"]),
+        ]  # fmt: skip
+        runs = iter(range(10**6))
+
+        def timed(args, cache: str) -> float:
+            folder = f"{tmp}/run-{next(runs)}"
+            os.makedirs(folder)
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "dlcli", *args], cwd=folder, capture_output=True, check=True,
+                           env={**CHILD_ENV, "DLCLI_COMPILE_CACHE": cache})  # fmt: skip
+            return time.perf_counter() - start
+
+        rows = []
+        for i, (label, make) in enumerate(commands):
+            warm = f"{tmp}/cache-{i}"
+            timed(make(1000), warm)  # fills it
+            seconds = {"off": [], "cold": [], "warm": []}
+            for rep in range(reps):
+                seconds["off"].append(timed(make(rep), "off"))
+                seconds["cold"].append(timed(make(rep), f"{tmp}/empty-{i}-{rep}"))
+                seconds["warm"].append(timed(make(rep), warm))
+            saved = 1 - statistics.median(seconds["warm"]) / statistics.median(seconds["cold"])
+            rows.append([label, spread(seconds["off"]), spread(seconds["cold"]), spread(seconds["warm"]),
+                         f"{saved:.0%}"])  # fmt: skip
+    table(rows, ["whole process", "cache off", "cold (empty cache)", "warm", "warm vs cold"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="help,xor,mnist,compare,parallel,process,peak")
+    parser.add_argument("--only", default="help,xor,mnist,compare,parallel,process,peak,cache")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per call in the mnist section")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seeds", type=int, default=1, help="seeds per variant in the compare section")
@@ -500,6 +545,8 @@ def main() -> None:
         bench_process(args.reps)
     if "peak" in sections:
         bench_peak()
+    if "cache" in sections:
+        bench_cache(args.reps)
 
 
 if __name__ == "__main__":

@@ -71,14 +71,37 @@ def list_runs(logdir: Path) -> list[RunSummary]:
     return summaries
 
 
-def runs_table(summaries: list[RunSummary]) -> str:
-    from tabulate import tabulate
+SCALARS = ["train/loss", "train/accuracy", "test/loss", "test/accuracy"]
 
-    columns = ["train/loss", "train/accuracy", "test/loss", "test/accuracy"]
-    rows = [
-        [s.run, s.step] + [_fmt(s.values.get(c)) for c in columns] + [_images(s.images)] for s in summaries
-    ]
-    return tabulate(rows, headers=["run", "step", *columns, "images"], tablefmt="github", disable_numparse=True)
+
+def runs_table(summaries: list[RunSummary], *, width: int | None = None) -> str:
+    """`board --list`: every run's last step and latest values. `width` (a
+    terminal's): short headers, and while too wide the image tags, the training
+    values and the step go, in that order, then long run names are wrapped;
+    None: every column."""
+    from dlcli import report
+
+    cells = {
+        "run": [s.run for s in summaries],
+        "step": [str(s.step) for s in summaries],
+        **{c: [_fmt(s.values.get(c)) for s in summaries] for c in SCALARS},
+        "images": [_images(s.images) for s in summaries],
+    }
+    if width is None:
+        from tabulate import tabulate
+
+        return tabulate(list(zip(*cells.values())), headers=list(cells), tablefmt="github", disable_numparse=True)
+    short = {"train/loss": "train loss", "train/accuracy": "train acc", "test/loss": "test loss",
+             "test/accuracy": "test acc"}  # fmt: skip
+    cells = {short.get(header, header): column for header, column in cells.items()}
+
+    def narrower():
+        yield cells
+        for header in ("images", "train loss", "train acc", "step"):
+            cells.pop(header)
+            yield cells
+
+    return report.fit(narrower(), "github", width)
 
 
 def _images(tags: list[str]) -> str:

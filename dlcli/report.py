@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import sys
 
 from tabulate import tabulate
 
@@ -56,12 +58,31 @@ def table_formats() -> list[str]:
     return list(tabulate_formats) + list(MACHINE_FORMATS)
 
 
-def compare_table(rows: list[dict], fmt: str = "github", columns: tuple[str, ...] = ()) -> str:
+def terminal_width(wide: bool = False, stream=None) -> int | None:
+    """How wide a table may be: the terminal's width (COLUMNS when set), or None for
+    the full table, with every column: with --wide, or when `stream` (stdout) is not
+    a terminal (a pipe, a file: whatever reads it gets everything)."""
+    if wide or not _isatty(stream if stream is not None else sys.stdout):
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def compare_table(rows: list[dict], fmt: str = "github", columns: tuple[str, ...] = (), *,
+                  width: int | None = None) -> str:  # fmt: skip
     """compare's results: a tabulate table, or JSON / CSV with every column.
 
     `columns`: the settings the variants differ in, one column each. The best row is
     starred; every other row shows its difference to the best with the paired 95%
     interval over the seeds they share, and "not clearly behind" when it contains 0.
+    `width` (a terminal's): the table that fits it (see `fitted_compare_table`);
+    None: every column.
     """
     if fmt == "json":
         return to_json(rows)
@@ -74,6 +95,8 @@ def compare_table(rows: list[dict], fmt: str = "github", columns: tuple[str, ...
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue().rstrip("\n")
+    if width is not None and fmt in _multiline_formats():
+        return fitted_compare_table(rows, fmt, columns, width)
     headers, body = compare_cells(rows, columns)
     from tabulate import tabulate
 
@@ -82,8 +105,8 @@ def compare_table(rows: list[dict], fmt: str = "github", columns: tuple[str, ...
 
 def compare_cells(rows: list[dict], columns: tuple[str, ...] = ()) -> tuple[list[str], list[list]]:
     """compare's table as headers and rows of cell texts (the tabulate table and the
-    HTML report show the same cells)."""
-    from dlcli.compare import format_value, not_clearly_behind
+    HTML report show the same cells): every column."""
+    from dlcli.compare import format_value
 
     xor = "solved" in rows[0]
     headers = ["", "variant", *columns, "accuracy", "95% CI", "vs best (paired 95% CI)"]
@@ -91,26 +114,172 @@ def compare_cells(rows: list[dict], columns: tuple[str, ...] = ()) -> tuple[list
     headers += ["loss", "seconds", "params", "grad ratio W1/WN", "seeds"]
     body = []
     for r in rows:
-        accuracy = f"{r['accuracy']:.4f}"
-        if r["seeds"] > 1:
-            accuracy += f" ± {r['accuracy_std']:.4f}"
-        interval = "-" if r["ci_low"] is None else f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
-        if r["best"]:
-            versus = "best"
-        elif r["diff_to_best"] is None:
-            versus = "-"
-        elif r["diff_ci_low"] is None:
-            versus = f"{r['diff_to_best']:+.4f}"
-        else:
-            versus = f"{r['diff_to_best']:+.4f} [{r['diff_ci_low']:+.4f}, {r['diff_ci_high']:+.4f}]"
-            if not_clearly_behind(r):
-                versus += " not clearly behind"
-        ratio = "-" if r["grad_ratio"] is None else f"{r['grad_ratio']:.3g}"
-        line = ["*" if r["best"] else "", r["variant"], *(format_value(r[c]) for c in columns), accuracy, interval, versus]
-        line += [f"{round(r['solved'] * r['seeds'])}/{r['seeds']}"] if xor else []
-        line += [f"{r['loss']:.4f}", f"{r['seconds']:.1f}", f"{r['params']:,}", ratio, r["seeds"]]
+        line = ["*" if r["best"] else "", r["variant"], *(format_value(r[c]) for c in columns), _accuracy(r),
+                _interval(r), _versus(r, " ")]  # fmt: skip
+        line += [_solved(r)] if xor else []
+        line += [f"{r['loss']:.4f}", f"{r['seconds']:.1f}", f"{r['params']:,}", _ratio(r), r["seeds"]]
         body.append(line)
     return headers, body
+
+
+def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], width: int) -> str:
+    """compare's table for a terminal `width` columns wide.
+
+    Nothing is said twice: setting columns go when every variant's name states its
+    settings (grids: `activation=relu,init=he`), the seed count goes to the header
+    when all rows share it, intervals go when one seed gives none, and the best row
+    is the one marked "best" (no star column). Seconds, params and
+    the gradient ratio are left to --wide (and json/csv). Then, while the table is too
+    wide: loss goes, the "not clearly behind" remark takes a line of its own, the
+    setting columns go, grid names are shown as their values under one header
+    ("sigmoid,he" under "activation,init"), the accuracy interval goes, and long
+    names are wrapped at their commas.
+    """
+    from dlcli.compare import format_value
+
+    seeds = {r["seeds"] for r in rows}
+    if len(seeds) == 1:
+        n = seeds.pop()
+        accuracy = f"accuracy ({n} seed{'s' if n > 1 else ''})"
+        seed_column = []
+    else:
+        accuracy, seed_column = "accuracy", ["seeds"]
+    stated = [c for c in columns if all(f"{c}={format_value(r[c])}" in r["variant"].split(",") for r in rows)]
+    settings = [c for c in columns if c not in stated]
+    cells = {  # no star column: "best" in the last column says it
+        "variant": [r["variant"] for r in rows],
+        **{c: [format_value(r[c]) for r in rows] for c in settings},
+        accuracy: [_accuracy(r) for r in rows],
+        "95% CI": [_interval(r) for r in rows],
+        "vs best (paired 95% CI)": [_versus(r, " ") for r in rows],
+        "solved": [_solved(r) for r in rows] if "solved" in rows[0] else None,
+        "loss": [f"{r['loss']:.4f}" for r in rows],
+        "seeds": [str(r["seeds"]) for r in rows] if seed_column else None,
+    }
+    cells = {header: column for header, column in cells.items() if column is not None}
+    if all(c == "-" for c in cells["95% CI"]):
+        del cells["95% CI"]  # one seed: no intervals to show
+    versus = "vs best (paired 95% CI)"
+    if all(r["diff_ci_low"] is None for r in rows):
+        cells["vs best"] = cells.pop(versus)
+        versus = "vs best"
+
+    def narrower():
+        yield cells
+        cells.pop("loss")
+        yield cells
+        cells[versus] = [_versus(r, "\n") for r in rows]
+        yield cells
+        if settings:
+            for c in settings:
+                cells.pop(c)
+            yield cells
+        keys = _grid_keys([r["variant"] for r in rows])
+        if keys:  # grid names as their values under one header: "sigmoid,he" under "activation,init"
+            values = [",".join(part.split("=", 1)[1] for part in r["variant"].split(",")) for r in rows]
+            yield {",".join(keys): values, **{k: v for k, v in cells.items() if k != "variant"}}
+            cells.pop("variant")
+            cells.update({",".join(keys): values})
+            cells.update({k: cells.pop(k) for k in list(cells)[:-1]})  # the names first again
+        if cells.pop("95% CI", None) is not None:
+            yield cells
+
+    return fit(narrower(), fmt, width)
+
+
+def _grid_keys(names: list[str]) -> list[str] | None:
+    """The setting names when every name is `a=1,b=2` with the same settings in the
+    same order (a --vary grid), else None."""
+    keys = [tuple(part.split("=", 1)[0] for part in name.split(",")) for name in names]
+    if not all(all("=" in part for part in name.split(",")) for name in names) or len(set(keys)) != 1:
+        return None
+    return list(keys[0])
+
+
+def fit(candidates, fmt: str, width: int) -> str:
+    """The first of `candidates` ({header: cells}, each narrower than the one
+    before) whose table is at most `width` wide; failing that, the last with its
+    first column (the names) broken into lines, after commas and slashes where it
+    can be, until it fits or its lines are as short as they get."""
+    from tabulate import tabulate
+
+    def render(table):
+        return tabulate(list(zip(*table.values())), headers=list(table), tablefmt=fmt, disable_numparse=True)
+
+    for table in candidates:
+        text = render(table)
+        if _text_width(text) <= width:
+            return text
+    header, *others = table
+    original = [header, *table[header]]
+    for limit in range(max(len(c) for c in original) - 1, 7, -1):
+        wrapped = [_wrap(c, limit) for c in original]
+        text = render({wrapped[0]: wrapped[1:], **{k: table[k] for k in others}})
+        if _text_width(text) <= width:
+            break
+    return text
+
+
+def _wrap(text: str, limit: int) -> str:
+    """`text` in lines of at most `limit` characters, broken after a comma or a slash
+    where it can be (a grid variant keeps each `name=value` whole), anywhere where not."""
+    import re
+
+    parts = [p for p in re.split(r"(?<=[,/])", text) if p]
+    lines = [""]
+    for part in parts:
+        while len(part) > limit:  # one setting longer than a line
+            if lines[-1]:
+                lines.append("")
+            lines[-1], part = part[:limit], part[limit:]
+            lines.append("")
+        if lines[-1] and len(lines[-1]) + len(part) > limit:
+            lines.append("")
+        lines[-1] += part
+    return "\n".join(line for line in lines if line)
+
+
+def _text_width(text: str) -> int:
+    return max((len(line) for line in text.splitlines()), default=0)
+
+
+def _multiline_formats() -> set[str]:
+    """Formats whose cells may hold several lines (and fit a terminal at all)."""
+    import tabulate
+
+    return set(tabulate.multiline_formats)
+
+
+def _accuracy(r: dict) -> str:
+    text = f"{r['accuracy']:.4f}"
+    return text + f" ± {r['accuracy_std']:.4f}" if r["seeds"] > 1 else text
+
+
+def _interval(r: dict) -> str:
+    return "-" if r["ci_low"] is None else f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
+
+
+def _versus(r: dict, gap: str) -> str:
+    """The difference to the best row with its paired interval; `gap` before the
+    "not clearly behind" remark."""
+    from dlcli.compare import not_clearly_behind
+
+    if r["best"]:
+        return "best"
+    if r["diff_to_best"] is None:
+        return "-"
+    if r["diff_ci_low"] is None:
+        return f"{r['diff_to_best']:+.4f}"
+    text = f"{r['diff_to_best']:+.4f} [{r['diff_ci_low']:+.4f}, {r['diff_ci_high']:+.4f}]"
+    return text + gap + "not clearly behind" if not_clearly_behind(r) else text
+
+
+def _solved(r: dict) -> str:
+    return f"{round(r['solved'] * r['seeds'])}/{r['seeds']}"
+
+
+def _ratio(r: dict) -> str:
+    return "-" if r["grad_ratio"] is None else f"{r['grad_ratio']:.3g}"
 
 
 def plan_table(statuses, fmt: str = "github") -> str:
@@ -236,21 +405,7 @@ def mistakes_plots(mistakes, prefix: str) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    matrix = mistakes.matrix
-    fig, ax = plt.subplots(figsize=(6, 5.2))
-    share = matrix / max(1, matrix.sum(axis=1).max())
-    ax.imshow(matrix / matrix.sum(axis=1, keepdims=True).clip(min=1), cmap="Blues", vmin=0, vmax=1)
-    for t in range(len(matrix)):
-        for p in range(len(matrix)):
-            ax.text(p, t, str(matrix[t, p]), ha="center", va="center", fontsize=8,
-                    color="white" if t == p and share[t, p] > 0.05 else "black")  # fmt: skip
-    ax.set_xticks(range(len(matrix)))
-    ax.set_yticks(range(len(matrix)))
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    total, right = int(matrix.sum()), int(matrix.trace())
-    ax.set_title(f"confusion matrix: {right} of {total} right ({right / total:.2%})", fontsize=10)
-    fig.tight_layout()
+    fig = confusion_figure(mistakes.matrix)
     confusion = f"{prefix}-confusion.png"
     fig.savefig(confusion, dpi=110)
     plt.close(fig)
@@ -271,3 +426,28 @@ def mistakes_plots(mistakes, prefix: str) -> list[str]:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return [confusion, path]
+
+
+def confusion_figure(matrix):
+    """counts[true, predicted] as a matplotlib figure: rows the true digit (y axis,
+    "true"), columns the prediction (x axis, "predicted"), each count written in its cell."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 5.2))
+    share = matrix / max(1, matrix.sum(axis=1).max())
+    ax.imshow(matrix / matrix.sum(axis=1, keepdims=True).clip(min=1), cmap="Blues", vmin=0, vmax=1)
+    for t in range(len(matrix)):
+        for p in range(len(matrix)):
+            ax.text(p, t, str(matrix[t, p]), ha="center", va="center", fontsize=8,
+                    color="white" if t == p and share[t, p] > 0.05 else "black")  # fmt: skip
+    ax.set_xticks(range(len(matrix)))
+    ax.set_yticks(range(len(matrix)))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    total, right = int(matrix.sum()), int(matrix.trace())
+    ax.set_title(f"confusion matrix: {right} of {total} right ({right / total:.2%})", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -19,6 +19,9 @@ from dlcli.cli import cli
 # Keras reads KERAS_HOME once, at import, and writes keras.json there: point it at an
 # empty folder for the whole session so no test sees (or fills) the user's cache.
 os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="dlcli-keras-home-")
+# The same for dlcli's compile cache (~/.cache/dlcli/xla): one for the session, shared
+# by its runs and subprocesses as a user's runs share theirs.
+os.environ["DLCLI_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="dlcli-compile-cache-")
 
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 SRC = Path(__file__).resolve().parents[1]

@@ -52,7 +52,10 @@ def _debug(ctx: click.Context) -> bool:
 @click.group(cls=DlcliGroup, context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="dlcli")
 @click.option("--debug", is_flag=True, help="Show full tracebacks and TensorFlow's start-up messages.")
-def cli(debug: bool) -> None:
+@click.option("--no-compile-cache", is_flag=True,
+              help="Compile every training step afresh instead of reusing what this machine compiled before "
+              "(kept in ~/.cache/dlcli/xla; DLCLI_COMPILE_CACHE=off does the same, =PATH moves it).")  # fmt: skip
+def cli(debug: bool, no_compile_cache: bool) -> None:
     """A command-line lab for the experiments that explain why deep learning works.
 
     XOR that one logistic unit cannot learn but a deep net can; sigmoid vs ReLU;
@@ -60,6 +63,10 @@ def cli(debug: bool) -> None:
     writes TensorBoard logs to logs/<run>/ and checkpoints to checkpoints/<run>/.
     """
     _show_warnings()
+    if no_compile_cache:
+        from dlcli.core import compile_cache
+
+        compile_cache.disable()
     if debug:
         from dlcli.core import tf_setup
 

@@ -25,7 +25,10 @@ from dlcli.cli.options import (
     help="Port; 0 takes any free port. A busy explicit port is an error.  [default: 6006 or the next free one]",
 )
 @click.option("--list", "list_only", is_flag=True, help="Print a table of the runs and their latest values; no server.")
-def board(logdir: str, host: str, port: int | None, list_only: bool) -> None:
+@click.option("--wide", is_flag=True,
+              help="With --list: every column even where it does not fit the terminal (a pipe or a file always "
+              "gets every column).")  # fmt: skip
+def board(logdir: str, host: str, port: int | None, list_only: bool, wide: bool) -> None:
     """Show every run in TensorBoard (loss, accuracy, histograms, hparams).
 
     Serves on 127.0.0.1 until Ctrl-C. With --list, prints each run's last step and
@@ -36,7 +39,9 @@ def board(logdir: str, host: str, port: int | None, list_only: bool) -> None:
 
     tensorflow()  # TensorBoard loads it anyway; this way its start-up noise stays quiet
     if list_only:
-        click.echo(tb.runs_table(tb.list_runs(logdir)))
+        from dlcli.report import terminal_width
+
+        click.echo(tb.runs_table(tb.list_runs(logdir), width=terminal_width(wide)))
         return
     runs = tb.check_logdir(logdir)
     if host in tb.PUBLIC_HOSTS:

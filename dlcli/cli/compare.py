@@ -116,6 +116,10 @@ def base_setting_options(f):
 @click.option("--format", "fmt", default="github", callback=check_format, metavar="FORMAT",
               help="Any tabulate format (github, plain, grid, pipe, latex, html, ...), json or csv.")
 @click.option("--output", type=click.Path(), callback=check_output, help="Also write the table to this file.")
+@click.option("--wide", is_flag=True,
+              help="Every column (seconds, params, gradient ratio, each setting) even where it does not fit the "
+              "terminal. Without it a terminal gets a table as wide as it is; a pipe or a file always gets "
+              "every column, and json/csv every key.")  # fmt: skip
 @click.option("--plot", type=click.Path(), callback=check_plot,
               help="Save final accuracy with intervals and the learning curves as a PNG (needs matplotlib).")  # fmt: skip
 @click.option("--report", "report_file", type=click.Path(dir_okay=False), callback=check_output, metavar="FILE.html",
@@ -144,7 +148,7 @@ def base_setting_options(f):
               help="With --cluster: workers train in the driver's folders (shared file system) or ship each "
               "finished run folder back (ship); auto: shared when the workers see the driver's folders.")  # fmt: skip
 @distribute_options
-def compare(task, what, vary, seeds, seed, sort, fmt, output, plot, report_file, points, force, dry_run, yes,
+def compare(task, what, vary, seeds, seed, sort, fmt, output, wide, plot, report_file, points, force, dry_run, yes,
             dataset, data, limit, logdir, checkpoint_dir, quiet, jobs, cluster, cluster_files, strategy, devices,
             cpu_replicas, settings) -> None:  # fmt: skip
     """Compare variants as real runs and tabulate them with honest statistics.
@@ -221,7 +225,7 @@ def compare(task, what, vary, seeds, seed, sort, fmt, output, plot, report_file,
         bar.close()
     rows = comparisons.sort_rows(rows, sort)
     text = report.compare_table(rows, fmt, columns=the_plan.columns)
-    click.echo(text)
+    click.echo(report.compare_table(rows, fmt, the_plan.columns, width=report.terminal_width(wide)))
     verdict = comparisons.verdict(rows)
     if verdict:
         click.echo(f"note: {verdict}", err=fmt in report.MACHINE_FORMATS)

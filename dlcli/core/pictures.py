@@ -185,24 +185,33 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int = 1
                        minlength=classes * classes).reshape(classes, classes)  # fmt: skip
 
 
+CONFUSION_AXES = ("TRUE", "PREDICTED")  # written on the picture: rows, columns
+
+
 def confusion_image(matrix: np.ndarray, cell: int = 26) -> np.ndarray:
-    """Rows: true digit, columns: predicted; each cell shaded by its share of the row
-    (blue: right, orange: wrong) with its count written in; digits on the margins."""
+    """Rows: true digit, columns: predicted (the picture says so: TRUE down the left,
+    PREDICTED along the top); each cell shaded by its share of the row (blue: right,
+    orange: wrong) with its count written in; digits on the margins."""
     classes = len(matrix)
     share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    margin = 14
-    size = margin + classes * cell
-    image = np.full((size, size, 3), 255, np.uint8)
+    band, margin = 14, 14  # the axis names, then the digits
+    top, left = band + margin, band + margin
+    image = np.full((top + classes * cell, left + classes * cell, 3), 255, np.uint8)
     for t in range(classes):
         for p in range(classes):
             strength = share[t, p]
             colour = WHITE + ((BLUE if t == p else ORANGE) - WHITE) * min(1.0, strength * (1 if t == p else 4))
-            top, left = margin + t * cell, margin + p * cell
-            image[top : top + cell - 1, left : left + cell - 1] = colour.round().astype(np.uint8)
+            y, x = top + t * cell, left + p * cell
+            image[y : y + cell - 1, x : x + cell - 1] = colour.round().astype(np.uint8)
             ink = (255, 255, 255) if strength > 0.6 else (0, 0, 0)
-            _text(image, str(matrix[t, p]), top + cell // 2 - 2, left + cell // 2, ink, scale=1, centre=True)
-        _text(image, str(t), margin + t * cell + cell // 2 - 5, 2, (0, 0, 0), scale=2)
-        _text(image, str(t), 1, margin + t * cell + cell // 2 - 3, (0, 0, 0), scale=2)
+            _text(image, str(matrix[t, p]), y + cell // 2 - 2, x + cell // 2, ink, scale=1, centre=True)
+        _text(image, str(t), top + t * cell + cell // 2 - 5, band + 2, (0, 0, 0), scale=2)
+        _text(image, str(t), band + 1, left + t * cell + cell // 2 - 3, (0, 0, 0), scale=2)
+    rows, columns = CONFUSION_AXES
+    _text(image, columns, 2, left + classes * cell // 2, (90, 90, 90), scale=2, centre=True)
+    height = len(rows) * 12 - 2
+    for i, char in enumerate(rows):  # one letter under the other
+        _text(image, char, top + (classes * cell - height) // 2 + 12 * i, 3, (90, 90, 90), scale=2)
     return image
 
 
@@ -234,6 +243,10 @@ _GLYPHS = {
     "3": "### ..# ### ..# ###", "4": "#.# #.# ### ..# ..#", "5": "### #.. ### ..# ###",
     "6": "### #.. ### #.# ###", "7": "### ..# .#. .#. .#.", "8": "### #.# ### #.# ###",
     "9": "### #.# ### ..# ###", ">": "#.. .#. ..# .#. #..",
+    # the letters of the confusion matrix's axis names
+    "T": "### .#. .#. .#. .#.", "R": "##. #.# ##. #.# #.#", "U": "#.# #.# #.# #.# ###",
+    "E": "### #.. ##. #.. ###", "P": "##. #.# ##. #.. #..", "D": "##. #.# #.# #.# ##.",
+    "I": "### .#. .#. .#. ###", "C": "### #.. #.. #.. ###",
 }  # fmt: skip
 _FONT = {c: np.array([[ch == "#" for ch in row] for row in g.split()]) for c, g in _GLYPHS.items()}
 

@@ -24,6 +24,7 @@ class _RuntimeSettings:
     multi_worker = False  # make the MultiWorkerMirroredStrategy at start-up
     multi_worker_strategy = None  # the strategy made then
     threads = 0  # intra-op threads (0: TensorFlow's choice, all cores); one of `compare --jobs` workers
+    compile_cache = None  # the persistent XLA cache's Session, when on (see compile_cache.py)
 
 
 RUNTIME = _RuntimeSettings()
@@ -91,6 +92,15 @@ def tensorflow():
     """Return the `tensorflow` module, importing and initialising it on first use."""
     if "tensorflow" in sys.modules and getattr(tensorflow, "_ready", False):
         return sys.modules["tensorflow"]
+    from dlcli.core import compile_cache
+
+    # XLA reads its flags (the cache folder among them) when TensorFlow starts.
+    RUNTIME.compile_cache = compile_cache.start()
+    if RUNTIME.compile_cache is not None and not RUNTIME.verbose:
+        # Loading a cached executable logs two harmless ERROR lines from TensorFlow's
+        # C++ (a text-format probe of the binary entry, and CPU tuning flags it takes
+        # for missing features); real failures still reach Python as exceptions.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with _stderr_fd_silenced():
         import tensorflow as tf

@@ -1,0 +1,277 @@
+"""A persistent cache of XLA-compiled training steps, so a new dlcli process does not
+compile again what this machine compiled before.
+
+TensorFlow has the mechanism (`TF_XLA_FLAGS=--tf_xla_persistent_cache_directory=DIR`:
+every executable it compiles is written to DIR, and looked up there before compiling)
+but not the safety around it, so this module adds that:
+
+- Stale code. TensorFlow's file names hash the HLO program and the device type only,
+  not TensorFlow's version nor the exact CPU (XLA:CPU compiles for the host's
+  instruction set; an executable from another CPU can die with SIGILL) nor the GPU. So
+  the cache is split into one folder per TensorFlow version and machine fingerprint:
+  ~/.cache/dlcli/xla/tf-2.21.0-<fingerprint>/, and another machine or an upgrade starts
+  an empty folder of its own.
+- Corrupt entries. TensorFlow fails the whole run on an entry it cannot parse, and
+  would run a damaged executable whose bytes still parse. Each entry therefore gets a
+  SHA-256 written beside it when dlcli stores it, and TensorFlow never reads the shared
+  folder itself: each process points it at a private folder holding (hard links to)
+  the entries whose checksum matched, and, at exit, moves what it compiled into the
+  shared folder. An entry that fails its check is left out (and removed), so it is
+  compiled again, with one warning line.
+- Unwritable folders. TensorFlow fails the run when it cannot store an entry, so the
+  folder is tried first; when it cannot be written, one warning line and the run goes
+  on compiling as before.
+
+Turn it off with `dlcli --no-compile-cache` or DLCLI_COMPILE_CACHE=off; move it with
+DLCLI_COMPILE_CACHE=PATH. Standard library only: this runs before TensorFlow is imported.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+ENV = "DLCLI_COMPILE_CACHE"
+OFF = ("off", "0", "no", "false", "none")
+FLAG = "--tf_xla_persistent_cache_directory"
+SUFFIX = ".pb"  # TensorFlow's entries: xla_compile_cache__<signature>__<program>__<device>.pb
+CHECKSUM = ".sha256"
+SESSION_PREFIX = ".session-"
+
+log = logging.getLogger("dlcli")
+
+
+def disable() -> None:
+    """`dlcli --no-compile-cache`: off for this process and the workers it starts."""
+    os.environ[ENV] = "off"
+
+
+def default_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dlcli" / "xla"
+
+
+def tensorflow_version() -> str:
+    """The installed TensorFlow's version, without importing it (that takes seconds)."""
+    from importlib import metadata
+
+    for dist in ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tf-nightly", "tf-nightly-cpu"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def machine_fingerprint() -> str:
+    """What the compiled code depends on besides the program: the CPU's model and
+    instruction-set flags, the GPUs and their driver, and the user's own XLA flags."""
+    parts = [platform.machine(), platform.system()]
+    parts += _cpu_description()
+    gpus = _nvidia_gpus()
+    parts += gpus
+    if len(set(gpus[1:])) > 1:  # different GPU models: a worker pinned to one must not read another's code
+        parts.append("CUDA_VISIBLE_DEVICES=" + os.environ.get("CUDA_VISIBLE_DEVICES", ""))
+    parts.append("XLA_FLAGS=" + os.environ.get("XLA_FLAGS", ""))
+    parts.append("TF_XLA_FLAGS=" + _user_flags())
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _cpu_description() -> list[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:  # not Linux: the processor string is the best there is
+        return [platform.processor()]
+    first = text.split("\n\n", 1)[0]
+    keep = ("vendor_id", "model name", "flags", "cpu family", "model", "Features", "CPU part")
+    return [line.strip() for line in first.splitlines() if line.split(":", 1)[0].strip() in keep]
+
+
+def _nvidia_gpus() -> list[str]:
+    """The driver version and every GPU's model, from /proc (no CUDA call needed)."""
+    root = Path("/proc/driver/nvidia")
+    try:
+        found = [(root / "version").read_text(errors="replace").splitlines()[0]]
+        for info in sorted(root.glob("gpus/*/information")):
+            model = [line for line in info.read_text(errors="replace").splitlines() if line.startswith("Model")]
+            found += model
+    except (OSError, IndexError):
+        return []
+    return found
+
+
+def _user_flags() -> str:
+    """TF_XLA_FLAGS as the user set it: without a cache folder a dlcli parent process
+    added (spawned `compare --jobs` workers inherit the parent's environment)."""
+    ours = os.environ.get("DLCLI_COMPILE_CACHE_SESSION")
+    flags = os.environ.get("TF_XLA_FLAGS", "").split()
+    return " ".join(f for f in flags if not (ours and f == f"{FLAG}={ours}"))
+
+
+class Session:
+    """This process's view of the cache: a private folder TensorFlow reads and writes,
+    filled with the shared folder's verified entries, emptied into it at exit."""
+
+    def __init__(self, store: Path, folder: Path, linked: set[str]):
+        self.store, self.folder, self.linked = store, folder, linked
+
+    def new_entries(self) -> list[Path]:
+        """What TensorFlow compiled and stored in this process (its .tmp files excluded)."""
+        return sorted(p for p in self.folder.glob("*" + SUFFIX) if p.name not in self.linked)
+
+    def publish(self) -> int:
+        """Move this process's new entries into the shared folder, each with its checksum;
+        returns how many. Run at exit; a failure costs a recompile later, never the run."""
+        if not self.folder.is_dir():
+            return 0
+        count = 0
+        try:
+            with _lock(self.store):
+                for entry in self.new_entries():
+                    digest = _digest(entry.read_bytes())
+                    # Checksum first: a reader that sees the entry sees its checksum.
+                    _write_atomic(self.store / (entry.name + CHECKSUM), digest)
+                    os.replace(entry, self.store / entry.name)
+                    count += 1
+        except OSError as exc:
+            log.warning(f"compile cache: could not store new entries in {self.store} ({_reason(exc)})")
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        return count
+
+
+def start() -> Session | None:
+    """Point TensorFlow at a verified copy of this machine's cache; must run before
+    TensorFlow is imported. None (and TensorFlow compiles as ever) when the cache is
+    off, the user set TensorFlow's own cache flag, or the folder cannot be used."""
+    user_flags = _user_flags()
+    os.environ.pop("DLCLI_COMPILE_CACHE_SESSION", None)
+    if user_flags:
+        os.environ["TF_XLA_FLAGS"] = user_flags  # not the folder of the process that started this one
+    else:
+        os.environ.pop("TF_XLA_FLAGS", None)
+    setting = os.environ.get(ENV, "").strip()
+    if setting.lower() in OFF:
+        return None
+    if FLAG in user_flags:
+        return None  # the user's own TensorFlow cache setting wins
+    root = Path(setting).expanduser() if setting else default_root()
+    store = root / f"tf-{tensorflow_version()}-{machine_fingerprint()}"
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"{SESSION_PREFIX}{socket.gethostname()}-{os.getpid()}-", dir=store))
+    except OSError as exc:
+        log.warning(f"compile cache {store} is not writable ({_reason(exc)}); compiling without it")
+        return None
+    try:
+        linked, bad = _fill(store, folder)
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        log.warning(f"compile cache {store} cannot be read ({_reason(exc)}); compiling without it")
+        return None
+    if bad:
+        log.warning(
+            f"compile cache: {bad} unreadable entr{'y' if bad == 1 else 'ies'} in {store} left out "
+            "(compiled again this time)"
+        )
+    session = Session(store, folder, linked)
+    os.environ["DLCLI_COMPILE_CACHE_SESSION"] = str(folder)
+    os.environ["TF_XLA_FLAGS"] = " ".join(filter(None, [user_flags, f"{FLAG}={folder}"]))
+    atexit.register(session.publish)
+    return session
+
+
+def _fill(store: Path, folder: Path) -> tuple[set[str], int]:
+    """Link every entry whose checksum matches into `folder`; remove the others.
+    Returns (the names linked, how many were left out)."""
+    _remove_abandoned_sessions(store)
+    linked, bad = set(), 0
+    with _lock(store):
+        for entry in sorted(store.glob("*" + SUFFIX)):
+            checksum = store / (entry.name + CHECKSUM)
+            try:
+                ok = checksum.read_text().strip() == _digest(entry.read_bytes())
+            except (OSError, UnicodeDecodeError):
+                ok = False
+            if not ok:
+                bad += 1
+                for path in (entry, checksum):
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                continue
+            try:
+                os.link(entry, folder / entry.name)
+            except OSError:  # no hard links here (some network file systems): a copy
+                shutil.copyfile(entry, folder / entry.name)
+            linked.add(entry.name)
+        for orphan in store.glob("*" + SUFFIX + CHECKSUM):  # its entry is gone
+            if not (store / orphan.name[: -len(CHECKSUM)]).exists():
+                with contextlib.suppress(OSError):
+                    orphan.unlink()
+    return linked, bad
+
+
+def _remove_abandoned_sessions(store: Path) -> None:
+    """Private folders of processes on this host that died before their exit ran."""
+    host = socket.gethostname()
+    for folder in store.glob(SESSION_PREFIX + "*"):
+        rest = folder.name[len(SESSION_PREFIX):]
+        if not rest.startswith(host + "-"):
+            continue
+        pid = rest[len(host) + 1:].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _lock(store: Path):
+    """One process at a time checks or stores entries (POSIX file lock; none elsewhere)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(store / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)

@@ -1,0 +1,220 @@
+"""The persistent XLA compilation cache: a second process reuses what the first compiled,
+the off switch writes nothing, and an unusable folder or a damaged entry costs one
+warning line, never the run nor its numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import subprocess_env
+
+from dlcli.core import compile_cache
+
+XOR = ["xor", "-q", "--json", "--epochs", "300", "--seed", "3"]
+
+
+def dlcli(args, cwd: Path, **env) -> subprocess.CompletedProcess:
+    """A whole `dlcli` process, as a user starts it, with `env` on top of this one's."""
+    environ = {**subprocess_env(), **env}
+    for name in ("TF_XLA_FLAGS", "DLCLI_COMPILE_CACHE_SESSION"):
+        environ.pop(name, None)
+    return subprocess.run([sys.executable, "-m", "dlcli", *args], cwd=cwd, env=environ, capture_output=True, text=True,
+                          check=False)  # fmt: skip
+
+
+def result_of(out: subprocess.CompletedProcess) -> tuple[float, float]:
+    assert out.returncode == 0, out.stderr
+    numbers = json.loads(out.stdout)
+    return numbers["accuracy"], numbers["loss"]
+
+
+def entries(cache: Path) -> dict[str, tuple[int, int]]:
+    """{entry file: (inode, mtime)} of every cached executable below `cache`."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cache.rglob("*" + compile_cache.SUFFIX)}
+
+
+def warnings_in(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("warning:")]
+
+
+@pytest.fixture(scope="module")
+def cold(tmp_path_factory):
+    """One cold run into an empty cache: (cache folder, its result, its stderr)."""
+    cache = tmp_path_factory.mktemp("xla-cache")
+    out = dlcli(XOR, tmp_path_factory.mktemp("cold"), DLCLI_COMPILE_CACHE=str(cache))
+    return cache, result_of(out), out.stderr
+
+
+def copy_of(cache: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "cache"
+    shutil.copytree(cache, target)
+    return target
+
+
+@pytest.mark.slow
+def test_a_run_fills_the_cache_with_checksummed_entries_and_a_second_process_loads_them(cold, tmp_path):
+    cache, result, stderr = cold
+    assert stderr == ""  # the cache says nothing when all is well
+    stores = [p for p in cache.iterdir() if p.is_dir()]
+    key = f"tf-{compile_cache.tensorflow_version()}-{compile_cache.machine_fingerprint()}"
+    assert [p.name for p in stores] == [key]
+    before = entries(cache)
+    assert before, "the run compiled its training step but stored nothing"
+    for name in before:
+        assert (stores[0] / (name + compile_cache.CHECKSUM)).is_file()
+    assert not list(stores[0].glob(compile_cache.SESSION_PREFIX + "*")), "the private folder outlived the run"
+
+    cache = copy_of(cache, tmp_path)
+    before = entries(cache)
+    # TensorFlow's own log line says where the executable came from.
+    out = dlcli(XOR, tmp_path, DLCLI_COMPILE_CACHE=str(cache), TF_CPP_MIN_LOG_LEVEL="0",
+                TF_CPP_VMODULE="device_executable_persistor=1")  # fmt: skip
+    assert result_of(out) == result
+    assert "Loading cached entry" in out.stderr
+    # Nothing compiled, so nothing stored: the same files, untouched.
+    assert entries(cache) == before
+
+
+@pytest.mark.slow
+def test_the_off_switches_write_nothing(cold, tmp_path):
+    cache = tmp_path / "cache"
+    home = tmp_path / "xdg"
+    out = dlcli(["--no-compile-cache", *XOR], tmp_path, DLCLI_COMPILE_CACHE=str(cache), XDG_CACHE_HOME=str(home))
+    assert result_of(out) == cold[1]
+    out = dlcli(XOR, tmp_path, DLCLI_COMPILE_CACHE="off", XDG_CACHE_HOME=str(home))
+    assert result_of(out) == cold[1]
+    assert not cache.exists() and not (home / "dlcli").exists()
+
+
+@pytest.mark.slow
+def test_an_unwritable_cache_folder_is_one_warning_and_the_run_goes_on(cold, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = dlcli(XOR, tmp_path, DLCLI_COMPILE_CACHE=str(blocker / "cache"))
+    assert result_of(out) == cold[1]
+    lines = warnings_in(out.stderr)
+    assert len(lines) == 1 and "not writable" in lines[0] and "compiling without it" in lines[0], out.stderr
+    assert out.stderr.strip() == lines[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["garbage", "flipped bytes", "checksum lost"])
+def test_a_damaged_entry_is_left_out_with_one_warning_and_the_same_numbers(cold, tmp_path, damage):
+    cache = copy_of(cold[0], tmp_path)
+    [entry] = [p for p in cache.rglob("*" + compile_cache.SUFFIX)]
+    checksum = Path(str(entry) + compile_cache.CHECKSUM)
+    data = bytearray(entry.read_bytes())
+    if damage == "garbage":  # TensorFlow alone fails the run: "Can't parse ... as binary proto"
+        entry.write_bytes(os.urandom(1000))
+    elif damage == "flipped bytes":  # still parses; inside the executable's code
+        data[len(data) // 2 : len(data) // 2 + 64] = bytes(b ^ 0xFF for b in data[len(data) // 2 : len(data) // 2 + 64])
+        entry.write_bytes(bytes(data))
+    else:
+        checksum.unlink()
+    out = dlcli(XOR, tmp_path, DLCLI_COMPILE_CACHE=str(cache))
+    assert result_of(out) == cold[1]
+    lines = warnings_in(out.stderr)
+    assert len(lines) == 1 and "1 unreadable entry" in lines[0], out.stderr
+    # Compiled again and stored again, whole: the next run is quiet and warm.
+    assert checksum.read_text() == compile_cache._digest(entry.read_bytes())
+    again = dlcli(XOR, tmp_path, DLCLI_COMPILE_CACHE=str(cache))
+    assert result_of(again) == cold[1] and again.stderr == ""  # TensorFlow's noise on loading an entry too
+
+
+# -- the folder's key and the process plumbing (no TensorFlow) ------------------------
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    for name in ("TF_XLA_FLAGS", "DLCLI_COMPILE_CACHE_SESSION", "XLA_FLAGS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv(compile_cache.ENV, raising=False)
+    monkeypatch.setattr("atexit.register", lambda f: f)  # sessions here are published by hand
+    return monkeypatch
+
+
+def test_the_default_folder_is_under_the_users_cache_and_keyed_by_tensorflow_and_machine(clean_env, tmp_path):
+    session = compile_cache.start()
+    assert session.store.parent == tmp_path / "xdg" / "dlcli" / "xla"
+    assert session.store.name == f"tf-{compile_cache.tensorflow_version()}-{compile_cache.machine_fingerprint()}"
+    assert os.environ["TF_XLA_FLAGS"] == f"{compile_cache.FLAG}={session.folder}"
+    assert session.folder.parent == session.store
+    session.publish()
+    assert not session.folder.exists()
+
+
+def test_an_upgrade_or_another_machine_gets_a_folder_of_its_own(clean_env):
+    first = compile_cache.start()
+    first.publish()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compile_cache, "tensorflow_version", lambda: "2.99.0")
+        upgraded = compile_cache.start()
+        upgraded.publish()
+    assert upgraded.store != first.store and upgraded.store.name.startswith("tf-2.99.0-")
+    fingerprint = compile_cache.machine_fingerprint()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compile_cache, "_cpu_description", lambda: ["model name: another CPU", "flags: sse2"])
+        assert compile_cache.machine_fingerprint() != fingerprint
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compile_cache, "_nvidia_gpus", lambda: ["NVRM version: 550", "Model: NVIDIA H100"])
+        assert compile_cache.machine_fingerprint() != fingerprint
+    clean_env.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=true")
+    assert compile_cache.machine_fingerprint() != fingerprint
+
+
+def test_a_worker_makes_its_own_folder_and_the_users_flags_are_kept(clean_env):
+    clean_env.setenv("TF_XLA_FLAGS", "--tf_xla_min_cluster_size=2")
+    parent = compile_cache.start()
+    inherited = os.environ["TF_XLA_FLAGS"]
+    assert inherited.startswith("--tf_xla_min_cluster_size=2 ")
+    child = compile_cache.start()  # what a spawned worker does with the inherited environment
+    assert child.folder != parent.folder
+    assert os.environ["TF_XLA_FLAGS"] == f"--tf_xla_min_cluster_size=2 {compile_cache.FLAG}={child.folder}"
+    clean_env.setenv(compile_cache.ENV, "off")  # an inherited folder is dropped when off, too
+    assert compile_cache.start() is None
+    assert os.environ["TF_XLA_FLAGS"] == "--tf_xla_min_cluster_size=2"
+    for session in (parent, child):
+        session.publish()
+
+
+def test_the_users_own_tensorflow_cache_flag_wins(clean_env, tmp_path):
+    clean_env.setenv("TF_XLA_FLAGS", f"{compile_cache.FLAG}={tmp_path / 'theirs'}")
+    assert compile_cache.start() is None
+    assert not (tmp_path / "xdg").exists()
+
+
+def test_publish_moves_new_entries_with_their_checksums_and_abandoned_folders_go(clean_env, tmp_path):
+    session = compile_cache.start()
+    (session.folder / "xla_compile_cache__1__2__XLA_CPU_JIT.pb").write_bytes(b"compiled")
+    (session.folder / "xla_compile_cache__1__2__XLA_CPU_JIT.pb.tmp123").write_bytes(b"half")  # TensorFlow's
+    assert session.publish() == 1
+    stored = session.store / "xla_compile_cache__1__2__XLA_CPU_JIT.pb"
+    assert stored.read_bytes() == b"compiled"
+    assert Path(str(stored) + ".sha256").read_text() == compile_cache._digest(b"compiled")
+    dead = session.store / f"{compile_cache.SESSION_PREFIX}{__import__('socket').gethostname()}-999999999-x"
+    dead.mkdir()
+    later = compile_cache.start()
+    assert not dead.exists()
+    assert later.linked == {stored.name}
+    assert (later.folder / stored.name).read_bytes() == b"compiled"
+    assert later.publish() == 0
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs file permissions that bind (not root)")
+def test_a_read_only_cache_folder_is_one_warning(clean_env, tmp_path, caplog):
+    root = tmp_path / "ro"
+    root.mkdir()
+    root.chmod(0o500)
+    clean_env.setenv(compile_cache.ENV, str(root))
+    try:
+        assert compile_cache.start() is None
+    finally:
+        root.chmod(0o700)
+    assert [r.getMessage() for r in caplog.records if "not writable" in r.getMessage()]
