@@ -42,8 +42,8 @@ def test_presets_have_the_lecture_variants():
     assert mnist_plan().label == "all" and [v.name for v in mnist_plan().variants] == [v.name for v in plan.variants]
     both = mnist_plan(("activation", "init"), seeds=2)
     assert [v.name for v in both.variants] == ["sigmoid-normal", "relu-normal", "relu-xavier", "relu-he"]
-    assert len(both.runs()) == 8
-    deep = {r.variant.name: r.config.model for r in plan.runs()}["deep-batchnorm"]
+    assert len(both.runs) == 8
+    deep = {r.variant.name: r.config.model for r in plan.runs}["deep-batchnorm"]
     assert (deep.hidden_layers, deep.units, deep.batchnorm, deep.init) == (4, 512, True, "xavier")
 
 
@@ -51,8 +51,8 @@ def test_a_grid_is_the_cartesian_product_named_by_its_settings():
     plan = mnist_plan(vary=("activation=sigmoid,tanh,relu", "init=normal,he"), seeds=3)
     names = [v.name for v in plan.variants]
     assert names[:3] == ["activation=sigmoid,init=normal", "activation=sigmoid,init=he", "activation=tanh,init=normal"]
-    assert len(names) == 6 and len(plan.runs()) == 18 and plan.columns == ("activation", "init")
-    run = plan.runs()[-1]
+    assert len(names) == 6 and len(plan.runs) == 18 and plan.columns == ("activation", "init")
+    run = plan.runs[-1]
     assert run.config.name == "compare/vary-activation-init/activation=relu,init=he-s2"
     assert (run.config.model.activation, run.config.model.init, run.config.train.seed) == ("relu", "he", 2)
     # Values are normalised: the same grid typed differently is the same comparison.
@@ -75,7 +75,7 @@ def test_a_base_setting_gives_the_comparison_its_own_folder():
     wide = mnist_plan(vary=("dropout=0,0.3",), layers=5, units=512)
     assert default.label == "vary-dropout"
     assert wide.label.startswith("vary-dropout-") and wide.label != default.label
-    assert all(r.config.model.units == 512 for r in wide.runs())
+    assert all(r.config.model.units == 512 for r in wide.runs)
 
 
 @pytest.mark.parametrize(
@@ -112,7 +112,7 @@ def test_xor_plans_depth_and_refuses_mnist_only_settings():
     base = experiments.base_config("xor", model={}, train={}, data=DataSpec(), logdir="l", checkpoint_dir="c")
     plan = experiments.plan("xor", (), (), base, seeds=8)
     assert [v.name for v in plan.variants] == ["layers=1", "layers=2", "layers=4"]
-    config = plan.runs()[0].config
+    config = plan.runs[0].config
     assert (config.task, config.model.units, config.model.activation, config.train.optimizer) == ("xor", 10, "sigmoid", "sgd")
     assert (config.train.epochs, config.train.batch_size, plan.label) == (20000, 0, "xor-depth")
     with pytest.raises(ConfigError, match="xor runs have no dropout"):
@@ -122,7 +122,7 @@ def test_xor_plans_depth_and_refuses_mnist_only_settings():
 def test_the_ledger_key_is_the_whole_configuration():
     from dataclasses import fields, replace
 
-    config = mnist_plan().runs()[0].config
+    config = mnist_plan().runs[0].config
     key = experiments.ledger_key(config)
     # Where a run goes never matters...
     assert experiments.ledger_key(replace(config, name="x", logdir="y", checkpoint_dir="z")) == key
@@ -143,7 +143,7 @@ def test_ledger_lines_of_an_older_dlcli_are_set_aside_never_reused(workdir):
     # dlcli 0.1 wrote format 1 (a key of the model, five train settings and the data) and
     # format 2 (the whole config) from models with another weight initialization: their
     # numbers are not this version's, even where the configuration is the same.
-    config = mnist_plan(("activation",)).runs()[0].config
+    config = mnist_plan(("activation",)).runs[0].config
     key = experiments.ledger_key(config)
     format_1 = json.dumps({"model": config.model.__dict__, "train": {"seed": 0}, "data": config.data.__dict__})
     line = {"variant": "sigmoid-normal", "seed": 0, "accuracy": 0.9, "loss": 0.3, "seconds": 1.0, "params": 10,

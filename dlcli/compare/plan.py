@@ -33,7 +33,8 @@ class PlannedRun:
 
 @dataclass(frozen=True)
 class Plan:
-    """What to compare: variants on a shared base run, and the seeds every one gets."""
+    """What to compare: variants on a shared base run, the seeds every one gets, and
+    the runs that makes (computed and validated once, by `plan`)."""
 
     task: str
     label: str  # the comparison's folder: <logdir>/compare/<label>/
@@ -41,25 +42,8 @@ class Plan:
     columns: tuple[str, ...]  # the settings the variants differ in (table columns)
     seeds: tuple[int, ...]
     base: RunConfig
+    runs: tuple[PlannedRun, ...]  # one validated run per (variant, seed), variants in order
     points: int = DEFAULT_POINTS  # test-subset evaluations per mnist run (learning curves)
-
-    def runs(self) -> list[PlannedRun]:
-        """One validated run per (variant, seed), variants in order."""
-        out = []
-        for variant in self.variants:
-            for seed in self.seeds:
-                config = apply_settings(self.base, dict(variant.settings))
-                config = replace(
-                    config,
-                    name=f"compare/{self.label}/{variant.name}-s{seed}",
-                    train=replace(config.train, seed=seed, eval_points=self.points if self.task == "mnist" else 0),
-                )
-                try:
-                    config.validate()
-                except ConfigError as exc:
-                    raise ConfigError(f"variant {variant.name}: {exc}") from None
-                out.append(PlannedRun(variant, seed, config))
-        return out
 
     @property
     def ledger_path(self) -> Path:
@@ -68,6 +52,30 @@ class Plan:
     @property
     def folder(self) -> str:
         return f"compare/{self.label}"
+
+    @property
+    def scope(self) -> str:
+        """The prefix of its runs' scalar tags: only they match its charts' regexes."""
+        return f"{self.label}/"
+
+
+def _planned_runs(task: str, label: str, variants, seeds, base: RunConfig, points: int) -> tuple[PlannedRun, ...]:
+    """One validated run per (variant, seed), variants in order."""
+    out = []
+    for variant in variants:
+        for seed in seeds:
+            config = apply_settings(base, dict(variant.settings))
+            config = replace(
+                config,
+                name=f"compare/{label}/{variant.name}-s{seed}",
+                train=replace(config.train, seed=seed, eval_points=points if task == "mnist" else 0),
+            )
+            try:
+                config.validate()
+            except ConfigError as exc:
+                raise ConfigError(f"variant {variant.name}: {exc}") from None
+            out.append(PlannedRun(variant, seed, config))
+    return tuple(out)
 
 
 def parse_vary(items: tuple[str, ...], task: str) -> list[tuple[str, list]]:
@@ -170,12 +178,11 @@ def plan(
     if shared != _shared_part(_default_base(task, base), columns, DEFAULT_POINTS if task == "mnist" else 0):
         # Another base (other data, epochs, width...) is another comparison: its own folder.
         label += "-" + hashlib.sha256(shared.encode()).hexdigest()[:8]
-    the_plan = Plan(
-        task=task, label=label, variants=tuple(variants), columns=columns,
-        seeds=tuple(range(first_seed, first_seed + seeds)), base=base, points=points,
-    )  # fmt: skip
-    the_plan.runs()  # validates every run's configuration now, before anything trains
-    return the_plan
+    seed_list = tuple(range(first_seed, first_seed + seeds))
+    # Every run's configuration is validated now, before anything trains.
+    runs = _planned_runs(task, label, variants, seed_list, base, points)
+    return Plan(task=task, label=label, variants=tuple(variants), columns=columns, seeds=seed_list, base=base,
+                runs=runs, points=points)  # fmt: skip
 
 
 def base_config(task: str, *, model: dict, train: dict, data: DataSpec, logdir: str, checkpoint_dir: str) -> RunConfig:
