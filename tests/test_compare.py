@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import assert_usage_refused, invoke, stop_process, subprocess_env, tree, wait_until
+from conftest import assert_clean_refusal, assert_usage_refused, invoke, stop_process, subprocess_env, tree, wait_until
 from dlcli import __version__
 from dlcli import compare as experiments
 from dlcli.config import DataSpec
@@ -287,7 +287,7 @@ def test_learning_curves_come_from_the_event_files_and_the_plot_has_them(runner,
     compare(runner, digits_npz, "--vary", "activation=sigmoid,relu", "--seeds", "2", "--epochs", "2",
             "--points", "12", "--plot", "curves.png")  # fmt: skip
     folder = only((workdir / "logs/compare").glob("vary-activation-*"))
-    series = summaries.read_scalars(folder / "activation=relu-s0", "test")
+    series = summaries.read_scalars(folder / "activation=relu-s0", "test", scope=f"{folder.name}/")
     steps = [step for step, _ in series["subset/accuracy"]]
     assert len(steps) >= 12 and steps == sorted(set(steps)) and steps[-1] == 16  # 512/64 x 2 epochs
     assert len(series["accuracy"]) == 2  # the whole test set at each epoch end, as before
@@ -434,3 +434,99 @@ def test_ledger_results_of_an_older_dlcli_are_not_reused_and_the_summary_says_so
     assert "2 results of dlcli 0.1 set aside: its initial weights differed" in again.stderr
     assert [r["accuracy"] for r in json.loads(again.stdout)] == [r["accuracy"] for r in first]
     assert len(ledger_lines(workdir)) == 4
+
+
+@pytest.mark.parametrize("data", ["missing.npz", "corrupt.npz"])
+def test_a_compare_that_fails_before_training_writes_nothing(runner, workdir, data):
+    # The data is read by the first run, after the plan stands (so also a Keras cache
+    # without MNIST, offline): nothing of the comparison stays, not even the folders
+    # above it or its charts' layout, which `board --list` would show as a run.
+    from dlcli.cli import cli
+
+    (workdir / "corrupt.npz").write_bytes(b"not an npz")
+    before = tree(workdir)
+    result = runner.invoke(cli, ["compare", "--vary", "units=8,16", "--data", data, "--quiet",
+                                 "--logdir", "deep/logs", "--checkpoint-dir", "deep/ck"])  # fmt: skip
+    assert_clean_refusal(result, data, exit_code=1)
+    assert tree(workdir) == before
+
+
+@pytest.mark.slow
+def test_a_run_that_fails_after_another_trained_keeps_what_was_trained(runner, workdir, digits_npz):
+    from dlcli.cli import cli
+
+    result = runner.invoke(cli, ["compare", "--vary", "batch-size=64,100000", "--data", str(digits_npz), "--quiet"])
+    assert_clean_refusal(result, "--batch-size 100000 is larger than the 512 training examples", exit_code=1)
+    assert [e["variant"] for e in ledger_lines(workdir)] == ["batch-size=64"]
+    folder = only((workdir / "logs/compare").glob("vary-batch-size*"))
+    assert len(list(folder.glob("events.out.tfevents.*.layout"))) == 1  # the charts of what was trained
+    assert (folder / "batch-size=64-s0/train").is_dir()
+    assert not (workdir / "logs/compare/.claims").exists()
+
+
+def test_the_ledger_is_read_once_then_only_what_was_appended(workdir):
+    config = mnist_plan(("activation",)).runs[0].config
+    path = workdir / "results.jsonl"
+    line = {"key": experiments.ledger_key(config), "key_format": experiments.KEY_FORMAT, "accuracy": 0.5,
+            "loss": 1.0}  # fmt: skip
+    experiments.append_ledger(path, line)
+    ledger = experiments.Ledger.read(path)
+    assert ledger.get(config)["accuracy"] == 0.5
+    forced = experiments.Ledger.read(path, force=True)
+    assert forced.get(config) is None  # --force: what was there is not reused...
+    with open(path, "a") as f:
+        f.write(json.dumps({**line, "accuracy": 0.75}) + "\n" + json.dumps({**line, "accuracy": 0.9})[:20])
+    forced.refresh()
+    assert forced.get(config)["accuracy"] == 0.75  # ...what another driver appends since is
+    with open(path, "a") as f:
+        f.write(json.dumps({**line, "accuracy": 0.9})[20:] + "\n")  # the torn line, completed
+    forced.refresh()
+    assert forced.get(config)["accuracy"] == 0.9
+    experiments.append_ledger(path, {**line, "accuracy": 0.25})
+    ledger.refresh()
+    assert ledger.get(config)["accuracy"] == 0.25 and ledger.offset == path.stat().st_size
+
+
+def test_statuses_are_a_type_not_strings(workdir):
+    the_plan = mnist_plan(("activation",))
+    ledger = experiments.Ledger.read(the_plan.ledger_path)
+    statuses = experiments.status(the_plan, ledger)
+    assert [how for _, how in statuses] == [experiments.RunStatus.TRAIN] * 2
+    assert [run for run, _ in statuses] == list(the_plan.runs)
+    experiments.append_ledger(the_plan.ledger_path, {"key": experiments.ledger_key(the_plan.runs[0].config),
+                                                     "key_format": experiments.KEY_FORMAT, "accuracy": 0.5,
+                                                     "loss": 1.0})  # fmt: skip
+    ledger.refresh()
+    assert experiments.status(the_plan, ledger)[0][1] is experiments.RunStatus.IN_LEDGER
+    assert experiments.RunStatus.IN_LEDGER.value == "in the ledger" and experiments.RunStatus.RESUME.done == "resumed"
+
+
+def test_a_plan_validates_each_run_once(workdir, monkeypatch):
+    from dlcli.config import RunConfig
+
+    validated = []
+    real = RunConfig.validate
+    monkeypatch.setattr(RunConfig, "validate", lambda self: validated.append(self.name) or real(self))
+    base = experiments.base_config("mnist", model={}, train={}, data=DataSpec(), logdir="logs",
+                                   checkpoint_dir="checkpoints")  # fmt: skip
+    comparison = experiments.prepare(experiments.Request("mnist", base, vary=("units=8,16",), seeds=2))
+    assert len(comparison.plan.runs) == len(comparison.statuses) == 4
+    assert sorted(validated) == sorted(run.config.name for run in comparison.plan.runs)
+
+
+def test_a_command_reads_the_ledger_once(runner, workdir, monkeypatch):
+    base = experiments.base_config("mnist", model={}, train={}, data=DataSpec(), logdir="logs",
+                                   checkpoint_dir="checkpoints")  # fmt: skip
+    the_plan = experiments.plan("mnist", (), ("units=8,16",), base, seeds=2)
+    for i, run in enumerate(the_plan.runs):
+        experiments.append_ledger(the_plan.ledger_path, {
+            "key": experiments.ledger_key(run.config), "key_format": experiments.KEY_FORMAT, "variant": run.variant.name,
+            "seed": run.seed, "run": run.config.name, "accuracy": 0.5 + i / 10, "loss": 1.0, "seconds": 1.0,
+            "params": 10, "grad_ratio": None,
+        })  # fmt: skip
+    reads = []
+    real = experiments.Ledger.refresh
+    monkeypatch.setattr(experiments.Ledger, "refresh", lambda self: reads.append(1) or real(self))
+    rows = json.loads(invoke(runner, "compare", "--vary", "units=8,16", "--seeds", "2", "--format", "json").stdout)
+    assert [r["accuracy"] for r in rows] == [pytest.approx(0.55), pytest.approx(0.75)]
+    assert len(reads) == 1

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
 import pytest
 
-from conftest import PATIENCE, subprocess_env
+from conftest import PATIENCE, read_line, stop_process, subprocess_env
+from dlcli.compare import claims
 
 ARGS = ["compare", "--vary", "units=8,16", "--seeds", "2", "--batch-size", "8", "--epochs", "3", "--quiet"]
 
@@ -52,3 +54,36 @@ def test_two_drivers_on_one_comparison_share_it_and_agree(workdir, digits_npz):
     assert not by_run  # every ledger line has its folder
     # Nothing of the claims is left behind.
     assert not (workdir / "logs/compare/.claims").exists()
+
+
+def test_a_claim_excludes_other_holders_until_released(workdir):
+    mine = claims.claim(workdir, "run-a", wait=False)
+    assert mine is not None
+    assert claims.claim(workdir, "run-a", wait=False) is None  # another open file: another holder
+    assert claims.claim(workdir, "run-b", wait=False) is not None  # other runs are free
+    mine.release()
+    assert not claims.claim_path(workdir, "run-a").exists()  # released claims leave no file
+    again = claims.claim(workdir, "run-a", wait=False)
+    assert again is not None
+    again.release()
+
+
+def test_a_dead_drivers_claim_blocks_nobody(workdir):
+    code = (
+        "import sys\n"
+        "from dlcli.compare import claims\n"
+        f"held = claims.claim({str(workdir)!r}, 'run-a', wait=False)\n"
+        "print('held' if held else 'refused', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], env=subprocess_env(), stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert read_line(holder).strip() == "held"
+        assert claims.claim(workdir, "run-a", wait=False) is None
+    finally:
+        stop_process(holder, signal.SIGKILL)  # a crash: no release, the file stays
+    assert claims.claim_path(workdir, "run-a").exists()
+    taken = claims.claim(workdir, "run-a", wait=False)  # the kernel dropped the dead process's lock
+    assert taken is not None
+    taken.release()

@@ -171,7 +171,9 @@ class Footprint:
     def __init__(self, the_plan: Plan):
         self.plan = the_plan
         self.folder = Path(the_plan.base.logdir) / the_plan.folder
-        self.missing = [p for p in [self.folder, *self.folder.parents] if not p.exists()]  # innermost first
+        checkpoints = Path(the_plan.base.checkpoint_dir) / the_plan.folder
+        self.missing = [p for folder in (self.folder, checkpoints) for p in [folder, *folder.parents]
+                        if not p.exists()]  # innermost first, per tree  # fmt: skip
         self.layout: Path | None = None
 
     def write_layout(self) -> None:
@@ -187,4 +189,4 @@ class Footprint:
             try:
                 folder.rmdir()
             except OSError:
-                break  # not empty: someone else's now
+                pass  # gone already, or not empty: someone else's now
