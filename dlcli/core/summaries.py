@@ -141,7 +141,10 @@ def write_custom_scalars(folder: Path, title: str, charts: list[tuple[str, str]]
     with writer.as_default():
         tf.summary.experimental.write_raw_pb(custom_scalar.pb(layout).SerializeToString(), step=0)
     writer.close()
-    (written,) = set(folder.glob(f"events.out.tfevents.*{LAYOUT_SUFFIX}")) - before
+    # Ours: the new file named with this process's id (another process may be writing
+    # the same layout at the same moment: two drivers of one comparison).
+    (written,) = [p for p in set(folder.glob(f"events.out.tfevents.*{LAYOUT_SUFFIX}")) - before
+                  if p.name.rsplit(".", 3)[1] == str(os.getpid())]  # fmt: skip
     return written
 
 
