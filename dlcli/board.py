@@ -26,15 +26,40 @@ class RunSummary:
 
 
 def find_runs(logdir: Path) -> list[str]:
-    """Run folders below `logdir`: the folder holding train/ and test/, or event files."""
+    """Run folders below `logdir`: the folder holding train/ and test/, or event files
+    (but for a comparison's folder, whose only event file is its charts' layout)."""
     logdir = Path(logdir)
     runs = set()
     for event in logdir.rglob("events.out.tfevents.*"):
+        if _only_layout(event):
+            continue
         folder = event.parent
         if folder.name in SPLITS and folder != logdir:
             folder = folder.parent
         runs.add(folder.relative_to(logdir).as_posix() or ".")
     return sorted(runs)
+
+
+def _only_layout(path: Path) -> bool:
+    """An event file that holds a Custom Scalars layout and nothing else: named so by
+    `write_custom_scalars`, or (written by an older dlcli) found so by reading it."""
+    from dlcli.core.summaries import LAYOUT_SUFFIX
+
+    if path.name.endswith(LAYOUT_SUFFIX):
+        return True
+    if path.parent.name in SPLITS or path.stat().st_size > 65536:
+        return False  # a layout is a few hundred bytes
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.custom_scalar.metadata import CONFIG_SUMMARY_TAG
+
+    tags = {value.tag for event in EventFileLoader(str(path)).Load() for value in event.summary.value}
+    return tags == {CONFIG_SUMMARY_TAG}
+
+
+def _scope(run: str) -> str:
+    """The prefix of a comparison run's scalar tags (`compare/<label>/<run>`: `<label>/`)."""
+    parts = run.split("/")
+    return f"{parts[1]}/" if len(parts) >= 3 and parts[0] == "compare" else ""
 
 
 def check_logdir(logdir: Path) -> list[str]:
@@ -62,7 +87,7 @@ def list_runs(logdir: Path) -> list[RunSummary]:
         for split in SPLITS:
             if not (folder / split).is_dir():
                 continue
-            for tag, series in read_scalars(folder, split).items():
+            for tag, series in read_scalars(folder, split, _scope(run)).items():
                 step, value = series[-1]
                 values[f"{split}/{tag}"] = value
                 last_step = max(last_step, step)

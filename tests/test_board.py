@@ -88,7 +88,8 @@ def test_board_serves_runs_scalars_histograms_and_hparams_on_localhost(logdir_wi
         names = {info["name"] for info in experiment["hparamInfos"]}
         assert {"variant", "activation", "init", "dropout", "batchnorm"} <= names
         metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
-        assert {"accuracy", "loss"} <= metrics
+        (label,) = [p.name for p in (logdir / "compare").iterdir() if p.is_dir() and not p.name.startswith(".")]
+        assert {f"{label}/accuracy", f"{label}/loss"} <= metrics  # the comparison's runs' tags (its scope)
     finally:
         stop_process(proc, signal.SIGINT)
     assert proc.returncode == 0, proc.stderr.read()
@@ -159,3 +160,67 @@ def test_every_interface_only_when_asked_and_with_a_warning(logdir, workdir):
         stop_process(proc, signal.SIGINT)
     assert proc.returncode == 0
     assert "anyone on the network can read these logs" in proc.stderr.read()
+
+
+def comparison_runs(logdir: Path) -> dict[str, set[str]]:
+    """{comparison folder: its run folders}, relative to the logdir, from the disk."""
+    return {
+        folder.relative_to(logdir).as_posix(): {run.relative_to(logdir).as_posix() for run in folder.iterdir()
+                                                if run.is_dir()}
+        for folder in (logdir / "compare").iterdir() if folder.is_dir() and not folder.name.startswith(".")
+    }  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_comparisons_charts_draw_its_own_runs_only(runner, logdir_with_compare, workdir):
+    # Beside an XOR run, an MNIST run and an MNIST comparison: an XOR comparison. Every
+    # run writes a `loss`; each comparison's charts must draw that comparison's runs.
+    from urllib.parse import urlencode
+
+    invoke(runner, "compare", "--task", "xor", "--vary", "layers=1,2", "--epochs", "2000", "--quiet")
+    logdir = logdir_with_compare
+    comparisons = comparison_runs(logdir)
+    assert len(comparisons) == 2
+    proc = subprocess.Popen([sys.executable, "-m", "dlcli", "board", "--logdir", str(logdir), "--port", "0"],
+                            cwd=workdir, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        url = read_line(proc).split()[1].rstrip("/")
+        wanted = {"x/train", "m/train"} | {f"{run}/train" for runs in comparisons.values() for run in runs}
+        wait_until(lambda: wanted <= set(get_json(f"{url}/data/runs")), proc, what="TensorBoard to load the runs")
+        runs = get_json(f"{url}/data/runs")
+        layout = get_json(f"{url}/data/plugin/custom_scalars/layout")
+        charts = {category["title"]: category["chart"] for category in layout["category"]}
+        assert set(charts) == {f"dlcli {folder}" for folder in comparisons}
+        for folder, own in comparisons.items():
+            assert len(charts[f"dlcli {folder}"]) in (2, 3)  # xor: accuracy, loss; mnist: + training loss
+            for chart in charts[f"dlcli {folder}"]:
+                (regex,) = chart["multiline"]["tag"]
+                drawn = set()
+                for run in runs:  # what the chart asks for: every run, the tags matching its regex
+                    answer = get_json(f"{url}/data/plugin/custom_scalars/scalars?{urlencode({'run': run, 'tag': regex})}")
+                    assert answer["regex_valid"]
+                    if answer["tag_to_events"]:
+                        drawn.add(run.rsplit("/", 1)[0] if run.endswith(("/train", "/test")) else run)
+                assert drawn == own, (chart["title"], drawn)
+    finally:
+        stop_process(proc, signal.SIGINT)
+
+
+@pytest.mark.slow
+def test_list_shows_a_comparisons_runs_not_its_folder(runner, logdir_with_compare):
+    logdir = logdir_with_compare
+    ((folder, own),) = comparison_runs(logdir).items()
+
+    def listed() -> dict[str, list[str]]:
+        lines = invoke(runner, "board", "--list", "--logdir", logdir).stdout.splitlines()
+        return {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in lines[2:]}
+
+    rows = listed()
+    assert set(rows) == {"m", "x"} | own
+    for run in own:  # their values read back under the comparison's tags
+        assert rows[run][0] == "8" and "-" not in rows[run][1:5], rows[run]
+    # A layout written by an older dlcli (no .layout in its name) is recognised by its content.
+    (layout,) = (logdir / folder).glob("events.out.tfevents.*.layout")
+    layout.rename(layout.with_name(layout.name[: -len(".layout")] + ".v2"))
+    assert listed() == rows

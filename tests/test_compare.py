@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import assert_usage_refused, invoke, stop_process, subprocess_env, tree, wait_until
+from conftest import assert_clean_refusal, assert_usage_refused, invoke, stop_process, subprocess_env, tree, wait_until
 from dlcli import __version__
 from dlcli import compare as experiments
 from dlcli.config import DataSpec
@@ -41,8 +41,8 @@ def test_presets_have_the_lecture_variants():
     assert mnist_plan().label == "all" and [v.name for v in mnist_plan().variants] == [v.name for v in plan.variants]
     both = mnist_plan(("activation", "init"), seeds=2)
     assert [v.name for v in both.variants] == ["sigmoid-normal", "relu-normal", "relu-xavier", "relu-he"]
-    assert len(both.runs()) == 8
-    deep = {r.variant.name: r.config.model for r in plan.runs()}["deep-batchnorm"]
+    assert len(both.runs) == 8
+    deep = {r.variant.name: r.config.model for r in plan.runs}["deep-batchnorm"]
     assert (deep.hidden_layers, deep.units, deep.batchnorm, deep.init) == (4, 512, True, "xavier")
 
 
@@ -50,8 +50,8 @@ def test_a_grid_is_the_cartesian_product_named_by_its_settings():
     plan = mnist_plan(vary=("activation=sigmoid,tanh,relu", "init=normal,he"), seeds=3)
     names = [v.name for v in plan.variants]
     assert names[:3] == ["activation=sigmoid,init=normal", "activation=sigmoid,init=he", "activation=tanh,init=normal"]
-    assert len(names) == 6 and len(plan.runs()) == 18 and plan.columns == ("activation", "init")
-    run = plan.runs()[-1]
+    assert len(names) == 6 and len(plan.runs) == 18 and plan.columns == ("activation", "init")
+    run = plan.runs[-1]
     assert run.config.name == "compare/vary-activation-init/activation=relu,init=he-s2"
     assert (run.config.model.activation, run.config.model.init, run.config.train.seed) == ("relu", "he", 2)
     # Values are normalised: the same grid typed differently is the same comparison.
@@ -74,7 +74,7 @@ def test_a_base_setting_gives_the_comparison_its_own_folder():
     wide = mnist_plan(vary=("dropout=0,0.3",), layers=5, units=512)
     assert default.label == "vary-dropout"
     assert wide.label.startswith("vary-dropout-") and wide.label != default.label
-    assert all(r.config.model.units == 512 for r in wide.runs())
+    assert all(r.config.model.units == 512 for r in wide.runs)
 
 
 @pytest.mark.parametrize(
@@ -111,7 +111,7 @@ def test_xor_plans_depth_and_refuses_mnist_only_settings():
     base = experiments.base_config("xor", data=DataSpec(), logdir="l", checkpoint_dir="c")
     plan = experiments.plan("xor", (), (), base, seeds=8)
     assert [v.name for v in plan.variants] == ["layers=1", "layers=2", "layers=4"]
-    config = plan.runs()[0].config
+    config = plan.runs[0].config
     assert (config.task, config.model.units, config.model.activation, config.train.optimizer) == ("xor", 10, "sigmoid", "sgd")
     assert (config.train.epochs, config.train.batch_size, plan.label) == (20000, 0, "xor-depth")
     with pytest.raises(ConfigError, match="xor runs have no dropout"):
@@ -121,7 +121,7 @@ def test_xor_plans_depth_and_refuses_mnist_only_settings():
 def test_the_ledger_key_is_the_whole_configuration():
     from dataclasses import fields, replace
 
-    config = mnist_plan().runs()[0].config
+    config = mnist_plan().runs[0].config
     key = experiments.ledger_key(config)
     # Where a run goes never matters...
     assert experiments.ledger_key(replace(config, name="x", logdir="y", checkpoint_dir="z")) == key
@@ -142,7 +142,7 @@ def test_ledger_lines_of_an_older_dlcli_are_set_aside_never_reused(workdir):
     # dlcli 0.1 wrote format 1 (a key of the model, five train settings and the data) and
     # format 2 (the whole config) from models with another weight initialization: their
     # numbers are not this version's, even where the configuration is the same.
-    config = mnist_plan(("activation",)).runs()[0].config
+    config = mnist_plan(("activation",)).runs[0].config
     key = experiments.ledger_key(config)
     format_1 = json.dumps({"model": config.model.__dict__, "train": {"seed": 0}, "data": config.data.__dict__})
     line = {"variant": "sigmoid-normal", "seed": 0, "accuracy": 0.9, "loss": 0.3, "seconds": 1.0, "params": 10,
@@ -286,7 +286,7 @@ def test_learning_curves_come_from_the_event_files_and_the_plot_has_them(runner,
     compare(runner, digits_npz, "--vary", "activation=sigmoid,relu", "--seeds", "2", "--epochs", "2",
             "--points", "12", "--plot", "curves.png")  # fmt: skip
     folder = only((workdir / "logs/compare").glob("vary-activation-*"))
-    series = summaries.read_scalars(folder / "activation=relu-s0", "test")
+    series = summaries.read_scalars(folder / "activation=relu-s0", "test", scope=f"{folder.name}/")
     steps = [step for step, _ in series["subset/accuracy"]]
     assert len(steps) >= 12 and steps == sorted(set(steps)) and steps[-1] == 16  # 512/64 x 2 epochs
     assert len(series["accuracy"]) == 2  # the whole test set at each epoch end, as before
@@ -433,3 +433,99 @@ def test_ledger_results_of_an_older_dlcli_are_not_reused_and_the_summary_says_so
     assert "2 results of dlcli 0.1 set aside: its initial weights differed" in again.stderr
     assert [r["accuracy"] for r in json.loads(again.stdout)] == [r["accuracy"] for r in first]
     assert len(ledger_lines(workdir)) == 4
+
+
+@pytest.mark.parametrize("data", ["missing.npz", "corrupt.npz"])
+def test_a_compare_that_fails_before_training_writes_nothing(runner, workdir, data):
+    # The data is read by the first run, after the plan stands (so also a Keras cache
+    # without MNIST, offline): nothing of the comparison stays, not even the folders
+    # above it or its charts' layout, which `board --list` would show as a run.
+    from dlcli.cli import cli
+
+    (workdir / "corrupt.npz").write_bytes(b"not an npz")
+    before = tree(workdir)
+    result = runner.invoke(cli, ["compare", "--vary", "units=8,16", "--data", data, "--quiet",
+                                 "--logdir", "deep/logs", "--checkpoint-dir", "deep/ck"])  # fmt: skip
+    assert_clean_refusal(result, data, exit_code=1)
+    assert tree(workdir) == before
+
+
+@pytest.mark.slow
+def test_a_run_that_fails_after_another_trained_keeps_what_was_trained(runner, workdir, digits_npz):
+    from dlcli.cli import cli
+
+    result = runner.invoke(cli, ["compare", "--vary", "batch-size=64,100000", "--data", str(digits_npz), "--quiet"])
+    assert_clean_refusal(result, "--batch-size 100000 is larger than the 512 training examples", exit_code=1)
+    assert [e["variant"] for e in ledger_lines(workdir)] == ["batch-size=64"]
+    folder = only((workdir / "logs/compare").glob("vary-batch-size*"))
+    assert len(list(folder.glob("events.out.tfevents.*.layout"))) == 1  # the charts of what was trained
+    assert (folder / "batch-size=64-s0/train").is_dir()
+    assert not (workdir / "logs/compare/.claims").exists()
+
+
+def test_the_ledger_is_read_once_then_only_what_was_appended(workdir):
+    config = mnist_plan(("activation",)).runs[0].config
+    path = workdir / "results.jsonl"
+    line = {"key": experiments.ledger_key(config), "key_format": experiments.KEY_FORMAT, "accuracy": 0.5,
+            "loss": 1.0}  # fmt: skip
+    experiments.append_ledger(path, line)
+    ledger = experiments.Ledger.read(path)
+    assert ledger.get(config)["accuracy"] == 0.5
+    forced = experiments.Ledger.read(path, force=True)
+    assert forced.get(config) is None  # --force: what was there is not reused...
+    with open(path, "a") as f:
+        f.write(json.dumps({**line, "accuracy": 0.75}) + "\n" + json.dumps({**line, "accuracy": 0.9})[:20])
+    forced.refresh()
+    assert forced.get(config)["accuracy"] == 0.75  # ...what another driver appends since is
+    with open(path, "a") as f:
+        f.write(json.dumps({**line, "accuracy": 0.9})[20:] + "\n")  # the torn line, completed
+    forced.refresh()
+    assert forced.get(config)["accuracy"] == 0.9
+    experiments.append_ledger(path, {**line, "accuracy": 0.25})
+    ledger.refresh()
+    assert ledger.get(config)["accuracy"] == 0.25 and ledger.offset == path.stat().st_size
+
+
+def test_statuses_are_a_type_not_strings(workdir):
+    the_plan = mnist_plan(("activation",))
+    ledger = experiments.Ledger.read(the_plan.ledger_path)
+    statuses = experiments.status(the_plan, ledger)
+    assert [how for _, how in statuses] == [experiments.RunStatus.TRAIN] * 2
+    assert [run for run, _ in statuses] == list(the_plan.runs)
+    experiments.append_ledger(the_plan.ledger_path, {"key": experiments.ledger_key(the_plan.runs[0].config),
+                                                     "key_format": experiments.KEY_FORMAT, "accuracy": 0.5,
+                                                     "loss": 1.0})  # fmt: skip
+    ledger.refresh()
+    assert experiments.status(the_plan, ledger)[0][1] is experiments.RunStatus.IN_LEDGER
+    assert experiments.RunStatus.IN_LEDGER.value == "in the ledger" and experiments.RunStatus.RESUME.done == "resumed"
+
+
+def test_a_plan_validates_each_run_once(workdir, monkeypatch):
+    from dlcli.config import RunConfig
+
+    validated = []
+    real = RunConfig.validate
+    monkeypatch.setattr(RunConfig, "validate", lambda self: validated.append(self.name) or real(self))
+    base = experiments.base_config("mnist", model={}, train={}, data=DataSpec(), logdir="logs",
+                                   checkpoint_dir="checkpoints")  # fmt: skip
+    comparison = experiments.prepare(experiments.Request("mnist", base, vary=("units=8,16",), seeds=2))
+    assert len(comparison.plan.runs) == len(comparison.statuses) == 4
+    assert sorted(validated) == sorted(run.config.name for run in comparison.plan.runs)
+
+
+def test_a_command_reads_the_ledger_once(runner, workdir, monkeypatch):
+    base = experiments.base_config("mnist", model={}, train={}, data=DataSpec(), logdir="logs",
+                                   checkpoint_dir="checkpoints")  # fmt: skip
+    the_plan = experiments.plan("mnist", (), ("units=8,16",), base, seeds=2)
+    for i, run in enumerate(the_plan.runs):
+        experiments.append_ledger(the_plan.ledger_path, {
+            "key": experiments.ledger_key(run.config), "key_format": experiments.KEY_FORMAT, "variant": run.variant.name,
+            "seed": run.seed, "run": run.config.name, "accuracy": 0.5 + i / 10, "loss": 1.0, "seconds": 1.0,
+            "params": 10, "grad_ratio": None,
+        })  # fmt: skip
+    reads = []
+    real = experiments.Ledger.refresh
+    monkeypatch.setattr(experiments.Ledger, "refresh", lambda self: reads.append(1) or real(self))
+    rows = json.loads(invoke(runner, "compare", "--vary", "units=8,16", "--seeds", "2", "--format", "json").stdout)
+    assert [r["accuracy"] for r in rows] == [pytest.approx(0.55), pytest.approx(0.75)]
+    assert len(reads) == 1

@@ -30,13 +30,6 @@ from dlcli.config import (
 from dlcli.errors import ConfigError
 
 
-def _default_help(setting) -> str:
-    """'[default: mnist 3, xor 4]': where a comparison's runs start, task by task."""
-    values = [f"{task} {settings.shown(setting, setting.default(task, compare=True))}"
-              for task in ("mnist", "xor") if task in setting.tasks]  # fmt: skip
-    return f"  [default: {', '.join(values)}]"
-
-
 def _check_cluster(ctx, param, value):
     """--cluster needs the cluster extra: say which, before anything runs."""
     if value is not None:
@@ -51,7 +44,7 @@ def _check_cluster(ctx, param, value):
 
 def _compare_runner(jobs: str, cluster: str | None, files: str, strategy: str, quiet: bool):
     """Where compare's runs train: here one by one, in --jobs worker processes, or on a
-    Dask cluster; and a few words saying which, for the plan line."""
+    Dask cluster (each runner says which, for the plan line)."""
     from dlcli.compare.processes import placement
 
     if cluster is not None:
@@ -61,21 +54,128 @@ def _compare_runner(jobs: str, cluster: str | None, files: str, strategy: str, q
             raise click.UsageError(f"--strategy {strategy} trains one run on several devices; not with --cluster")
         from dlcli.compare.cluster import DaskRunner
 
-        return DaskRunner(cluster, files=files), f", on the Dask cluster at {cluster}"
+        return DaskRunner(cluster, files=files)
     serial = comparisons.SerialRunner(progress_factory=lambda: progress_bar(quiet))
     if jobs == "1":
-        return serial, ""  # without asking TensorFlow for GPUs: --cpu-replicas must come first
+        return serial  # without asking TensorFlow for GPUs: --cpu-replicas must come first
     try:
         where = placement(jobs)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     if where.jobs == 1:
-        return serial, ""
+        return serial
     if strategy != "default":
         raise click.UsageError(f"--strategy {strategy} trains one run on several devices; not with --jobs")
     from dlcli.compare.processes import ProcessRunner
 
-    return ProcessRunner(where), f", {where.describe()}"
+    return ProcessRunner(where)
+
+
+def _summary(comparison) -> str:
+    """'4 variants x 2 seeds = 8 runs: 2 in the ledger, 0 to resume, 6 to train'."""
+    from dlcli.compare import RunStatus
+
+    variants, seeds, runs = len(comparison.plan.variants), len(comparison.plan.seeds), len(comparison.statuses)
+    summary = (
+        f"{variants} variant{'s' if variants != 1 else ''} x {seeds} seed{'s' if seeds != 1 else ''} = {runs} runs: "
+        f"{comparison.count(RunStatus.IN_LEDGER)} in the ledger, {comparison.count(RunStatus.RESUME)} to resume, "
+        f"{comparison.count(RunStatus.TRAIN)} to train"
+    )
+    older = comparison.ledger.older
+    if older:
+        summary += f" ({older} result{'s' if older != 1 else ''} of dlcli 0.1 set aside: its initial weights differed)"
+    return summary
+
+
+class _Progress:
+    """The plan line and the progress bar on stderr: runs done, the best variant so far."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.bar, self.best = quiet, None, {}
+
+    def start(self, comparison, runner) -> None:
+        from tqdm.auto import tqdm
+
+        click.echo(f"compare {comparison.plan.folder}: {_summary(comparison)}{runner.where}", err=True)
+        self.bar = tqdm(total=len(comparison.statuses), desc="compare", unit="run", file=sys.stderr,
+                        disable=True if self.quiet else None)  # fmt: skip
+
+    def finished(self, planned, entry) -> None:
+        # The best variant so far: the mean accuracy over its finished seeds.
+        self.best.setdefault(planned.variant.name, []).append(entry["accuracy"])
+        name, values = max(self.best.items(), key=lambda item: sum(item[1]) / len(item[1]))
+        self.bar.set_postfix_str(f"best so far {name} {sum(values) / len(values):.4f}")
+        self.bar.update(1)
+
+    def waiting(self, planned) -> None:
+        self.bar.write(f"waiting for {planned.config.name}: another dlcli process is training it", file=sys.stderr)
+
+    def hooks(self):
+        return comparisons.Hooks(on_finish=self.finished, on_wait=self.waiting)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _print_plan(comparison) -> None:
+    """--dry-run: every planned run and what running the comparison would do with it."""
+    from dlcli import report
+
+    click.echo(report.plan_table([(run, how.value) for run, how in comparison.statuses]))
+    click.echo(f"\n{_summary(comparison)} (dry run: nothing trained)")
+
+
+def _print_results(comparison, *, sort: str, fmt: str, wide: bool, output: str | None, plot: str | None,
+                   report_file: str | None) -> None:
+    """The table on stdout (fitted to a terminal; whole in --output), the verdict, the
+    --plot picture and the --report page."""
+    from dlcli import report
+
+    rows = comparisons.sort_rows(comparison.rows, sort)
+    text = report.compare_table(rows, fmt, columns=comparison.plan.columns)
+    click.echo(report.compare_table(rows, fmt, comparison.plan.columns, width=report.terminal_width(wide)))
+    verdict = comparisons.verdict(rows)
+    if verdict:
+        click.echo(f"note: {verdict}", err=fmt in report.MACHINE_FORMATS)
+    if output:
+        from pathlib import Path
+
+        from dlcli.core.runs import atomic_write_text
+
+        atomic_write_text(Path(output), text + "\n")
+    if plot:
+        the_plan = comparison.plan
+        report.comparison_plot(rows, comparisons.learning_curves(the_plan), plot, task=the_plan.task)
+    if report_file:
+        from dlcli import html_report
+
+        html_report.write(report_file, comparison.plan, rows, command=html_report.command_line(sys.argv))
+
+
+def _check_xor_options(task: str, settings: dict, *, limit, data, strategy: str) -> None:
+    """The mnist-only options, refused on an xor comparison."""
+    if task != "xor":
+        return
+    for name in ("dropout", "batchnorm", "limit", "data"):
+        given = {"limit": limit, "data": data}.get(name, settings.get(name))
+        if given is not None:
+            raise click.UsageError(f"--{name} is for mnist comparisons; xor runs have no {name}")
+    if strategy != "default":
+        raise click.UsageError(f"--strategy {strategy} is for mnist comparisons; xor trains on one device")
+
+
+# -- compare's shared settings -> the base run --------------------------------------------
+# One block (_default_help, base_setting_options, _base_run): how the shared setting
+# options become the comparison's base configuration; the rest of this file only
+# passes that configuration on (in the Request).
+
+
+def _default_help(setting) -> str:
+    """'[default: mnist 3, xor 4]': where a comparison's runs start, task by task."""
+    values = [f"{task} {settings.shown(setting, setting.default(task, compare=True))}"
+              for task in ("mnist", "xor") if task in setting.tasks]  # fmt: skip
+    return f"  [default: {', '.join(values)}]"
 
 
 def base_setting_options(f):
@@ -93,6 +193,23 @@ def base_setting_options(f):
         help_text = s.help.removesuffix(".") + only + "." + _default_help(s)
         with_settings = setting_option(s, None, default=None, help_text=help_text, show_default=False)(with_settings)
     return with_settings
+
+
+def _base_run(task: str, settings: dict, *, dataset, data, limit, logdir, checkpoint_dir):
+    """The comparison's base configuration from the shared setting options, and the
+    settings the user gave explicitly."""
+    explicit = {name for name, value in settings.items() if value is not None}
+    try:
+        base = comparisons.base_config(
+            task, settings, data=DataSpec(dataset=dataset, path=absolute_path(data), limit=limit),
+            logdir=logdir, checkpoint_dir=checkpoint_dir,
+        )  # fmt: skip
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    return base, explicit
+
+
+# -- the command ---------------------------------------------------------------------------
 
 
 @click.command()
@@ -166,78 +283,27 @@ def compare(task, what, vary, seeds, seed, sort, fmt, output, wide, plot, report
 
     Try: dlcli compare --vary activation=sigmoid,tanh,relu --vary init=normal,he --seeds 3
     """
-    from dlcli import report
-
-    explicit = {name for name, value in settings.items() if value is not None}
-    if task == "xor":
-        for name in ("dropout", "batchnorm", "limit", "data"):
-            given = {"limit": limit, "data": data}.get(name, settings.get(name))
-            if given is not None:
-                raise click.UsageError(f"--{name} is for mnist comparisons; xor runs have no {name}")
-        if strategy != "default":
-            raise click.UsageError(f"--strategy {strategy} is for mnist comparisons; xor trains on one device")
+    _check_xor_options(task, settings, limit=limit, data=data, strategy=strategy)
+    base, explicit = _base_run(task, settings, dataset=dataset, data=data, limit=limit, logdir=logdir,
+                               checkpoint_dir=checkpoint_dir)  # fmt: skip
+    request = comparisons.Request(
+        task, base, what=what, vary=vary, explicit=frozenset(explicit), seeds=seeds, first_seed=seed, points=points,
+        force=force, dry_run=dry_run, allow_many=yes,
+        distribute=None if dry_run else distribute_spec(strategy, devices, cpu_replicas),
+    )  # fmt: skip
+    progress = _Progress(quiet)
     try:
-        base = comparisons.base_config(
-            task, settings, data=DataSpec(dataset=dataset, path=absolute_path(data), limit=limit),
-            logdir=logdir, checkpoint_dir=checkpoint_dir,
+        comparison = comparisons.compare(
+            request, make_runner=lambda: _compare_runner(jobs, cluster, cluster_files, strategy, quiet),
+            on_plan=progress.start, hooks=progress.hooks(),
         )  # fmt: skip
-        the_plan = comparisons.plan(task, what, vary, base, explicit=explicit, seeds=seeds, first_seed=seed,
-                                    points=points)  # fmt: skip
-    except ConfigError as exc:
+    except comparisons.PlanError as exc:
         raise click.UsageError(str(exc)) from None
-    finished, older = ({}, 0) if force else comparisons.ledger_contents(the_plan.ledger_path)
-    statuses = comparisons.status(the_plan, force=force, finished=finished)
-    counts = {how: sum(1 for _, h in statuses if h == how) for how in ("in the ledger", "resume", "train")}
-    summary = (
-        f"{len(the_plan.variants)} variant{'s' if len(the_plan.variants) != 1 else ''} x {seeds} "
-        f"seed{'s' if seeds != 1 else ''} = {len(statuses)} runs: {counts['in the ledger']} in the ledger, "
-        f"{counts['resume']} to resume, {counts['train']} to train"
-    )
-    if older:
-        summary += f" ({older} result{'s' if older != 1 else ''} of dlcli 0.1 set aside: its initial weights differed)"
-    if dry_run:
-        click.echo(report.plan_table(statuses))
-        click.echo(f"\n{summary} (dry run: nothing trained)")
-        return
-    if len(statuses) > comparisons.MAX_RUNS and not yes:
-        raise click.UsageError(
-            f"this comparison makes {len(statuses)} runs, more than {comparisons.MAX_RUNS}; "
-            "pass --yes to run them all, or use fewer --vary values or --seeds"
-        )
-    distribute = distribute_spec(strategy, devices, cpu_replicas)
-    runner, where = _compare_runner(jobs, cluster, cluster_files, strategy, quiet)
-    click.echo(f"compare {the_plan.folder}: {summary}{where}", err=True)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(statuses), desc="compare", unit="run", file=sys.stderr, disable=True if quiet else None)
-    best: dict = {}
-
-    def finished(planned, entry):
-        # Runs done and the best variant so far (mean accuracy over its finished seeds).
-        best.setdefault(planned.variant.name, []).append(entry["accuracy"])
-        name, values = max(best.items(), key=lambda item: sum(item[1]) / len(item[1]))
-        bar.set_postfix_str(f"best so far {name} {sum(values) / len(values):.4f}")
-        bar.update(1)
-
-    try:
-        rows = comparisons.run(the_plan, force=force, runner=runner, on_finish=finished, distribute=distribute)
     finally:
-        bar.close()
-    rows = comparisons.sort_rows(rows, sort)
-    text = report.compare_table(rows, fmt, columns=the_plan.columns)
-    click.echo(report.compare_table(rows, fmt, the_plan.columns, width=report.terminal_width(wide)))
-    verdict = comparisons.verdict(rows)
-    if verdict:
-        click.echo(f"note: {verdict}", err=fmt in report.MACHINE_FORMATS)
-    if output:
-        from pathlib import Path
+        progress.close()
+    if dry_run:
+        _print_plan(comparison)
+    else:
+        _print_results(comparison, sort=sort, fmt=fmt, wide=wide, output=output, plot=plot,
+                       report_file=report_file)
 
-        from dlcli.core.runs import atomic_write_text
-
-        atomic_write_text(Path(output), text + "\n")
-    if plot:
-        report.comparison_plot(rows, comparisons.learning_curves(the_plan), plot, task=task)
-    if report_file:
-        from dlcli import html_report
-
-        html_report.write(report_file, the_plan, rows, command=html_report.command_line(sys.argv))

@@ -15,6 +15,11 @@ interval over seeds, and its difference to the best variant with a *paired* 95%
 interval over the seeds they share (a seed fixes the initial weights and the data
 order, so the pairs differ only in the variant).
 
+Modules: `settings` and `presets` (what a run can vary), `plan`, `ledger` (with
+`claims`, for two drivers on the same folders), `runners` (here; `processes` and
+`cluster` elsewhere), `driver` (the runs -> the ledger -> rows), `request` (the whole
+comparison as one call), `stats`, `curves`.
+
 Standard library only at import: the CLI plans, validates and dry-runs a comparison
 without TensorFlow.
 """
@@ -22,8 +27,11 @@ without TensorFlow.
 # The package's public names, so callers need not know which module holds each.
 # ruff: noqa: F401
 from dlcli.compare.curves import Curves, learning_curves
+from dlcli.compare.driver import Hooks, drive, hparams_of, layout_charts, write_layout
 from dlcli.compare.ledger import (
     KEY_FORMAT,
+    Ledger,
+    RunStatus,
     append_ledger,
     ledger_contents,
     ledger_key,
@@ -42,14 +50,8 @@ from dlcli.compare.plan import (
     plan,
 )
 from dlcli.compare.presets import ALL_PRESETS, DEFAULT_PRESET, PRESETS, VARIANTS
-from dlcli.compare.runners import (
-    RunTask,
-    SerialRunner,
-    execute,
-    hparams_of,
-    run,
-    write_layout,
-)
+from dlcli.compare.request import Comparison, PlanError, Request, compare, prepare
+from dlcli.compare.runners import Runner, RunTask, SerialRunner, execute
 from dlcli.compare.settings import (
     SETTINGS,
     TASK_DEFAULTS,

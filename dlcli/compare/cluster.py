@@ -25,15 +25,13 @@ Run folders end up under the driver's --checkpoint-dir and --logdir either way:
 from __future__ import annotations
 
 import io
-import json
-import os
+import itertools
 import secrets
-import shutil
 import tarfile
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Iterator
 
 from dlcli.core.data import _reason  # an exception's first line, shortened (NumPy only)
 from dlcli.errors import ConfigError, DlcliError
@@ -50,15 +48,19 @@ def check_installed() -> None:
 
 
 class DaskRunner:
-    """The runs of a comparison as Dask tasks; `files` is "auto", "shared" or "ship"."""
+    """The runs of a comparison as Dask tasks (a `runners.Runner`); `files` is "auto",
+    "shared" or "ship"."""
 
     def __init__(self, address: str, *, files: str = "auto", connect_timeout: float = 30):
         self.address, self.files, self.connect_timeout = address, files, connect_timeout
+        self.where = f", on the Dask cluster at {address}"
 
-    def run(self, tasks: list, started: Callable):
-        if not tasks:
+    def run(self, tasks: Iterator) -> Iterator[tuple]:
+        tasks = iter(tasks)
+        first = next(tasks, None)
+        if first is None:
             return
-        from distributed import Client, as_completed
+        from distributed import Client
 
         try:
             client = Client(self.address, timeout=self.connect_timeout, set_as_default=False)
@@ -68,31 +70,37 @@ class DaskRunner:
                 "and check the address"
             ) from None
         try:
-            shared = self._preflight(client, tasks[0].config)
-            # Workers started with `--resources GPU=1` (one per GPU, each with its own
-            # CUDA_VISIBLE_DEVICES) get the runs, one at a time each; otherwise every
-            # worker is a CPU worker, and `--nthreads 1` makes it one run at a time.
-            workers = client.scheduler_info()["workers"].values()
-            resources = {"GPU": 1} if any(w.get("resources", {}).get("GPU") for w in workers) else None
-            futures = {}
-            for task in tasks:
-                started(task)
-                future = client.submit(run_on_worker, task, shared, key=f"dlcli-{task.config.name}-{secrets.token_hex(4)}",
-                                       pure=False, resources=resources)  # fmt: skip
-                futures[future] = task
-            for future in as_completed(futures, loop=client.loop):
-                task = futures[future]
-                try:
-                    entry, worker, archive = future.result()
-                except DlcliError:
-                    raise
-                except Exception as exc:
-                    raise DlcliError(f"{task.config.name} failed on the cluster: {_reason(exc)}") from None
-                if archive is not None:
-                    _unpack(archive, task.config)
-                yield task, entry
+            shared = self._preflight(client, first.config)
+            yield from self._submit_all(client, itertools.chain([first], tasks), shared)
         finally:
             client.close()
+
+    def _submit_all(self, client, tasks: Iterator, shared: bool) -> Iterator[tuple]:
+        """Every run as a task at once (Dask's scheduler places them); each run's entry
+        as it finishes, its folders moved here first when they were shipped."""
+        from distributed import as_completed
+
+        # Workers started with `--resources GPU=1` (one per GPU, each with its own
+        # CUDA_VISIBLE_DEVICES) get the runs, one at a time each; otherwise every
+        # worker is a CPU worker, and `--nthreads 1` makes it one run at a time.
+        workers = client.scheduler_info()["workers"].values()
+        resources = {"GPU": 1} if any(w.get("resources", {}).get("GPU") for w in workers) else None
+        futures = {}
+        for task in tasks:
+            future = client.submit(run_on_worker, task, shared, key=f"dlcli-{task.config.name}-{secrets.token_hex(4)}",
+                                   pure=False, resources=resources)  # fmt: skip
+            futures[future] = task
+        for future in as_completed(futures, loop=client.loop):
+            task = futures[future]
+            try:
+                entry, worker, archive = future.result()
+            except DlcliError:
+                raise
+            except Exception as exc:
+                raise DlcliError(f"{task.config.name} failed on the cluster: {_reason(exc)}") from None
+            if archive is not None:
+                _unpack(archive, task.config)
+            yield task, entry
 
     def _preflight(self, client, config) -> bool:
         """Every worker can import dlcli and read the data; returns whether the driver's
@@ -165,23 +173,12 @@ def _without_lock(info):
 
 
 def _unpack(archive: bytes, config) -> None:
-    """Put a shipped run's folders where the driver keeps them, and point its run.json
-    at them (so `dlcli resume` of it works on the driver)."""
-    checkpoints = Path(config.checkpoint_dir) / config.name
-    logs = Path(config.logdir) / config.name
+    """Put a shipped run's folders where the driver keeps them (RunFolder points its
+    record at them, so `dlcli resume` of it works on the driver)."""
+    from dlcli.core.runs import RunFolder
+
     Path(config.checkpoint_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dlcli-unpack-", dir=Path(config.checkpoint_dir)) as tmp:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
             tar.extractall(tmp, filter="data")
-        for target in (checkpoints, logs):
-            shutil.rmtree(target, ignore_errors=True)
-            target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(os.path.join(tmp, "checkpoints"), checkpoints)
-        shutil.move(os.path.join(tmp, "logs"), logs)
-    record_path = checkpoints / "run.json"
-    record = json.loads(record_path.read_text(encoding="utf-8"))
-    record["config"]["checkpoint_dir"], record["config"]["logdir"] = config.checkpoint_dir, config.logdir
-    record["logdir"] = str(logs.resolve())
-    from dlcli.core.runs import atomic_write_text
-
-    atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
+        RunFolder.move_in(Path(tmp) / "checkpoints", Path(tmp) / "logs", config)

@@ -23,13 +23,13 @@ def learning_curves(the_plan: Plan) -> tuple[Curves, Curves]:
     from dlcli.core.summaries import read_scalars
 
     accuracy, loss = Curves("accuracy"), Curves("loss")
-    for planned in the_plan.runs():
+    for planned in the_plan.runs:
         logdir = Path(planned.config.logdir) / planned.config.name
         if the_plan.task == "mnist":
-            series = read_scalars(logdir, "test")
+            series = read_scalars(logdir, "test", the_plan.scope)
             acc, los = series.get("subset/accuracy", []), series.get("subset/loss", [])
         else:
-            series = read_scalars(logdir, "train")
+            series = read_scalars(logdir, "train", the_plan.scope)
             acc, los = series.get("accuracy", []), series.get("loss", [])
         accuracy.by_variant.setdefault(planned.variant.name, {})[planned.seed] = acc
         loss.by_variant.setdefault(planned.variant.name, {})[planned.seed] = los

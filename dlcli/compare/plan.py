@@ -34,7 +34,8 @@ class PlannedRun:
 
 @dataclass(frozen=True)
 class Plan:
-    """What to compare: variants on a shared base run, and the seeds every one gets."""
+    """What to compare: variants on a shared base run, the seeds every one gets, and
+    the runs that makes (computed and validated once, by `plan`)."""
 
     task: str
     label: str  # the comparison's folder: <logdir>/compare/<label>/
@@ -42,25 +43,8 @@ class Plan:
     columns: tuple[str, ...]  # the settings the variants differ in (table columns)
     seeds: tuple[int, ...]
     base: RunConfig
+    runs: tuple[PlannedRun, ...]  # one validated run per (variant, seed), variants in order
     points: int = DEFAULT_POINTS  # test-subset evaluations per mnist run (learning curves)
-
-    def runs(self) -> list[PlannedRun]:
-        """One validated run per (variant, seed), variants in order."""
-        out = []
-        for variant in self.variants:
-            for seed in self.seeds:
-                config = apply_settings(self.base, dict(variant.settings))
-                config = replace(
-                    config,
-                    name=f"compare/{self.label}/{variant.name}-s{seed}",
-                    train=replace(config.train, seed=seed, eval_points=self.points if self.task == "mnist" else 0),
-                )
-                try:
-                    config.validate()
-                except ConfigError as exc:
-                    raise ConfigError(f"variant {variant.name}: {exc}") from None
-                out.append(PlannedRun(variant, seed, config))
-        return out
 
     @property
     def ledger_path(self) -> Path:
@@ -69,6 +53,30 @@ class Plan:
     @property
     def folder(self) -> str:
         return f"compare/{self.label}"
+
+    @property
+    def scope(self) -> str:
+        """The prefix of its runs' scalar tags: only they match its charts' regexes."""
+        return f"{self.label}/"
+
+
+def _planned_runs(task: str, label: str, variants, seeds, base: RunConfig, points: int) -> tuple[PlannedRun, ...]:
+    """One validated run per (variant, seed), variants in order."""
+    out = []
+    for variant in variants:
+        for seed in seeds:
+            config = apply_settings(base, dict(variant.settings))
+            config = replace(
+                config,
+                name=f"compare/{label}/{variant.name}-s{seed}",
+                train=replace(config.train, seed=seed, eval_points=points if task == "mnist" else 0),
+            )
+            try:
+                config.validate()
+            except ConfigError as exc:
+                raise ConfigError(f"variant {variant.name}: {exc}") from None
+            out.append(PlannedRun(variant, seed, config))
+    return tuple(out)
 
 
 def parse_vary(items: tuple[str, ...], task: str) -> list[tuple[str, list]]:
@@ -122,10 +130,33 @@ def plan(
     names the settings the user gave on the command line, which a preset that sets
     them too would silently override: that is an error instead.
     """
+    _check_counts(seeds, points)
+    _check_presets(task, what)
+    grid = parse_vary(vary, task)
+    presets = tuple(dict.fromkeys(what)) or (() if grid else (DEFAULT_PRESET[task],))
+    if "all" in presets:
+        presets = ("all",)
+    preset_variants = list(dict.fromkeys(v for p in presets for v in PRESETS[task][p]))
+    _check_overlaps(task, presets, preset_variants, grid, explicit)
+    varied = [name for name, _ in grid]
+    variants = _variants(task, preset_variants, grid)
+    columns = tuple(dict.fromkeys([s for v in preset_variants for s in VARIANTS[task][v]] + varied))
+    label = _label(task, presets, varied, base, columns, points)
+    seed_list = tuple(range(first_seed, first_seed + seeds))
+    # Every run's configuration is validated now, before anything trains.
+    runs = _planned_runs(task, label, variants, seed_list, base, points)
+    return Plan(task=task, label=label, variants=variants, columns=columns, seeds=seed_list, base=base, runs=runs,
+                points=points)  # fmt: skip
+
+
+def _check_counts(seeds: int, points: int) -> None:
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     if points < 1:
         raise ConfigError(f"--points must be at least 1, got {points}")
+
+
+def _check_presets(task: str, what: tuple[str, ...]) -> None:
     unknown = [w for w in what if w not in PRESETS[task]]
     if unknown:
         raise ConfigError(
@@ -133,11 +164,10 @@ def plan(
             + (" (use --task xor)" if unknown[0] in PRESETS["xor"] else "")
             + (" (use --task mnist)" if unknown[0] in PRESETS["mnist"] else "")
         )
-    grid = parse_vary(vary, task)
-    presets = tuple(dict.fromkeys(what)) or (() if grid else (DEFAULT_PRESET[task],))
-    if "all" in presets:
-        presets = ("all",)
-    preset_variants = list(dict.fromkeys(v for p in presets for v in PRESETS[task][p]))
+
+
+def _check_overlaps(task: str, presets: tuple, preset_variants: list, grid: list, explicit) -> None:
+    """A setting is set in one place only: by a preset, a --vary or its own option."""
     fixed = {s for v in preset_variants for s in VARIANTS[task][v]}
     for name, _ in grid:
         if name in fixed:
@@ -151,11 +181,14 @@ def plan(
             f"--{overridden[0]} cannot be combined with --what {','.join(presets)}: its variants set "
             f"{overridden[0]} themselves; use --vary {overridden[0]}=... without --what instead"
         )
-    varied = [name for name, _ in grid]
-    if set(varied) & set(explicit):
-        name = sorted(set(varied) & set(explicit))[0]
-        raise ConfigError(f"--{name} and --vary {name} both set {name}; keep one")
+    both = sorted({name for name, _ in grid} & set(explicit))
+    if both:
+        raise ConfigError(f"--{both[0]} and --vary {both[0]} both set {both[0]}; keep one")
 
+
+def _variants(task: str, preset_variants: list, grid: list) -> tuple[Variant, ...]:
+    """Every preset variant with every combination of the grid's values."""
+    varied = [name for name, _ in grid]
     variants = []
     bases = [(name, tuple(VARIANTS[task][name].items())) for name in preset_variants] or [("", ())]
     for (preset_name, preset_settings), values in itertools.product(bases, itertools.product(*[v for _, v in grid])):
@@ -163,20 +196,19 @@ def plan(
         grid_name = ",".join(f"{n}={format_value(v)}" for n, v in chosen)
         name = ",".join(filter(None, [preset_name, grid_name]))
         variants.append(Variant(name, preset_settings + chosen))
-    columns = tuple(dict.fromkeys([s for v in preset_variants for s in VARIANTS[task][v]] + varied))
+    return tuple(variants)
 
+
+def _label(task: str, presets: tuple, varied: list, base: RunConfig, columns: tuple, points: int) -> str:
+    """The comparison's folder name: its presets and varied settings, and a hash of
+    its shared settings when they are not the task's defaults."""
     label_parts = list(presets) + (["vary-" + "-".join(varied)] if varied else [])
     label = ("" if task == "mnist" else f"{task}-") + "_".join(label_parts)
     shared = _shared_part(base, columns, points if task == "mnist" else 0)
     if shared != _shared_part(_default_base(task, base), columns, DEFAULT_POINTS if task == "mnist" else 0):
         # Another base (other data, epochs, width...) is another comparison: its own folder.
         label += "-" + hashlib.sha256(shared.encode()).hexdigest()[:8]
-    the_plan = Plan(
-        task=task, label=label, variants=tuple(variants), columns=columns,
-        seeds=tuple(range(first_seed, first_seed + seeds)), base=base, points=points,
-    )  # fmt: skip
-    the_plan.runs()  # validates every run's configuration now, before anything trains
-    return the_plan
+    return label
 
 
 def base_config(

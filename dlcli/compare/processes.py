@@ -11,9 +11,10 @@ would: a run's numbers depend on its configuration only (tested bit for bit).
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
-from typing import Callable
+from typing import Iterator
 
 from dlcli.errors import ConfigError, RunError
 
@@ -88,43 +89,57 @@ def _execute_in_worker(task):
 
 
 class ProcessRunner:
-    """The runs of a comparison in worker processes, `placement.jobs` at a time."""
+    """The runs of a comparison in worker processes, `placement.jobs` at a time (a
+    `runners.Runner`)."""
 
     def __init__(self, where: Placement):
-        self.where = where
+        self.placement = where
+        self.where = f", {where.describe()}"
 
-    def run(self, tasks: list, started: Callable):
+    def run(self, tasks: Iterator) -> Iterator[tuple]:
         import multiprocessing
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-        from concurrent.futures.process import BrokenProcessPool
+        from concurrent.futures import ProcessPoolExecutor
 
-        if not tasks:
-            return
+        tasks = iter(tasks)
+        first = next(tasks, None)
+        if first is None:
+            return  # nothing to train: no worker processes started
         context = multiprocessing.get_context("spawn")
         slots = context.Queue()
-        for slot in range(self.where.jobs):
+        for slot in range(self.placement.jobs):
             slots.put(slot)
         with ProcessPoolExecutor(
-            max_workers=self.where.jobs,
+            max_workers=self.placement.jobs,
             mp_context=context,
             initializer=_start_worker,
-            initargs=(slots, self.where.gpus, self.where.threads),
+            initargs=(slots, self.placement.gpus, self.placement.threads),
         ) as pool:
-            waiting = list(tasks)
-            running = {}
-            while waiting or running:
-                while waiting and len(running) < self.where.jobs:
-                    task = waiting.pop(0)
-                    started(task)
+            yield from self._keep_busy(pool, itertools.chain([first], tasks))
+
+    def _keep_busy(self, pool, tasks: Iterator) -> Iterator[tuple]:
+        """Every worker busy while there are runs; each run's entry as it finishes."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        running = {}
+        more = True
+        while more or running:
+            while more and len(running) < self.placement.jobs:
+                task = next(tasks, None)
+                if task is None:
+                    more = False
+                else:
                     running[pool.submit(_execute_in_worker, task)] = task
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    task = running.pop(future)
-                    try:
-                        entry = future.result()
-                    except BrokenProcessPool:
-                        raise RunError(
-                            f"a worker process died while training {task.config.name} (killed, or out of memory); "
-                            "rerun the same command: finished runs are in the ledger and the rest resume"
-                        ) from None
-                    yield task, entry
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                task = running.pop(future)
+                try:
+                    entry = future.result()
+                except BrokenProcessPool:
+                    raise RunError(
+                        f"a worker process died while training {task.config.name} (killed, or out of memory); "
+                        "rerun the same command: finished runs are in the ledger and the rest resume"
+                    ) from None
+                yield task, entry

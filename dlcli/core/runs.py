@@ -1,9 +1,11 @@
 """Run folders: `checkpoints/<run>/` with run.json, the checkpoints and a lock.
 
 `run.json` records everything `resume` needs to rebuild a run from the folder alone:
-the whole configuration, the data source, the target epochs, the versions, and the
-final result once there is one. It is always replaced atomically (write a temporary
-file, fsync, rename), so a kill at any moment leaves the old or the new record.
+the whole configuration, the data source, the target epochs, the versions, the scope
+of its TensorBoard tags, and the final result once there is one. It is always
+replaced atomically (write a temporary file, fsync, rename), so a kill at any moment
+leaves the old or the new record. `RunFolder` is its only reader and writer: code that
+needs to know something of a run folder, or to move one, asks `RunFolder`.
 """
 
 from __future__ import annotations
@@ -64,11 +66,12 @@ class RunFolder:
     # -- creating and opening -------------------------------------------------------
 
     @classmethod
-    def create(cls, config: RunConfig, *, auto_name: bool) -> "RunFolder":
+    def create(cls, config: RunConfig, *, auto_name: bool, scope: str = "") -> "RunFolder":
         """Make `<checkpoint_dir>/<name>` and `<logdir>/<name>`, never reusing either.
 
         With `auto_name`, a taken name gets a `-2`, `-3`, ... suffix instead of an error.
-        Nothing is left behind if either folder cannot be made.
+        Nothing is left behind if either folder cannot be made. `scope` prefixes the
+        run's scalar tags (a comparison's runs: see `dlcli.core.summaries.Summaries`).
         """
         ckpt_base, log_base = Path(config.checkpoint_dir), Path(config.logdir)
         made: list[Path] = []
@@ -122,6 +125,8 @@ class RunFolder:
             "status": "created",
             "result": None,
         }
+        if scope:
+            record["scope"] = scope
         run = cls(ckpt, record)
         run.lock()
         run.save_record()
@@ -164,6 +169,56 @@ class RunFolder:
     @property
     def logdir(self) -> Path:
         return Path(self.record["logdir"])
+
+    @property
+    def scope(self) -> str:
+        """The prefix of the run's scalar tags ("" but for a comparison's runs)."""
+        return self.record.get("scope", "")
+
+    def made_by(self, config: RunConfig) -> bool:
+        """Whether exactly `config` made this folder, with this version of dlcli (an
+        older one drew other initial weights from the same configuration)."""
+        versions = self.record.get("versions")
+        return self.config == config and isinstance(versions, dict) and versions.get("dlcli") == __version__
+
+    @classmethod
+    def resumable(cls, config: RunConfig) -> bool:
+        """A checkpointed folder of exactly this run at `config`'s path (never another
+        configuration's folder, nor an older dlcli's)."""
+        try:
+            run = cls.open(Path(config.checkpoint_dir) / config.name)
+        except RunError:
+            return False
+        return run.made_by(config) and (run.path / "checkpoint").is_file()
+
+    # -- moving -----------------------------------------------------------------------
+
+    @classmethod
+    def move_in(cls, checkpoints: Path, logs: Path, config: RunConfig) -> "RunFolder":
+        """A run folder made elsewhere (its checkpoint and log folders, unpacked at
+        `checkpoints` and `logs`: a cluster worker's shipped run) moved to where `config`
+        puts it, replacing what was there; its record then points at its new place, so
+        `dlcli resume` of it works here."""
+        target, target_logs = Path(config.checkpoint_dir) / config.name, Path(config.logdir) / config.name
+        for folder in (target, target_logs):
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(checkpoints), target)
+        shutil.move(str(logs), target_logs)
+        run = cls.open(target)
+        run.record["config"].update(checkpoint_dir=config.checkpoint_dir, logdir=config.logdir)
+        run.record["logdir"] = str(target_logs.resolve())
+        run.save_record()
+        return run
+
+    def copy_to(self, folder: Path, *, logdir: Path) -> "RunFolder":
+        """A copy of the checkpoint folder at `folder` (without the lock) whose record
+        logs to `logdir`: the same run, trained elsewhere (a helper worker's scratch)."""
+        shutil.copytree(self.path, folder, ignore=shutil.ignore_patterns(LOCK))
+        copy = RunFolder(folder, json.loads(json.dumps(self.record)))
+        copy.record["logdir"] = str(logdir)
+        copy.save_record()
+        return RunFolder.open(folder)
 
     def update(self, **fields) -> None:
         self.record.update(fields, updated=now())

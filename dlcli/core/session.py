@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import logging
 import shutil
 import time
@@ -79,10 +78,12 @@ def train(
     distribute: DistributeSpec | None = None,
     reuse: Reuse | None = None,
     images: bool = True,
+    scope: str = "",
 ) -> Result:
     """Train a new run from step 0 (after validating everything it can beforehand).
 
     `hparams`: values to show in TensorBoard's HParams dashboard (compare's variants).
+    `scope`: a prefix of every scalar tag (compare's runs: their comparison's charts).
     `distribute`: devices and strategy (one device by default).
     `reuse`: data and compiled loop shared with the caller's other runs (see Reuse).
     `images`: TensorBoard images (XOR's boundary, MNIST's mistakes); off only to
@@ -95,15 +96,16 @@ def train(
         return _as_helper_worker(lambda tmp: _train(
             replace(config, checkpoint_dir=f"{tmp}/checkpoints", logdir=f"{tmp}/logs"),
             auto_name=auto_name, progress=progress, hparams=hparams, distribute=distribute, reuse=reuse, images=images,
+            scope=scope,
         ))  # fmt: skip
     return _train(config, auto_name=auto_name, progress=progress, hparams=hparams, distribute=distribute, reuse=reuse,
-                  images=images)  # fmt: skip
+                  images=images, scope=scope)  # fmt: skip
 
 
-def _train(config, *, auto_name, progress, hparams, distribute, reuse, images) -> Result:
+def _train(config, *, auto_name, progress, hparams, distribute, reuse, images, scope) -> Result:
     data = load_data(config, reuse)
     _check_batch(config, data)
-    run = RunFolder.create(config, auto_name=auto_name)
+    run = RunFolder.create(config, auto_name=auto_name, scope=scope)
     try:
         config = run.config  # the name may have gained a suffix
         session = _Session(run, config, data, distribute, reuse, images)
@@ -133,13 +135,8 @@ def resume(
     reuse = reuse or Reuse()
     if not _writes_the_run(distribute):
         def helper(tmp):
-            copy = Path(tmp) / "run"
-            shutil.copytree(path, copy, ignore=shutil.ignore_patterns(".lock"))
-            record = json.loads((copy / "run.json").read_text())
-            record["logdir"] = str(Path(tmp) / "logs")
-            (copy / "run.json").write_text(json.dumps(record))
-            return _resume(RunFolder.open(copy), epochs=epochs, progress=progress, distribute=distribute,
-                           reuse=reuse)  # fmt: skip
+            copy = run.copy_to(Path(tmp) / "run", logdir=Path(tmp) / "logs")
+            return _resume(copy, epochs=epochs, progress=progress, distribute=distribute, reuse=reuse)
 
         return _as_helper_worker(helper)
     return _resume(run, epochs=epochs, progress=progress, distribute=distribute, reuse=reuse)
@@ -221,7 +218,7 @@ class _Session:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, str(run.path), max_to_keep=config.train.keep, checkpoint_name="ckpt"
         )
-        self.summaries = summaries.Summaries(run.logdir, self.loop.model)
+        self.summaries = summaries.Summaries(run.logdir, self.loop.model, scope=run.scope)
         self.images = images
         self._painter = pictures.BoundaryPainter(data.y_test[:, 0]) if images and config.task == "xor" else None
         self._last_eval: tuple | None = None  # (step, loss, accuracy, predicted, confidence, mistakes)

@@ -27,9 +27,15 @@ BUCKETS = 30  # tf.summary.histogram's default
 
 
 class Summaries:
-    def __init__(self, logdir: Path, model, *, histograms: bool = True):
+    """`scope` prefixes every scalar tag: a comparison's runs write `<comparison>/loss`
+    and so on, because TensorBoard matches a Custom Scalars chart's regexes against the
+    tags of every run under the logdir; only tags of its own make a comparison's charts
+    show its runs alone (see write_custom_scalars)."""
+
+    def __init__(self, logdir: Path, model, *, histograms: bool = True, scope: str = ""):
         self.logdir = Path(logdir)
         self.model = model
+        self.scope = scope
         self._writers: dict = {}
         self._histograms = histograms
         self._metadata = histogram_metadata.create_summary_metadata(display_name=None, description=None)
@@ -44,7 +50,7 @@ class Summaries:
     def scalars(self, split: str, step: int, description: str | None = None, **values: float) -> None:
         with self.writer(split).as_default(step=step):
             for name, value in values.items():
-                tf.summary.scalar(name, value, description=description)
+                tf.summary.scalar(self.scope + name, value, description=description)
 
     def images(self, split: str, step: int, images: dict, description: str | None = None) -> None:
         """RGB uint8 images ({tag: (height, width, 3)}) for TensorBoard's Images tab.
@@ -75,7 +81,7 @@ class Summaries:
         with tf.summary.create_file_writer(str(self.logdir)).as_default():
             hp.hparams_config(
                 hparams=[hp.HParam(name) for name in values],
-                metrics=[hp.Metric(name, group="test", display_name=f"test {name}") for name in metrics],
+                metrics=[hp.Metric(self.scope + name, group="test", display_name=f"test {name}") for name in metrics],
             )
             hp.hparams(values, trial_id=self.logdir.name)
 
@@ -104,9 +110,17 @@ class Summaries:
         self._writers.clear()
 
 
-def write_custom_scalars(folder: Path, title: str, charts: list[tuple[str, str]]) -> None:
+LAYOUT_SUFFIX = ".layout"  # the event file of a Custom Scalars layout: not a run's
+
+
+def write_custom_scalars(folder: Path, title: str, charts: list[tuple[str, str]]) -> Path:
     """A Custom Scalars layout in `folder`: one category `title`, one multiline chart
-    per (chart title, tag regex), each showing that tag of every run below the logdir."""
+    per (chart title, tag regex); returns the event file written.
+
+    TensorBoard merges the layouts of every run and draws, on each chart, the tags
+    matching its regex in *every* (selected) run under the logdir: the folder a layout
+    is written in scopes nothing. A chart shows one comparison's runs only when its
+    regex matches tags only those runs write (their `Summaries.scope`)."""
     from tensorboard.plugins.custom_scalar import layout_pb2
     from tensorboard.plugins.custom_scalar import summary as custom_scalar
 
@@ -122,8 +136,16 @@ def write_custom_scalars(folder: Path, title: str, charts: list[tuple[str, str]]
         ]
     )
     folder.mkdir(parents=True, exist_ok=True)
-    with tf.summary.create_file_writer(str(folder)).as_default():
+    before = set(folder.glob(f"events.out.tfevents.*{LAYOUT_SUFFIX}"))
+    writer = tf.summary.create_file_writer(str(folder), filename_suffix=LAYOUT_SUFFIX)
+    with writer.as_default():
         tf.summary.experimental.write_raw_pb(custom_scalar.pb(layout).SerializeToString(), step=0)
+    writer.close()
+    # Ours: the new file named with this process's id (another process may be writing
+    # the same layout at the same moment: two drivers of one comparison).
+    (written,) = [p for p in set(folder.glob(f"events.out.tfevents.*{LAYOUT_SUFFIX}")) - before
+                  if p.name.rsplit(".", 3)[1] == str(os.getpid())]  # fmt: skip
+    return written
 
 
 def histogram_buckets(values: np.ndarray, bucket_count: int = BUCKETS) -> np.ndarray:
@@ -196,9 +218,13 @@ def truncate_after(logdir: Path, step: int) -> int:
     return dropped
 
 
-def read_scalars(logdir: Path, split: str) -> dict[str, list[tuple[int, float]]]:
-    """{tag: [(step, value), ...]} of a split's scalar series, read back from its event files."""
-    return {tag: [(s, float(v)) for s, v in series] for tag, series in _read(logdir, split, "scalars").items()}
+def read_scalars(logdir: Path, split: str, scope: str = "") -> dict[str, list[tuple[int, float]]]:
+    """{tag: [(step, value), ...]} of a split's scalar series, read back from its event
+    files; tags written under `scope` (see Summaries) come without it."""
+    return {
+        tag[len(scope):] if scope and tag.startswith(scope) else tag: [(s, float(v)) for s, v in series]
+        for tag, series in _read(logdir, split, "scalars").items()
+    }
 
 
 def read_images(logdir: Path, split: str) -> dict[str, list[tuple[int, bytes]]]:

@@ -1,0 +1,88 @@
+"""A comparison as one call: `compare(Request(...))` plans it, reads the ledger once,
+says what each run needs, runs the missing ones and returns the rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from dlcli.compare.driver import Hooks, drive
+from dlcli.compare.ledger import Ledger, RunStatus, status
+from dlcli.compare.plan import DEFAULT_POINTS, MAX_RUNS, Plan, PlannedRun, plan
+from dlcli.compare.runners import Runner, SerialRunner
+from dlcli.config import RunConfig
+from dlcli.errors import ConfigError
+
+
+class PlanError(ConfigError):
+    """A comparison that cannot be planned as asked: the caller's input is wrong (the
+    CLI's usage error), as opposed to a failure while it runs."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to compare and how: everything `compare` needs but where the runs train."""
+
+    task: str
+    base: RunConfig  # the shared run: the task's defaults with the caller's settings (plan.base_config)
+    what: tuple[str, ...] = ()  # presets
+    vary: tuple[str, ...] = ()  # NAME=V1,V2,... grids
+    explicit: frozenset[str] = frozenset()  # settings the caller gave (a preset may not override them)
+    seeds: int = 1
+    first_seed: int = 0
+    points: int = DEFAULT_POINTS
+    force: bool = False  # rerun everything: the ledger's results and checkpointed folders are not reused
+    dry_run: bool = False  # plan and say what each run needs; train nothing
+    allow_many: bool = False  # more than MAX_RUNS runs
+    distribute: object = None  # a DistributeSpec for every run, or None for one device
+
+
+@dataclass
+class Comparison:
+    """A planned comparison, what each of its runs needs, and once run, its rows."""
+
+    plan: Plan
+    ledger: Ledger  # as read for the plan (once)
+    statuses: list[tuple[PlannedRun, RunStatus]]
+    rows: list[dict] | None = None  # one per variant; None until run (a dry run)
+
+    def count(self, how: RunStatus) -> int:
+        return sum(1 for _, h in self.statuses if h is how)
+
+
+def prepare(request: Request) -> Comparison:
+    """The plan, the ledger and each run's status; nothing is trained or written."""
+    try:
+        the_plan = plan(request.task, request.what, request.vary, request.base, explicit=request.explicit,
+                        seeds=request.seeds, first_seed=request.first_seed, points=request.points)  # fmt: skip
+    except ConfigError as exc:
+        raise PlanError(str(exc)) from None
+    ledger = Ledger.read(the_plan.ledger_path, force=request.force)
+    return Comparison(the_plan, ledger, status(the_plan, ledger, force=request.force))
+
+
+def compare(
+    request: Request,
+    *,
+    make_runner: Callable[[], Runner] = SerialRunner,
+    on_plan: Callable[[Comparison, Runner], None] = lambda comparison, runner: None,
+    hooks: Hooks | None = None,
+) -> Comparison:
+    """Plan the comparison and, unless it is a dry run, run what is missing and fill
+    in its rows. `make_runner` is called once the plan stands (choosing a runner may
+    ask TensorFlow for GPUs); `on_plan` hears the plan and the runner before anything
+    trains; `hooks` each run as it starts and finishes."""
+    comparison = prepare(request)
+    if request.dry_run:
+        return comparison
+    runs = len(comparison.statuses)
+    if runs > MAX_RUNS and not request.allow_many:
+        raise PlanError(
+            f"this comparison makes {runs} runs, more than {MAX_RUNS}; "
+            "pass --yes to run them all, or use fewer --vary values or --seeds"
+        )
+    runner = make_runner()
+    on_plan(comparison, runner)
+    comparison.rows = drive(comparison.plan, comparison.statuses, comparison.ledger, runner=runner,
+                            force=request.force, distribute=request.distribute, hooks=hooks)  # fmt: skip
+    return comparison
