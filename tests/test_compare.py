@@ -506,7 +506,7 @@ def test_a_plan_validates_each_run_once(workdir, monkeypatch):
     validated = []
     real = RunConfig.validate
     monkeypatch.setattr(RunConfig, "validate", lambda self: validated.append(self.name) or real(self))
-    base = experiments.base_config("mnist", model={}, train={}, data=DataSpec(), logdir="logs",
+    base = experiments.base_config("mnist", data=DataSpec(), logdir="logs",
                                    checkpoint_dir="checkpoints")  # fmt: skip
     comparison = experiments.prepare(experiments.Request("mnist", base, vary=("units=8,16",), seeds=2))
     assert len(comparison.plan.runs) == len(comparison.statuses) == 4
@@ -514,7 +514,7 @@ def test_a_plan_validates_each_run_once(workdir, monkeypatch):
 
 
 def test_a_command_reads_the_ledger_once(runner, workdir, monkeypatch):
-    base = experiments.base_config("mnist", model={}, train={}, data=DataSpec(), logdir="logs",
+    base = experiments.base_config("mnist", data=DataSpec(), logdir="logs",
                                    checkpoint_dir="checkpoints")  # fmt: skip
     the_plan = experiments.plan("mnist", (), ("units=8,16",), base, seeds=2)
     for i, run in enumerate(the_plan.runs):
