@@ -259,9 +259,9 @@ def mistakes_plots(mistakes, prefix: str) -> list[str]:
 
 LAYER_COLUMNS = {  # row key: table header
     "step": "step", "layer": "layer",
-    "weight_grad_norm": "|dL/dW|", "weight_norm": "|W|", "update_ratio": "update/|W|",
-    "preact_p15": "z p15", "preact_p50": "z p50", "preact_p85": "z p85",
-    "act_mean": "act mean", "act_std": "act std", "backprop_std": "dL/da std",
+    "weight_grad_norm": "grad norm", "weight_norm": "weight norm", "update_ratio": "update ratio",
+    "preact_p15": "preact p15", "preact_p50": "preact p50", "preact_p85": "preact p85",
+    "act_mean": "act mean", "act_std": "act std", "backprop_std": "backprop std",
     "saturated": "saturated", "dead": "dead",
 }  # fmt: skip
 
@@ -305,7 +305,7 @@ def depth_profile_plot(rows: list[dict], path: str, *, title: str) -> None:
     layers = list(dict.fromkeys(r["layer"] for r in rows))
     fig, axes = plt.subplots(1, 3, figsize=(max(12, 3 + 1.1 * len(layers)), 4))
     panels = [
-        (axes[0], ("weight_grad_norm",), "weight-gradient norm |dL/dW|", True),
+        (axes[0], ("weight_grad_norm",), "weight-gradient norm ||dL/dW||", True),
         (axes[1], ("act_std",), "activation std", False),
         (axes[2], ("saturated", "dead"), "saturated / dead fraction", False),
     ]

@@ -59,6 +59,7 @@ HIDDEN_QUANTITIES = ("preact_p15", "preact_p50", "preact_p85", "act_mean", "act_
                      "dead")  # fmt: skip
 QUANTITIES = DENSE_QUANTITIES + HIDDEN_QUANTITIES
 TAG_PREFIX = "layers/"  # TensorBoard scalars: layers/<layer>/<quantity>
+_IN_GRAPH = ("act_mean", "act_std", "backprop_std", "saturated", "dead")  # the compiled call's per hidden layer
 
 _GRID_LIMIT, _GRID_POINTS = 30.0, 6001
 
@@ -113,8 +114,9 @@ class LayerDiagnostics:
     defines them.
     """
 
-    def __init__(self, model, loss, hypothesis):
+    def __init__(self, model, loss, hypothesis, *, full: bool = True):
         self.model = model
+        self.full = full  # False: the activations and the W1/WN gradient norms alone (benchmarks)
         self._loss, self._hypothesis = loss, hypothesis
         self.dense = models.dense_layers(model)
         self.hidden = [layer.name[: -len("_act")] for layer in model.layers if layer.name.endswith("_act")]
@@ -140,9 +142,12 @@ class LayerDiagnostics:
 
     def _measure(self, features, labels):
         """Everything at once, then W_p := W. Returns a dict of tensors: "dense"
-        [layers, 4] (gradient norm, norm, ||W - W_p||, ||W_p||), "hidden" [hidden, 8]
-        (HIDDEN_QUANTITIES), "first_last" (the W1 and WN gradient norms), and the
-        tensors behind the histograms."""
+        [layers, 4] (gradient norm, norm, ||W - W_p||, ||W_p||), "hidden" [hidden, 5]
+        (_IN_GRAPH), "first_last" (the W1 and WN gradient norms), and the tensors
+        behind the histograms. The percentiles are left to the host (`to_host`):
+        numpy.percentile partitions where a sort in the graph costs ~5 ms a layer of
+        256 x 256 entries, and the pre-activations go to the host for the histograms
+        anyway."""
         kernels = [layer.kernel for layer in self.dense]
         pre, act, x = [], [], features
         with tf.GradientTape() as tape:
@@ -153,6 +158,11 @@ class LayerDiagnostics:
                 if layer.name.endswith("_act"):
                     act.append(x)
             loss = tf.reduce_mean(self._loss(labels, x))
+        if not self.full:
+            first_last = [tf.norm(g) for g in tape.gradient(loss, [kernels[0], kernels[-1]])]
+            activations = {n: a for n, a in zip(self.hidden, act)}
+            activations["output"] = self._hypothesis(x)
+            return {"first_last": tf.stack(first_last), "activations": activations}
         grads = tape.gradient(loss, kernels + act)
         kernel_grads, backprop = grads[: len(kernels)], grads[len(kernels) :]
 
@@ -173,14 +183,11 @@ class LayerDiagnostics:
             slope = tf.abs(slope_tape.gradient(again, z))
             saturated = tf.reduce_mean(tf.cast(slope < SATURATION * family.max_derivative, tf.float32))
             dead = tf.reduce_mean(tf.cast(tf.reduce_all(tf.equal(a, 0.0), axis=0), tf.float32))
-            hidden.append(tf.stack([
-                *_percentiles(z, PERCENTILES), tf.reduce_mean(a), tf.math.reduce_std(a), tf.math.reduce_std(g),
-                saturated, dead,
-            ]))  # fmt: skip
+            hidden.append(tf.stack([tf.reduce_mean(a), tf.math.reduce_std(a), tf.math.reduce_std(g), saturated, dead]))
         with tf.control_dependencies(updates):
             out = {
                 "dense": tf.stack(dense),
-                "hidden": tf.stack(hidden) if hidden else tf.zeros([0, len(HIDDEN_QUANTITIES)]),
+                "hidden": tf.stack(hidden) if hidden else tf.zeros([0, len(_IN_GRAPH)]),
                 "first_last": tf.stack([dense[0][0], dense[-1][0]]),
                 "preactivations": {n: tf.identity(z) for n, z in zip(self.hidden, pre)},
                 "backprop": {n: tf.identity(g) for n, g in zip(self.hidden, backprop)},
@@ -199,27 +206,16 @@ class LayerDiagnostics:
             if step > 0 and before > 0:
                 entry["update_ratio"] = moved / before
             values[layer.name] = entry
+        preactivations = {n: t.numpy() for n, t in measured["preactivations"].items()}
         for name, row in zip(self.hidden, measured["hidden"].numpy().astype(float)):
-            entry = dict(zip(HIDDEN_QUANTITIES, row))
+            percentiles = np.percentile(preactivations[name], PERCENTILES)
+            entry = {f"preact_p{q}": p for q, p in zip(PERCENTILES, percentiles)}
+            entry.update(zip(_IN_GRAPH, row))
             if not self.families[name].saturating:
                 del entry["saturated"]
             if not self.families[name].zero_region:
                 del entry["dead"]
             values[name].update(entry)
         values = {layer: {q: float(v) for q, v in entry.items() if math.isfinite(v)} for layer, entry in values.items()}
-        host = {key: {n: t.numpy() for n, t in measured[key].items()} for key in ("preactivations", "backprop")}
-        return Measurement(step, values, host["preactivations"], host["backprop"], measured["activations"])
-
-
-def _percentiles(values, qs):
-    """numpy.percentile's default ("linear") over every entry of `values`."""
-    flat = tf.sort(tf.reshape(values, [-1]))
-    n = int(flat.shape[0])
-    out = []
-    for q in qs:
-        position = q / 100 * (n - 1)
-        low = int(math.floor(position))
-        high = min(low + 1, n - 1)
-        fraction = position - low
-        out.append(flat[low] + fraction * (flat[high] - flat[low]))
-    return out
+        backprop = {n: t.numpy() for n, t in measured["backprop"].items()}
+        return Measurement(step, values, preactivations, backprop, measured["activations"])

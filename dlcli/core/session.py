@@ -82,6 +82,7 @@ def train(
     distribute: DistributeSpec | None = None,
     reuse: Reuse | None = None,
     images: bool = True,
+    layers: bool = True,
 ) -> Result:
     """Train a new run from step 0 (after validating everything it can beforehand).
 
@@ -89,7 +90,9 @@ def train(
     `distribute`: devices and strategy (one device by default).
     `reuse`: data and compiled loop shared with the caller's other runs (see Reuse).
     `images`: TensorBoard images (XOR's boundary, MNIST's mistakes); off only to
-    measure what they cost.
+    measure what they cost. `layers`: the per-layer diagnostics (core.diagnostics);
+    off only to measure what they cost (the probe then measures what it did before
+    them: histograms and the W1/WN gradient norms).
     """
     config.validate()
     distribute = _check_distribute(distribute, config)
@@ -98,18 +101,19 @@ def train(
         return _as_helper_worker(lambda tmp: _train(
             replace(config, checkpoint_dir=f"{tmp}/checkpoints", logdir=f"{tmp}/logs"),
             auto_name=auto_name, progress=progress, hparams=hparams, distribute=distribute, reuse=reuse, images=images,
+            layers=layers,
         ))  # fmt: skip
     return _train(config, auto_name=auto_name, progress=progress, hparams=hparams, distribute=distribute, reuse=reuse,
-                  images=images)  # fmt: skip
+                  images=images, layers=layers)  # fmt: skip
 
 
-def _train(config, *, auto_name, progress, hparams, distribute, reuse, images) -> Result:
+def _train(config, *, auto_name, progress, hparams, distribute, reuse, images, layers=True) -> Result:
     data = load_data(config, reuse)
     _check_batch(config, data)
     run = RunFolder.create(config, auto_name=auto_name)
     try:
         config = run.config  # the name may have gained a suffix
-        session = _Session(run, config, data, distribute, reuse, images)
+        session = _Session(run, config, data, distribute, reuse, images, layers)
         at_start = session.log_layers_at_start()
         run.update(data_source=data.source, status="running", distribute=session.distribute_record,
                    layers_at_start=at_start)  # fmt: skip
@@ -170,7 +174,7 @@ def _resume(run: RunFolder, *, epochs, progress, distribute, reuse) -> Result:
     return session.fit(target, progress)
 
 
-def _training_loop(config: RunConfig, data: datasets.Dataset, strategy, reuse: Reuse) -> TrainingLoop:
+def _training_loop(config: RunConfig, data: datasets.Dataset, strategy, reuse: Reuse, layers: bool = True) -> TrainingLoop:
     """The model, optimizer and loop of a new run (before any checkpoint is restored).
 
     When `reuse` holds the loop of an earlier single-device run whose configuration
@@ -183,6 +187,8 @@ def _training_loop(config: RunConfig, data: datasets.Dataset, strategy, reuse: R
     objective = "binary" if config.task == "xor" else "categorical"
     outputs = 1 if objective == "binary" else data.num_classes
     loop = reuse.reusable_loop(config) if strategy is None else None
+    if loop is not None and loop.diagnostics.full != layers:
+        loop = None
     # Under a strategy, variables must be made inside its scope (mirrored copies).
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         # The model's weights and dropout masks follow from the seed explicitly; the
@@ -206,6 +212,7 @@ def _training_loop(config: RunConfig, data: datasets.Dataset, strategy, reuse: R
             probe_examples=PROBE_EXAMPLES,
             strategy=strategy,
             tensors=reuse.training_tensors(config.data, lambda: TrainingLoop.tensors_of(data)),
+            layer_diagnostics=layers,
         )
     if strategy is None:
         reuse.keep_loop(config, loop)
@@ -215,11 +222,11 @@ def _training_loop(config: RunConfig, data: datasets.Dataset, strategy, reuse: R
 class _Session:
     def __init__(
         self, run: RunFolder, config: RunConfig, data: datasets.Dataset, distribute: DistributeSpec, reuse: Reuse,
-        images: bool = True,
+        images: bool = True, layers: bool = True,
     ):  # fmt: skip
         self.run, self.config, self.data = run, config, data
         strategy = make_strategy(distribute)
-        self.loop = _training_loop(config, data, strategy, reuse)
+        self.loop = _training_loop(config, data, strategy, reuse, layers)
         replicas = strategy.num_replicas_in_sync if strategy is not None else 1
         # For run.json once the session is known to start (a failed resume writes nothing).
         self.distribute_record = {"strategy": distribute.strategy, "replicas": replicas}
@@ -273,9 +280,11 @@ class _Session:
         parts = {k: v for k, v in self.loop.checkpointables().items() if k != "diagnostics"}
         return tf.train.Checkpoint(**parts)
 
-    def log_layers_at_start(self) -> dict:
+    def log_layers_at_start(self) -> dict | None:
         """The per-layer diagnostics at step 0, before any training (to TensorBoard);
         returns them for run.json."""
+        if not self.loop.diagnostics.full:
+            return None
         measurement = self.loop.measure_layers()
         self.summaries.layers(measurement)
         return _finite_record(measurement.record())
@@ -368,8 +377,9 @@ class _Session:
     def _on_log(self, window: Window) -> None:
         self.summaries.scalars("train", window.step, loss=window.loss, accuracy=window.accuracy)
         self.summaries.histograms(window.step, window.activations)
-        self.summaries.layers(window.layers)
-        self._last_layers = window.layers
+        if window.layers is not None:
+            self.summaries.layers(window.layers)
+            self._last_layers = window.layers
         if self._painter is not None:  # XOR's boundary forming, in the Images tab
             self.summaries.images("train", window.step, self._painter.images(self.loop.model),
                                   description=BOUNDARY_DESCRIPTION)  # fmt: skip

@@ -124,6 +124,7 @@ class TrainingLoop:
         probe_examples: int = 0,
         strategy=None,
         tensors: tuple | None = None,
+        layer_diagnostics: bool = True,
     ):
         """`probe_examples`: the first that many training examples are the probe, on
         which the per-layer diagnostics (core.diagnostics: activations for histograms,
@@ -135,6 +136,10 @@ class TrainingLoop:
 
         `tensors`: `tensors_of(data)` made earlier (a copy of MNIST's 188 MB costs
         ~0.1 s; compare builds a loop per architecture on the same data).
+
+        `layer_diagnostics`: False measures only what the probe measured before the
+        per-layer diagnostics existed (activations, W1/WN gradient norms), to
+        benchmark their cost.
         """
         self.model = model
         self.strategy = strategy
@@ -167,7 +172,7 @@ class TrainingLoop:
 
         # The per-layer diagnostics, W1/WN's gradient norms among them; its variables
         # (the kernels at the previous logging step) are made here, in the strategy's scope.
-        self.diagnostics = LayerDiagnostics(model, self._per_example_loss, self._hypothesis)
+        self.diagnostics = LayerDiagnostics(model, self._per_example_loss, self._hypothesis, full=layer_diagnostics)
         self._order_cache: tuple[int, object] | None = None
         self._iterator_state: tuple[int, int, object] | None = None  # (epoch, position, iterator)
 
@@ -409,14 +414,14 @@ class TrainingLoop:
                 if events.log:
                     measured = self.diagnostics.measure(self.probe, self.probe_labels)
                     self.grad_norm_sums.assign_add(tf.cast(measured["first_last"], tf.float64))
-                    layers = self.diagnostics.to_host(measured, step)
+                    layers = self.diagnostics.to_host(measured, step) if self.diagnostics.full else None
                     hooks.on_log(
                         Window(
                             step=step,
                             steps=window_steps,
                             loss=window_loss / window_steps,
                             accuracy=window_correct / (window_steps * self.batch_size),
-                            activations=layers.activations,
+                            activations=measured["activations"],
                             layers=layers,
                         )
                     )
