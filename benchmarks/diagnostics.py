@@ -54,7 +54,8 @@ def report(title: str, samples: dict[bool, list[float]], target: float) -> None:
     print(f"{title}")
     for layers in (True, False):
         values = ", ".join(f"{v:.3f}" for v in samples[layers])
-        print(f"  diagnostics {'on ' if layers else 'off'}: median {statistics.median(samples[layers]):.3f} s  ({values})")
+        median = statistics.median(samples[layers])
+        print(f"  diagnostics {'on ' if layers else 'off'}: median {median:.3f} s  ({values})")
     print(f"  cost: {on / off - 1:+.1%} (target <= +{target:.0%})\n")
 
 

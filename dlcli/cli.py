@@ -811,6 +811,12 @@ def inspect_run(run: str, step: int | None, fmt: str, plot: str | None) -> None:
     gradient back-propagated to them, and the saturated (sigmoid-like) or dead
     (ReLU-like) fraction, measured on 256 training examples. Vanishing gradients
     show as norms shrinking toward the input.
+
+    Columns: grad norm ||dL/dW||; weight norm ||W||; update ratio ||W_t - W_p|| / ||W_p||
+    since the previous logged step p; preact p15/p50/p85 of the activation's input;
+    act mean/std; backprop std of dL/d(activation); saturated: share of entries whose
+    activation slope is under 10% of its maximum; dead: share of units that are 0 on
+    every probe example. "-": does not apply.
     """
     from dlcli import inspect as inspection
     from dlcli import report
@@ -821,6 +827,6 @@ def inspect_run(run: str, step: int | None, fmt: str, plot: str | None) -> None:
     rows = found.rows(inspection.chosen_steps(found, step))
     click.echo(report.layers_table(rows, fmt))
     if plot:
-        steps = sorted({r["step"] for r in rows})
-        report.depth_profile_plot(rows, plot, title=f"{found.run}: depth profile at step {' and '.join(map(str, steps))}")
+        steps = " and ".join(str(s) for s in sorted({r["step"] for r in rows}))
+        report.depth_profile_plot(rows, plot, title=f"{found.run}: depth profile at step {steps}")
         click.echo(f"plot: {plot}", err=True)

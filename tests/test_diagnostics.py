@@ -317,3 +317,33 @@ def test_diagnostics_survive_a_sigkill_and_resume_mid_window_exactly(runner, wor
     record = lambda name: json.loads((workdir / f"checkpoints/{name}/run.json").read_text())["result"]  # noqa: E731
     assert record("killed")["diagnostics"] == record("whole")["diagnostics"]
     assert_strictly_increasing(resumed["logdir"])
+
+
+def test_a_checkpoint_from_before_diagnostics_still_resumes(workdir):
+    # dlcli 0.2's checkpoints hold no previous kernels: resume restores the rest and
+    # starts the update window at the restored step (instead of "cannot restore").
+    import tensorflow as tf
+
+    from dlcli.config import DataSpec, ModelSpec, RunConfig, TrainSpec
+    from dlcli.core import session
+    from dlcli.core.distribute import DistributeSpec
+    from dlcli.core.reuse import Reuse
+    from dlcli.core.runs import RunFolder
+
+    config = RunConfig(task="xor", name="old", model=ModelSpec(layers=4, units=10, activation="sigmoid", init="normal"),
+                       train=TrainSpec(optimizer="sgd", lr=0.01, epochs=300, batch_size=0, log_every=100),
+                       data=DataSpec(dataset="xor"))  # fmt: skip
+    session.train(config)
+    folder = workdir / "checkpoints/old"
+    data = session.load_data(config, Reuse())
+    old = session._Session(RunFolder.open(folder), config, data, DistributeSpec().validate(), Reuse())
+    old.restore()
+    for path in folder.glob("ckpt-*"):
+        path.unlink()
+    before = old._checkpoint_before_diagnostics()
+    tf.train.CheckpointManager(before, str(folder), max_to_keep=3, checkpoint_name="ckpt").save(checkpoint_number=300)
+    old.summaries.close()
+    assert not session._holds(str(folder / "ckpt-300"), "diagnostics")
+    result = session.resume(folder, epochs=400)
+    assert result.steps == 400
+    assert result.diagnostics["last"]["layers"]["output"]["update_ratio"] > 0

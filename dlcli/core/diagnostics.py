@@ -4,7 +4,9 @@ At every logging step (and once at step 0, before training) one compiled call ru
 the probe batch (the first `PROBE_EXAMPLES` training examples) through the model in
 inference mode: no dropout mask is drawn, no batch-norm statistic moves, no optimizer
 state is touched, so measuring never changes the training. It runs outside the
-compiled training step, between two compiled calls.
+compiled training step, between two compiled calls; the percentiles are then taken
+on the host, from the pre-activations the histograms need there anyway.
+Cost: see benchmarks/diagnostics.py.
 
 Definitions (L is the mean cross-entropy over the probe examples, without weight
 penalties; "std" is the population standard deviation over every entry):

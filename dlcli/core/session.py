@@ -174,7 +174,9 @@ def _resume(run: RunFolder, *, epochs, progress, distribute, reuse) -> Result:
     return session.fit(target, progress)
 
 
-def _training_loop(config: RunConfig, data: datasets.Dataset, strategy, reuse: Reuse, layers: bool = True) -> TrainingLoop:
+def _training_loop(
+    config: RunConfig, data: datasets.Dataset, strategy, reuse: Reuse, layers: bool = True
+) -> TrainingLoop:
     """The model, optimizer and loop of a new run (before any checkpoint is restored).
 
     When `reuse` holds the loop of an earlier single-device run whose configuration
@@ -550,8 +552,8 @@ def _holds(checkpoint: str, key: str) -> bool:
 
 def _finite_record(record: dict) -> dict:
     """A diagnostics record as plain JSON numbers (Measurement keeps finite values only)."""
-    return {"step": int(record["step"]),
-            "layers": {layer: {q: float(v) for q, v in values.items()} for layer, values in record["layers"].items()}}  # fmt: skip
+    layers = {layer: {q: float(v) for q, v in values.items()} for layer, values in record["layers"].items()}
+    return {"step": int(record["step"]), "layers": layers}
 
 
 def _finite_or_none(value: float):
