@@ -451,3 +451,85 @@ def confusion_figure(matrix):
     ax.set_title(f"confusion matrix: {right} of {total} right ({right / total:.2%})", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# -- per-layer diagnostics (dlcli inspect) -------------------------------------------
+
+LAYER_COLUMNS = {  # row key: table header
+    "step": "step", "layer": "layer",
+    "weight_grad_norm": "grad norm", "weight_norm": "weight norm", "update_ratio": "update ratio",
+    "preact_p15": "preact p15", "preact_p50": "preact p50", "preact_p85": "preact p85",
+    "act_mean": "act mean", "act_std": "act std", "backprop_std": "backprop std",
+    "saturated": "saturated", "dead": "dead",
+}  # fmt: skip
+
+
+def layers_table(rows: list[dict], fmt: str = "github") -> str:
+    """`dlcli inspect`: one row per (step, layer); a tabulate table, or JSON / CSV
+    with the raw numbers ("-" and null/empty where a quantity does not apply)."""
+    if fmt == "json":
+        return to_json(rows)
+    if fmt == "csv":
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(LAYER_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue().rstrip("\n")
+
+    def cell(key, value):
+        if value is None:
+            return "-"
+        if key in ("saturated", "dead"):
+            return f"{value:.1%}"
+        return str(value) if key in ("step", "layer") else f"{value:.3g}"
+
+    body = [[cell(k, row.get(k)) for k in LAYER_COLUMNS] for row in rows]
+    return tabulate(body, headers=list(LAYER_COLUMNS.values()), tablefmt=fmt, disable_numparse=True)
+
+
+def depth_profile_plot(rows: list[dict], path: str, *, title: str) -> None:
+    """The depth profile: for each layer (input side left), the weight-gradient norm
+    (log scale), the activation std, and the saturated / dead fraction, one line per
+    step in `rows` (the first and the last logged step)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = sorted({r["step"] for r in rows})
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
+    fig, axes = plt.subplots(1, 3, figsize=(max(12, 3 + 1.1 * len(layers)), 4))
+    panels = [
+        (axes[0], ("weight_grad_norm",), "weight-gradient norm ||dL/dW||", True),
+        (axes[1], ("act_std",), "activation std", False),
+        (axes[2], ("saturated", "dead"), "saturated / dead fraction", False),
+    ]
+    for ax, keys, label, log in panels:
+        for i, step in enumerate(steps):
+            at = {r["layer"]: r for r in rows if r["step"] == step}
+            for key in keys:
+                values = [at[layer][key] if layer in at and at[layer][key] is not None else float("nan")
+                          for layer in layers]  # fmt: skip
+                if all(v != v for v in values):  # all NaN: the quantity does not apply
+                    continue
+                style = "-o" if i == len(steps) - 1 else "--s"
+                name = f"step {step}" + (f" ({key})" if len(keys) > 1 else "")
+                ax.plot(range(len(layers)), values, style, label=name, alpha=0.9)
+        ax.set_xticks(range(len(layers)), layers, rotation=30, ha="right", fontsize=8)
+        ax.set_title(label, fontsize=10)
+        if log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "does not apply to this activation", ha="center", va="center", transform=ax.transAxes,
+                    fontsize=8)  # fmt: skip
+    axes[2].set_ylim(-0.03, 1.03)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

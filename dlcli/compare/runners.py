@@ -75,6 +75,8 @@ def execute(task: RunTask, *, reuse=None, progress=None) -> dict:
         "seconds": result.train_seconds,
         "params": result.params,
         "grad_ratio": result.grad_ratio if math.isfinite(result.grad_ratio) else None,
+        # Per-layer diagnostics at the first and last logged step (core.diagnostics).
+        "diagnostics": result.diagnostics,
     }
 
 

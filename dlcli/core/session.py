@@ -31,7 +31,7 @@ from dlcli.errors import CheckpointError, DivergedError, RunError, TrainingInter
 tf = tensorflow()
 
 log = logging.getLogger("dlcli")
-PROBE_EXAMPLES = 256  # training examples whose activations the histograms show
+PROBE_EXAMPLES = 256  # training examples the histograms and per-layer diagnostics are measured on
 
 
 @dataclass
@@ -55,6 +55,9 @@ class Result:
     truth_table: list = field(default_factory=list)  # XOR only
     boundary: object = None  # XOR: pictures.Boundary of the final network (for --plot)
     mistakes: object = None  # MNIST: MistakePictures of the final test pass (for --plot)
+    # Per-layer diagnostics (core.diagnostics) at the run's first and last logged steps:
+    # {"first": {"step", "layers": {layer: {quantity: value}}} or None, "last": ...}.
+    diagnostics: dict | None = None
 
     def summary(self) -> dict:
         keys = ("run", "accuracy", "loss", "epochs", "steps", "train_seconds", "checkpoint_dir", "logdir")
@@ -79,6 +82,7 @@ def train(
     reuse: Reuse | None = None,
     images: bool = True,
     scope: str = "",
+    layers: bool = True,
 ) -> Result:
     """Train a new run from step 0 (after validating everything it can beforehand).
 
@@ -87,7 +91,9 @@ def train(
     `distribute`: devices and strategy (one device by default).
     `reuse`: data and compiled loop shared with the caller's other runs (see Reuse).
     `images`: TensorBoard images (XOR's boundary, MNIST's mistakes); off only to
-    measure what they cost.
+    measure what they cost. `layers`: the per-layer diagnostics (core.diagnostics);
+    off only to measure what they cost (the probe then measures what it did before
+    them: histograms and the W1/WN gradient norms).
     """
     config.validate()
     distribute = _check_distribute(distribute, config)
@@ -96,22 +102,25 @@ def train(
         return _as_helper_worker(lambda tmp: _train(
             replace(config, checkpoint_dir=f"{tmp}/checkpoints", logdir=f"{tmp}/logs"),
             auto_name=auto_name, progress=progress, hparams=hparams, distribute=distribute, reuse=reuse, images=images,
-            scope=scope,
+            scope=scope, layers=layers,
         ))  # fmt: skip
     return _train(config, auto_name=auto_name, progress=progress, hparams=hparams, distribute=distribute, reuse=reuse,
-                  images=images, scope=scope)  # fmt: skip
+                  images=images, scope=scope, layers=layers)  # fmt: skip
 
 
-def _train(config, *, auto_name, progress, hparams, distribute, reuse, images, scope) -> Result:
+def _train(config, *, auto_name, progress, hparams, distribute, reuse, images, scope, layers=True) -> Result:
     data = load_data(config, reuse)
     _check_batch(config, data)
     run = RunFolder.create(config, auto_name=auto_name, scope=scope)
     try:
         config = run.config  # the name may have gained a suffix
-        session = _Session(run, config, data, distribute, reuse, images)
-        run.update(data_source=data.source, status="running", distribute=session.distribute_record)
+        session = _Session(run, config, data, distribute, reuse, images, layers)
+        at_start = session.log_layers_at_start()
+        run.update(data_source=data.source, status="running", distribute=session.distribute_record,
+                   layers_at_start=at_start)  # fmt: skip
         if hparams:
             session.summaries.hparams(hparams)
+        session.summaries.flush()  # the step-0 diagnostics belong to checkpoint 0
         session.manager.save(checkpoint_number=0)  # every run is resumable from its start
     except BaseException:
         run.unlock()
@@ -161,7 +170,9 @@ def _resume(run: RunFolder, *, epochs, progress, distribute, reuse) -> Result:
     return session.fit(target, progress)
 
 
-def _training_loop(config: RunConfig, data: datasets.Dataset, strategy, reuse: Reuse) -> TrainingLoop:
+def _training_loop(
+    config: RunConfig, data: datasets.Dataset, strategy, reuse: Reuse, layers: bool = True
+) -> TrainingLoop:
     """The model, optimizer and loop of a new run (before any checkpoint is restored).
 
     When `reuse` holds the loop of an earlier single-device run whose configuration
@@ -174,6 +185,8 @@ def _training_loop(config: RunConfig, data: datasets.Dataset, strategy, reuse: R
     objective = "binary" if config.task == "xor" else "categorical"
     outputs = 1 if objective == "binary" else data.num_classes
     loop = reuse.reusable_loop(config) if strategy is None else None
+    if loop is not None and loop.diagnostics.full != layers:
+        loop = None
     # Under a strategy, variables must be made inside its scope (mirrored copies).
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         # The model's weights and dropout masks follow from the seed explicitly; the
@@ -197,6 +210,7 @@ def _training_loop(config: RunConfig, data: datasets.Dataset, strategy, reuse: R
             probe_examples=PROBE_EXAMPLES,
             strategy=strategy,
             tensors=reuse.training_tensors(config.data, lambda: TrainingLoop.tensors_of(data)),
+            layer_diagnostics=layers,
         )
     if strategy is None:
         reuse.keep_loop(config, loop)
@@ -206,11 +220,11 @@ def _training_loop(config: RunConfig, data: datasets.Dataset, strategy, reuse: R
 class _Session:
     def __init__(
         self, run: RunFolder, config: RunConfig, data: datasets.Dataset, distribute: DistributeSpec, reuse: Reuse,
-        images: bool = True,
+        images: bool = True, layers: bool = True,
     ):  # fmt: skip
         self.run, self.config, self.data = run, config, data
         strategy = make_strategy(distribute)
-        self.loop = _training_loop(config, data, strategy, reuse)
+        self.loop = _training_loop(config, data, strategy, reuse, layers)
         replicas = strategy.num_replicas_in_sync if strategy is not None else 1
         # For run.json once the session is known to start (a failed resume writes nothing).
         self.distribute_record = {"strategy": distribute.strategy, "replicas": replicas}
@@ -222,6 +236,7 @@ class _Session:
         self.images = images
         self._painter = pictures.BoundaryPainter(data.y_test[:, 0]) if images and config.task == "xor" else None
         self._last_eval: tuple | None = None  # (step, loss, accuracy, predicted, confidence, mistakes)
+        self._last_layers = None  # the latest logging step's diagnostics.Measurement
 
     def restore(self) -> None:
         """Restore the newest readable checkpoint; older ones stand in for a torn one.
@@ -235,7 +250,8 @@ class _Session:
         problems = []
         for path in candidates:
             try:
-                status = self.checkpoint.restore(path)
+                checkpoint = self.checkpoint if _holds(path, "diagnostics") else self._checkpoint_before_diagnostics()
+                status = checkpoint.restore(path)
                 status.assert_existing_objects_matched()
             except Exception as exc:  # OpError, AssertionError, IndexError on torn files...
                 reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
@@ -247,12 +263,29 @@ class _Session:
                 gc.collect()
             for problem in problems:
                 log.warning("checkpoint %s is unreadable; falling back to %s", problem, Path(path).name)
+            if checkpoint is not self.checkpoint:
+                # An older dlcli's checkpoint, without the kernels at the last logging
+                # step: the next update ratio is measured from here.
+                self.loop.diagnostics.restart()
             # Whatever the interrupted process logged after this checkpoint is logged again.
             summaries.truncate_after(self.run.logdir, self.loop.global_step)
             return
         raise CheckpointError(
             f"cannot restore any checkpoint in {self.run.path} ({'; '.join(problems)})"
         )
+
+    def _checkpoint_before_diagnostics(self):
+        parts = {k: v for k, v in self.loop.checkpointables().items() if k != "diagnostics"}
+        return tf.train.Checkpoint(**parts)
+
+    def log_layers_at_start(self) -> dict | None:
+        """The per-layer diagnostics at step 0, before any training (to TensorBoard);
+        returns them for run.json."""
+        if not self.loop.diagnostics.full:
+            return None
+        measurement = self.loop.measure_layers()
+        self.summaries.layers(measurement)
+        return _finite_record(measurement.record())
 
     def fit(self, target_epochs: int, progress: Progress | None) -> Result:
         loop, run, train_cfg = self.loop, self.run, self.config.train
@@ -315,6 +348,7 @@ class _Session:
             trained_steps=trained,
             steps_per_epoch=loop.steps_per_epoch,
             task=self.config.task,
+            diagnostics=self._diagnostics(),
         )
         if self.config.task == "xor":
             result.truth_table = truth_table(self.data, loop.predict_probabilities(self.data.x_test))
@@ -323,15 +357,27 @@ class _Session:
             result.mistakes = mistakes or mistake_pictures(self.data, predicted, confidence)
         if trained or run.record.get("status") != "finished":
             record = {k: v for k, v in result.summary().items() if k not in ("checkpoint_dir", "logdir")}
-            record.update(params=result.params, grad_ratio=_finite_or_none(result.grad_ratio))
+            record.update(params=result.params, grad_ratio=_finite_or_none(result.grad_ratio),
+                          diagnostics=result.diagnostics)  # fmt: skip
             run.update(status="finished", result=record)
         return result
 
     # -- hooks ------------------------------------------------------------------------
 
+    def _diagnostics(self) -> dict | None:
+        """{"first", "last"} per-layer diagnostics for the result: the first from
+        run.json (written at step 0), the last from this process's last logging step
+        or, when this process trained nothing, from the run's earlier result."""
+        if self._last_layers is None:
+            return (self.run.record.get("result") or {}).get("diagnostics")
+        return {"first": self.run.record.get("layers_at_start"), "last": _finite_record(self._last_layers.record())}
+
     def _on_log(self, window: Window) -> None:
         self.summaries.scalars("train", window.step, loss=window.loss, accuracy=window.accuracy)
         self.summaries.histograms(window.step, window.activations)
+        if window.layers is not None:
+            self.summaries.layers(window.layers)
+            self._last_layers = window.layers
         if self._painter is not None:  # XOR's boundary forming, in the Images tab
             self.summaries.images("train", window.step, self._painter.images(self.loop.model),
                                   description=BOUNDARY_DESCRIPTION)  # fmt: skip
@@ -493,6 +539,17 @@ def _os_reason(exc: Exception) -> str:
         if reason in text:
             return reason
     return text.strip().splitlines()[0][-160:] if text.strip() else type(exc).__name__
+
+
+def _holds(checkpoint: str, key: str) -> bool:
+    """Whether the checkpoint at prefix `checkpoint` has objects under `key`."""
+    return any(name.startswith(f"{key}/") for name, _ in tf.train.list_variables(checkpoint))
+
+
+def _finite_record(record: dict) -> dict:
+    """A diagnostics record as plain JSON numbers (Measurement keeps finite values only)."""
+    layers = {layer: {q: float(v) for q, v in values.items()} for layer, values in record["layers"].items()}
+    return {"step": int(record["step"]), "layers": layers}
 
 
 def _finite_or_none(value: float):

@@ -6,6 +6,12 @@ Histograms (Lab 09-2) show every dense layer's weights and biases and its activa
 The activations come out of the compiled training call itself; the buckets are
 computed with NumPy and written with `tf.summary.write`, which costs a fraction of a
 millisecond where an eager `tf.summary.histogram` costs several.
+
+The per-layer diagnostics (core.diagnostics: scalars `layers/<layer>/<quantity>`,
+histograms `<layer>/preactivations` and `<layer>/backprop_gradients`) are some fifty
+values a logging step: they go into the event file as one Summary protocol buffer,
+built in Python and written by one op (~1 ms), where an eager `tf.summary.scalar`
+per value would cost ~12 ms a logging step, a quarter of XOR's training time.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 from tensorboard.plugins.image import metadata as image_metadata
+from tensorboard.plugins.scalar import metadata as scalar_metadata
 
 from dlcli.core import models
 from dlcli.core.tf_setup import tensorflow
@@ -39,6 +46,7 @@ class Summaries:
         self._writers: dict = {}
         self._histograms = histograms
         self._metadata = histogram_metadata.create_summary_metadata(display_name=None, description=None)
+        self._described: set[str] = set()  # tags whose metadata this writer has written
 
     def writer(self, split: str):
         if split not in self._writers:
@@ -100,6 +108,31 @@ class Summaries:
             for tag, values in data.items():
                 tf.summary.write(tag, histogram_buckets(np.asarray(values)), metadata=self._metadata)
 
+    def layers(self, measurement) -> None:
+        """A diagnostics.Measurement to the train split: its scalars, and (with
+        histograms on) its pre-activations and back-propagated gradients."""
+        from tensorflow.core.framework import summary_pb2
+
+        summary = summary_pb2.Summary()
+        scalar = scalar_metadata.create_summary_metadata(display_name=None, description=None)
+        for tag, value in measurement.scalars().items():
+            self._add(summary, tag, _float_tensor(value), scalar)
+        if self._histograms:
+            for kind, arrays in (("preactivations", measurement.preactivations),
+                                 ("backprop_gradients", measurement.backprop)):  # fmt: skip
+                for layer, values in arrays.items():
+                    self._add(summary, f"{layer}/{kind}", tf.make_tensor_proto(histogram_buckets(values)),
+                              self._metadata)  # fmt: skip
+        with self.writer("train").as_default():
+            tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=measurement.step)
+
+    def _add(self, summary, tag: str, tensor, metadata) -> None:
+        value = summary.value.add(tag=tag)
+        value.tensor.CopyFrom(tensor)
+        if tag not in self._described:  # TensorBoard reads a tag's metadata from its first event
+            value.metadata.ParseFromString(metadata.SerializeToString())  # TensorBoard's proto class to TF's
+            self._described.add(tag)
+
     def flush(self) -> None:
         for writer in self._writers.values():
             writer.flush()
@@ -108,6 +141,13 @@ class Summaries:
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
+
+
+def _float_tensor(value: float):
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+    return tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[value],
+                                  tensor_shape=tensor_shape_pb2.TensorShapeProto())  # fmt: skip
 
 
 LAYOUT_SUFFIX = ".layout"  # the event file of a Custom Scalars layout: not a run's

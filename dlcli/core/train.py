@@ -24,8 +24,8 @@ from typing import Callable
 
 import numpy as np
 
-from dlcli.core import models
 from dlcli.core.data import Dataset
+from dlcli.core.diagnostics import LayerDiagnostics
 from dlcli.core.progress import Progress
 from dlcli.core.tf_setup import tensorflow
 from dlcli.errors import DivergedError
@@ -44,6 +44,7 @@ class Window:
     loss: float
     accuracy: float
     activations: dict  # {layer name: activations on the probe inputs at `step`}
+    layers: object = None  # diagnostics.Measurement: the per-layer diagnostics at `step`
 
 
 @dataclass
@@ -129,10 +130,11 @@ class TrainingLoop:
         probe_examples: int = 0,
         strategy=None,
         tensors: tuple | None = None,
+        layer_diagnostics: bool = True,
     ):
-        """`probe_examples`: the first that many training examples are the probe, whose
-        activations (for histograms) and gradient norms (the vanishing-gradient
-        diagnostic) are measured at every logging step.
+        """`probe_examples`: the first that many training examples are the probe, on
+        which the per-layer diagnostics (core.diagnostics: activations for histograms,
+        gradient norms, saturation...) are measured at every logging step.
 
         `strategy`: a tf.distribute strategy whose scope created the model and optimizer
         (and this object); None trains on one device through XLA. `batch_size` is the
@@ -140,6 +142,10 @@ class TrainingLoop:
 
         `tensors`: `tensors_of(data)` made earlier (a copy of MNIST's 188 MB costs
         ~0.1 s; compare builds a loop per architecture on the same data).
+
+        `layer_diagnostics`: False measures only what the probe measured before the
+        per-layer diagnostics existed (activations, W1/WN gradient norms), to
+        benchmark their cost.
         """
         self.model = model
         self.strategy = strategy
@@ -170,10 +176,9 @@ class TrainingLoop:
         # compiled calls begin and end, so it survives a resume exactly.
         self.grad_norm_sums = tf.Variable([0.0, 0.0], dtype=tf.float64, trainable=False)
 
-        kernels = [layer.kernel for layer in models.dense_layers(model)]
-        ids = [id(v) for v in model.trainable_variables]
-        self._first_kernel = ids.index(id(kernels[0]))
-        self._last_kernel = ids.index(id(kernels[-1]))
+        # The per-layer diagnostics, W1/WN's gradient norms among them; its variables
+        # (the kernels at the previous logging step) are made here, in the strategy's scope.
+        self.diagnostics = LayerDiagnostics(model, self._per_example_loss, self._hypothesis, full=layer_diagnostics)
         self._order_cache: tuple[int, object] | None = None
         self._iterator_state: tuple[int, int, object] | None = None  # (epoch, position, iterator)
 
@@ -189,7 +194,6 @@ class TrainingLoop:
         # ends: TensorFlow's own (oneDNN) kernels run them about as fast as XLA, and
         # keeping them out of the XLA graph saves 0.2-0.4 s of compile per model.
         self._eval_batch = tf.function(self._eval_batch_fn, autograph=False)
-        self._probe_fn = tf.function(self._probe, autograph=False)
 
     @staticmethod
     def tensors_of(data: Dataset) -> tuple:
@@ -217,6 +221,7 @@ class TrainingLoop:
         self.epoch.assign(0)
         self.data_seed.assign(seed)
         self.grad_norm_sums.assign([0.0, 0.0])
+        self.diagnostics.restart()
         self._order_cache = None
         self._iterator_state = None
 
@@ -234,6 +239,7 @@ class TrainingLoop:
             "epoch": self.epoch,
             "data_seed": self.data_seed,
             "grad_norm_sums": self.grad_norm_sums,
+            "diagnostics": self.diagnostics.checkpointables(),
         }
 
     @property
@@ -276,22 +282,6 @@ class TrainingLoop:
         grads = tape.gradient(loss, variables)
         self.optimizer.apply_gradients(zip(grads, variables))
         return loss, self._correct(labels, logits)
-
-    def _probe(self, features, labels):
-        """Activations of every hidden layer and the output, and the norms of the W1 and
-        WN gradients, on the probe inputs: one forward pass in inference mode (no
-        dropout draw, no batch-norm update, so measuring never changes the training)."""
-        kernels = [self.model.trainable_variables[i] for i in (self._first_kernel, self._last_kernel)]
-        activations, x = {}, features
-        with tf.GradientTape() as tape:
-            for layer in self.model.layers:
-                x = layer(x, training=False)
-                if layer.name.endswith("_act"):
-                    activations[layer.name[: -len("_act")]] = x
-            loss = tf.reduce_mean(self._per_example_loss(labels, x))
-        norms = tf.stack([tf.norm(g) for g in tape.gradient(loss, kernels)])
-        activations["output"] = self._hypothesis(x)
-        return activations, norms
 
     def _hypothesis(self, logits):
         """What the output layer's logits mean: sigmoid (XOR) or softmax (MNIST)."""
@@ -425,15 +415,17 @@ class TrainingLoop:
                 )
                 events = schedule.events(step)
                 if events.log:
-                    activations, norms = self._probe_fn(self.probe, self.probe_labels)
-                    self.grad_norm_sums.assign_add(tf.cast(norms, tf.float64))
+                    measured = self.diagnostics.measure(self.probe, self.probe_labels)
+                    self.grad_norm_sums.assign_add(tf.cast(measured["first_last"], tf.float64))
+                    layers = self.diagnostics.to_host(measured, step) if self.diagnostics.full else None
                     hooks.on_log(
                         Window(
                             step=step,
                             steps=window_steps,
                             loss=window_loss / window_steps,
                             accuracy=window_correct / (window_steps * self.batch_size),
-                            activations=activations,
+                            activations=measured["activations"],
+                            layers=layers,
                         )
                     )
                     window_steps, window_loss, window_correct = 0, 0.0, 0.0
@@ -478,6 +470,12 @@ class TrainingLoop:
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         return iter(self.strategy.experimental_distribute_dataset(batches.with_options(options)))
+
+    def measure_layers(self):
+        """The per-layer diagnostics now (a Measurement), outside any logging step:
+        at step 0, before training. Like a logging step's, it starts a new update
+        window; the W1/WN gradient-norm sums (training only) are left alone."""
+        return self.diagnostics.to_host(self.diagnostics.measure(self.probe, self.probe_labels), self.global_step)
 
     def sync_epoch(self) -> None:
         """Set the epoch variable from the step (before a checkpoint is written)."""
