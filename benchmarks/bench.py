@@ -273,7 +273,7 @@ def bench_compare(seeds: int) -> None:
     dlcli also writes checkpoints and TensorBoard logs, which count against it."""
     import json
 
-    from dlcli import compare as experiments
+    from dlcli import comparison as experiments
     from dlcli.config import DataSpec
     from dlcli.core import models
     from dlcli.core.tf_setup import tensorflow

@@ -15,7 +15,14 @@ from dlcli import settings
 from dlcli.errors import ConfigError
 
 # The names a run may use, re-exported for the modules that read them from here.
-from dlcli.names import ACTIVATIONS, DATASETS, INIT_ALIASES, INITIALIZERS, OPTIMIZERS, TASKS  # noqa: F401
+from dlcli.names import (  # noqa: F401
+    ACTIVATIONS,
+    DATASETS,
+    INIT_ALIASES,
+    INITIALIZERS,
+    OPTIMIZERS,
+    TASKS,
+)
 from dlcli.settings import validate_run_name  # noqa: F401
 
 # The standard deviation `normal` means. Lab 09's XOR net draws its weights with

@@ -116,7 +116,7 @@ def collect(the_plan, rows: list[dict], *, command: str) -> Report:
     them (in display order), the rest from the ledger, run folders and event files."""
     import importlib.util
 
-    from dlcli import compare as comparisons
+    from dlcli import comparison as comparisons
     from dlcli import report as tables
 
     headers, body = tables.compare_cells(rows, the_plan.columns)
@@ -190,7 +190,7 @@ def _tensorboard_pictures(the_plan) -> list[Picture]:
 def _runs(the_plan) -> tuple[list[list[str]], list[tuple[str, int]]]:
     """Every run's result (from the ledger, as the table used it) and, from its
     run.json, the versions that trained it."""
-    from dlcli import compare as comparisons
+    from dlcli import comparison as comparisons
 
     ledger, _ = comparisons.ledger_contents(the_plan.ledger_path)
     runs, versions = [], Counter()
@@ -232,7 +232,7 @@ def _shared_settings(the_plan) -> list[tuple[str, str]]:
     """Every run's configuration without what differs between runs (the variants'
     settings, the seed, the folder name): the first run's, so per-task details the
     plan fills in (learning-curve points) are shown as the runs had them."""
-    from dlcli.compare import SETTINGS
+    from dlcli.comparison import SETTINGS
 
     varied = {f"{SETTINGS[name].part}.{SETTINGS[name].field}" for name in the_plan.columns}
     config = the_plan.runs()[0].config.to_dict()

@@ -106,7 +106,7 @@ def compare_table(rows: list[dict], fmt: str = "github", columns: tuple[str, ...
 def compare_cells(rows: list[dict], columns: tuple[str, ...] = ()) -> tuple[list[str], list[list]]:
     """compare's table as headers and rows of cell texts (the tabulate table and the
     HTML report show the same cells): every column."""
-    from dlcli.compare import format_value
+    from dlcli.comparison import format_value
 
     xor = "solved" in rows[0]
     headers = ["", "variant", *columns, "accuracy", "95% CI", "vs best (paired 95% CI)"]
@@ -135,7 +135,7 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
     ("sigmoid,he" under "activation,init"), the accuracy interval goes, and long
     names are wrapped at their commas.
     """
-    from dlcli.compare import format_value
+    from dlcli.comparison import format_value
 
     seeds = {r["seeds"] for r in rows}
     if len(seeds) == 1:
@@ -262,7 +262,7 @@ def _interval(r: dict) -> str:
 def _versus(r: dict, gap: str) -> str:
     """The difference to the best row with its paired interval; `gap` before the
     "not clearly behind" remark."""
-    from dlcli.compare import not_clearly_behind
+    from dlcli.comparison import not_clearly_behind
 
     if r["best"]:
         return "best"

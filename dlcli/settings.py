@@ -2,7 +2,7 @@
 
 `TABLE` is the one definition the rest of dlcli reads. The `dlcli xor` and `dlcli mnist`
 options and compare's shared options are generated from it (dlcli.cli.options), so are
-`--vary` values (dlcli.compare), `RunConfig`'s dataclass defaults, its validation and
+`--vary` values (dlcli.comparison), `RunConfig`'s dataclass defaults, its validation and
 run.json's type checks (dlcli.config). A value is therefore accepted or refused the same
 way everywhere, with the same message: `--dropout must be in [0, 1), got 1.0` reads the
 same after `dlcli mnist --dropout 1`, `dlcli compare --vary dropout=1` and a hand-edited

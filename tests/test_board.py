@@ -11,8 +11,16 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from conftest import PATIENCE, assert_clean_refusal, invoke, invoke_json, read_line, stop_process, subprocess_env, wait_until
+from conftest import (
+    PATIENCE,
+    assert_clean_refusal,
+    invoke,
+    invoke_json,
+    read_line,
+    stop_process,
+    subprocess_env,
+    wait_until,
+)
 
 
 @pytest.fixture

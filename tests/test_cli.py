@@ -6,10 +6,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import SRC, assert_python_runs, invoke, subprocess_env
 
 from dlcli import __version__
 from dlcli.cli import cli
-from conftest import SRC, assert_python_runs, invoke, subprocess_env
 
 COMMANDS = ["xor", "mnist", "compare", "resume", "board"]
 

@@ -11,10 +11,18 @@ import subprocess
 import sys
 
 import pytest
+from conftest import (
+    assert_clean_refusal,
+    assert_usage_refused,
+    invoke,
+    stop_process,
+    subprocess_env,
+    tree,
+    wait_until,
+)
 
-from conftest import assert_clean_refusal, assert_usage_refused, invoke, stop_process, subprocess_env, tree, wait_until
 from dlcli import __version__
-from dlcli import compare as experiments
+from dlcli import comparison as experiments
 from dlcli.config import DataSpec
 from dlcli.errors import ConfigError
 

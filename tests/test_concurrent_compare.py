@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import PATIENCE, read_line, stop_process, subprocess_env
-from dlcli.compare import claims
+
+from dlcli.comparison import claims
 
 ARGS = ["compare", "--vary", "units=8,16", "--seeds", "2", "--batch-size", "8", "--epochs", "3", "--quiet"]
 
@@ -71,7 +71,7 @@ def test_a_claim_excludes_other_holders_until_released(workdir):
 def test_a_dead_drivers_claim_blocks_nobody(workdir):
     code = (
         "import sys\n"
-        "from dlcli.compare import claims\n"
+        "from dlcli.comparison import claims\n"
         f"held = claims.claim({str(workdir)!r}, 'run-a', wait=False)\n"
         "print('held' if held else 'refused', flush=True)\n"
         "sys.stdin.read()\n"

@@ -6,9 +6,9 @@ import gzip
 
 import numpy as np
 import pytest
+from conftest import assert_clean_refusal, synthetic_digits, tree
 
 from dlcli.cli import cli
-from conftest import assert_clean_refusal, synthetic_digits, tree
 from dlcli.core import data
 from dlcli.errors import DataError
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import invoke_json, stop_process, subprocess_env, wait_until
+
 from dlcli.core import summaries
 
 SIGMOID_MAX_SLOPE = {"sigmoid": 0.25, "tanh": 1.0}

@@ -10,9 +10,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import PATIENCE, assert_clean_refusal, invoke_json, subprocess_env, tree
 
 from dlcli.cli import cli
-from conftest import PATIENCE, assert_clean_refusal, invoke_json, subprocess_env, tree
 
 TIMEOUT = PATIENCE  # every process here stops by itself well before this
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import click
 import pytest
-
 from conftest import SRC, assert_python_runs, subprocess_env
 
 README = SRC / "README.md"

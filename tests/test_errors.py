@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import assert_clean_refusal, assert_usage_refused, invoke, tree
 
 from dlcli.cli import cli
-from conftest import assert_clean_refusal, assert_usage_refused, invoke, tree
 
 BAD_XOR = [
     (["--layers", "0"], "--layers"),

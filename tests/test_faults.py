@@ -14,10 +14,17 @@ import time
 
 import numpy as np
 import pytest
+from conftest import (
+    PATIENCE,
+    assert_clean_refusal,
+    invoke,
+    invoke_json,
+    subprocess_env,
+    wait_until,
+)
+from test_resume import assert_same_state, assert_strictly_increasing, checkpoint_values
 
 from dlcli.cli import cli
-from conftest import PATIENCE, assert_clean_refusal, invoke, invoke_json, subprocess_env, wait_until
-from test_resume import assert_same_state, assert_strictly_increasing, checkpoint_values
 
 
 def test_divergence_stops_at_once_and_saves_no_nan(runner, workdir, digits_npz):

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import assert_usage_refused, invoke, subprocess_env
+
 from dlcli import html_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -156,7 +156,7 @@ def xor_report(tmp_path_factory):
 
 @pytest.mark.slow
 def test_xor_report_is_one_self_contained_file_with_the_table_plots_and_boundaries(xor_report):
-    from dlcli import compare as comparisons
+    from dlcli import comparison as comparisons
     from dlcli import report
     from dlcli.core.summaries import read_images
 

@@ -9,8 +9,8 @@ import json
 import shutil
 
 import pytest
-
 from conftest import assert_clean_refusal, assert_usage_refused, invoke, invoke_json
+
 from dlcli.cli import cli
 
 XOR = ["xor", "--epochs", "300", "--log-every", "100"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import assert_clean_refusal, assert_usage_refused, invoke, invoke_json
 
 from dlcli.cli import cli
-from conftest import assert_clean_refusal, assert_usage_refused, invoke, invoke_json
 from dlcli.core import summaries
 
 

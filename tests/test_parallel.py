@@ -9,13 +9,19 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import (
-    PATIENCE, assert_clean_refusal, assert_python_runs, assert_usage_refused, invoke, stop_process, subprocess_env,
+    PATIENCE,
+    assert_clean_refusal,
+    assert_python_runs,
+    assert_usage_refused,
+    invoke,
+    stop_process,
+    subprocess_env,
     wait_until,
 )  # fmt: skip
+
 from dlcli.cli import cli
-from dlcli.compare.processes import placement
+from dlcli.comparison.processes import placement
 
 GRID = ["--vary", "units=8,16", "--vary", "lr=0.01,0.001", "--seeds", "2", "--batch-size", "64", "--quiet",
         "--format", "json"]  # fmt: skip
@@ -76,8 +82,8 @@ def test_cluster_without_the_extra_names_it(runner, workdir, monkeypatch):
 def test_the_core_never_imports_the_cluster_engine():
     code = (
         "import sys\n"
-        "from dlcli import compare, cli\n"
-        "from dlcli.compare import processes\n"
+        "from dlcli import comparison, cli\n"
+        "from dlcli.comparison import processes\n"
         "from dlcli.core import session, train\n"
         "assert 'distributed' not in sys.modules and 'dask' not in sys.modules\n"
     )

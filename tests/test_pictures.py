@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
-
 from conftest import assert_clean_refusal, invoke, invoke_json
+
 from dlcli.cli import cli
 from dlcli.core import pictures, summaries
 
@@ -75,8 +74,8 @@ def test_mnist_confusion_matrix_adds_up_and_its_diagonal_is_the_accuracy(runner,
 
 
 def read_confusion_table(logdir) -> np.ndarray:
-    from tensorboard.backend.event_processing import event_accumulator
     import tensorflow as tf
+    from tensorboard.backend.event_processing import event_accumulator
 
     acc = event_accumulator.EventAccumulator(str(logdir / "test"), size_guidance={event_accumulator.TENSORS: 0})
     acc.Reload()

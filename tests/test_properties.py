@@ -8,10 +8,10 @@ import math
 import shutil
 
 import pytest
+from conftest import assert_clean_refusal, assert_ran
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import assert_clean_refusal, assert_ran
 from dlcli.cli import cli
 from dlcli.config import ACTIVATIONS, INITIALIZERS, OPTIMIZERS
 

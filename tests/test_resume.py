@@ -12,9 +12,16 @@ import time
 
 import numpy as np
 import pytest
+from conftest import (
+    assert_clean_refusal,
+    invoke,
+    invoke_json,
+    stop_process,
+    subprocess_env,
+    wait_until,
+)
 
 from dlcli.cli import cli
-from conftest import assert_clean_refusal, invoke, invoke_json, stop_process, subprocess_env, wait_until
 from dlcli.core import summaries
 
 # Dropout and batch norm make the test strict: their RNG and moving statistics must

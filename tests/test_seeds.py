@@ -10,7 +10,6 @@ the data order.
 from __future__ import annotations
 
 import pytest
-
 from conftest import invoke_json
 from test_resume import assert_same_state, checkpoint_values
 

@@ -14,9 +14,17 @@ import tokenize
 from pathlib import Path
 
 import pytest
+from conftest import (
+    SRC,
+    assert_clean_refusal,
+    assert_python_runs,
+    assert_usage_refused,
+    invoke,
+    invoke_json,
+    tree,
+)
 
-import dlcli.compare as comparisons
-from conftest import SRC, assert_clean_refusal, assert_python_runs, assert_usage_refused, invoke, invoke_json, tree
+import dlcli.comparison as comparisons
 from dlcli import settings
 from dlcli.cli import cli
 from dlcli.config import DataSpec, ModelSpec, RunConfig, TrainSpec, task_config

@@ -11,7 +11,7 @@ import pytest
 from conftest import invoke
 
 from dlcli import board, report
-from dlcli import compare as experiments
+from dlcli import comparison as experiments
 from dlcli.config import DataSpec
 
 # Two seeds of each of the lecture's seven variants, numbers as one epoch gives them.

@@ -1,4 +1,4 @@
-"""`dlcli compare`: options -> a plan -> the runs -> the table (see dlcli.compare)."""
+"""`dlcli compare`: options -> a plan -> the runs -> the table (see dlcli.comparison)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import click
 
-import dlcli.compare as comparisons  # standard library only: fine for --help
+import dlcli.comparison as comparisons  # standard library only: fine for --help
 from dlcli import settings
 from dlcli.cli.options import (
     POSITIVE,
@@ -22,7 +22,7 @@ from dlcli.cli.options import (
     progress_bar,
     setting_option,
 )
-from dlcli.compare import ALL_PRESETS, SETTINGS, SORT_KEYS
+from dlcli.comparison import ALL_PRESETS, SETTINGS, SORT_KEYS
 from dlcli.config import (
     DATASETS,
     DataSpec,
@@ -33,7 +33,7 @@ from dlcli.errors import ConfigError
 def _check_cluster(ctx, param, value):
     """--cluster needs the cluster extra: say which, before anything runs."""
     if value is not None:
-        from dlcli.compare import cluster
+        from dlcli.comparison import cluster
 
         try:
             cluster.check_installed()
@@ -45,14 +45,14 @@ def _check_cluster(ctx, param, value):
 def _compare_runner(jobs: str, cluster: str | None, files: str, strategy: str, quiet: bool):
     """Where compare's runs train: here one by one, in --jobs worker processes, or on a
     Dask cluster (each runner says which, for the plan line)."""
-    from dlcli.compare.processes import placement
+    from dlcli.comparison.processes import placement
 
     if cluster is not None:
         if jobs != "1":
             raise click.UsageError("--jobs and --cluster exclude each other: the cluster's workers are the jobs")
         if strategy != "default":
             raise click.UsageError(f"--strategy {strategy} trains one run on several devices; not with --cluster")
-        from dlcli.compare.cluster import DaskRunner
+        from dlcli.comparison.cluster import DaskRunner
 
         return DaskRunner(cluster, files=files)
     serial = comparisons.SerialRunner(progress_factory=lambda: progress_bar(quiet))
@@ -66,14 +66,14 @@ def _compare_runner(jobs: str, cluster: str | None, files: str, strategy: str, q
         return serial
     if strategy != "default":
         raise click.UsageError(f"--strategy {strategy} trains one run on several devices; not with --jobs")
-    from dlcli.compare.processes import ProcessRunner
+    from dlcli.comparison.processes import ProcessRunner
 
     return ProcessRunner(where)
 
 
 def _summary(comparison) -> str:
     """'4 variants x 2 seeds = 8 runs: 2 in the ledger, 0 to resume, 6 to train'."""
-    from dlcli.compare import RunStatus
+    from dlcli.comparison import RunStatus
 
     variants, seeds, runs = len(comparison.plan.variants), len(comparison.plan.seeds), len(comparison.statuses)
     summary = (

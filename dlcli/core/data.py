@@ -231,10 +231,10 @@ def _from_keras(dataset: str) -> tuple[tuple, str]:
 
 
 def _download(dataset: str, cache: Path) -> tuple:
-    from dlcli.core.tf_setup import tensorflow
-
     import contextlib
     import sys
+
+    from dlcli.core.tf_setup import tensorflow
 
     keras = tensorflow().keras
     try:

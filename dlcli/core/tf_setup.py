@@ -13,7 +13,6 @@ import os
 import sys
 
 
-
 class _RuntimeSettings:
     """How TensorFlow's runtime is to start. The runtime itself is process-wide and
     fixed once it initialises, so these settings are too: the CLI sets them before

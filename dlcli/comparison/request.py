@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from dlcli.compare.driver import Hooks, drive
-from dlcli.compare.ledger import Ledger, RunStatus, status
-from dlcli.compare.plan import DEFAULT_POINTS, MAX_RUNS, Plan, PlannedRun, plan
-from dlcli.compare.runners import Runner, SerialRunner
+from dlcli.comparison.driver import Hooks, drive
+from dlcli.comparison.ledger import Ledger, RunStatus, status
+from dlcli.comparison.plan import DEFAULT_POINTS, MAX_RUNS, Plan, PlannedRun, plan
+from dlcli.comparison.runners import Runner, SerialRunner
 from dlcli.config import RunConfig
 from dlcli.errors import ConfigError
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
 
-from dlcli.compare.ledger import KEY_FORMAT, RunStatus, ledger_key
+from dlcli.comparison.ledger import KEY_FORMAT, RunStatus, ledger_key
 from dlcli.config import RunConfig
 from dlcli.core.runs import RunFolder
 

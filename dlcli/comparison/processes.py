@@ -80,7 +80,7 @@ class _Worker:
 
 
 def _execute_in_worker(task):
-    from dlcli.compare import runners
+    from dlcli.comparison import runners
     from dlcli.core.reuse import Reuse
 
     if _Worker.reuse is None:

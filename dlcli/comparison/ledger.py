@@ -20,7 +20,7 @@ from dlcli.config import RunConfig
 from dlcli.core.runs import RunFolder  # standard library and config only
 
 if TYPE_CHECKING:  # plan.py keys its comparison folders with ledger_key
-    from dlcli.compare.plan import Plan, PlannedRun
+    from dlcli.comparison.plan import Plan, PlannedRun
 
 # Ledger lines: format 3 (dlcli 0.2) keys are the whole run configuration. Lines of
 # formats 1 and 2 (dlcli 0.1) came from models whose layers shared one initializer seed

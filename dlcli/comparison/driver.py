@@ -13,12 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterator
 
-from dlcli.compare import claims
-from dlcli.compare.ledger import Ledger, RunStatus, ledger_key
-from dlcli.compare.plan import Plan, PlannedRun
-from dlcli.compare.runners import Runner, RunTask, SerialRunner
-from dlcli.compare.settings import setting_value
-from dlcli.compare.stats import summarize_all
+from dlcli.comparison import claims
+from dlcli.comparison.ledger import Ledger, RunStatus, ledger_key
+from dlcli.comparison.plan import Plan, PlannedRun
+from dlcli.comparison.runners import Runner, RunTask, SerialRunner
+from dlcli.comparison.settings import setting_value
+from dlcli.comparison.stats import summarize_all
 from dlcli.config import TEST_SUBSET
 
 

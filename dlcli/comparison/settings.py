@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from dlcli.config import DataSpec, ModelSpec, RunConfig, TrainSpec
-from dlcli.settings import VARIED as SETTINGS  # noqa: F401 - {name: Setting} of the varied settings
 from dlcli.settings import BY_NAME, Setting, defaults, format_value  # noqa: F401
+from dlcli.settings import VARIED as SETTINGS  # noqa: F401 - {name: Setting} of the varied settings
 
 
 def setting_value(config: RunConfig, name: str):

@@ -8,12 +8,18 @@ import itertools
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from dlcli.compare.ledger import ledger_key
-from dlcli.compare.presets import DEFAULT_PRESET, PRESETS, VARIANTS
-from dlcli.compare.settings import SETTINGS, TASK_DATA, TASK_DEFAULTS, apply_settings, format_value
+from dlcli.comparison.ledger import ledger_key
+from dlcli.comparison.presets import DEFAULT_PRESET, PRESETS, VARIANTS
+from dlcli.comparison.settings import (
+    SETTINGS,
+    TASK_DATA,
+    TASK_DEFAULTS,
+    apply_settings,
+    format_value,
+)
 from dlcli.config import DataSpec, RunConfig, task_config
-from dlcli.settings import BY_NAME
 from dlcli.errors import ConfigError
+from dlcli.settings import BY_NAME
 
 LEDGER = "results.jsonl"
 MAX_RUNS = 100  # a larger comparison needs --yes

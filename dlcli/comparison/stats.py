@@ -8,10 +8,10 @@ import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dlcli.compare.settings import apply_settings, setting_value
+from dlcli.comparison.settings import apply_settings, setting_value
 
 if TYPE_CHECKING:
-    from dlcli.compare.plan import Plan, Variant
+    from dlcli.comparison.plan import Plan, Variant
 
 # Two-sided 95% Student t quantiles, t(0.975, df) for df = 1 .. 30.
 T_975 = [

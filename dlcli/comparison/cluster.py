@@ -135,7 +135,7 @@ def _probe_function():
 
         problem = None
         try:
-            importlib.import_module("dlcli.compare.runners")
+            importlib.import_module("dlcli.comparison.runners")
         except Exception as exc:  # noqa: BLE001 - any import failure is the answer
             problem = f"cannot import dlcli ({type(exc).__name__}: {exc}); install dlcli there (same version)"
         if problem is None and data_path is not None and not os.access(data_path, os.R_OK):
@@ -149,7 +149,7 @@ def run_on_worker(task, shared: bool):
     """A Dask task: train one run, return (ledger entry, worker address, archive or None)."""
     from distributed import get_worker
 
-    from dlcli.compare import runners
+    from dlcli.comparison import runners
     from dlcli.core.reuse import Reuse
 
     worker = get_worker()

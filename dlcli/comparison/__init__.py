@@ -26,9 +26,15 @@ without TensorFlow.
 
 # The package's public names, so callers need not know which module holds each.
 # ruff: noqa: F401
-from dlcli.compare.curves import Curves, learning_curves
-from dlcli.compare.driver import Hooks, drive, hparams_of, layout_charts, write_layout
-from dlcli.compare.ledger import (
+from dlcli.comparison.curves import Curves, learning_curves
+from dlcli.comparison.driver import (
+    Hooks,
+    drive,
+    hparams_of,
+    layout_charts,
+    write_layout,
+)
+from dlcli.comparison.ledger import (
     KEY_FORMAT,
     Ledger,
     RunStatus,
@@ -38,7 +44,7 @@ from dlcli.compare.ledger import (
     read_ledger,
     status,
 )
-from dlcli.compare.plan import (
+from dlcli.comparison.plan import (
     DEFAULT_POINTS,
     LEDGER,
     MAX_RUNS,
@@ -49,10 +55,10 @@ from dlcli.compare.plan import (
     parse_vary,
     plan,
 )
-from dlcli.compare.presets import ALL_PRESETS, DEFAULT_PRESET, PRESETS, VARIANTS
-from dlcli.compare.request import Comparison, PlanError, Request, compare, prepare
-from dlcli.compare.runners import Runner, RunTask, SerialRunner, execute
-from dlcli.compare.settings import (
+from dlcli.comparison.presets import ALL_PRESETS, DEFAULT_PRESET, PRESETS, VARIANTS
+from dlcli.comparison.request import Comparison, PlanError, Request, compare, prepare
+from dlcli.comparison.runners import Runner, RunTask, SerialRunner, execute
+from dlcli.comparison.settings import (
     SETTINGS,
     TASK_DEFAULTS,
     Setting,
@@ -60,7 +66,7 @@ from dlcli.compare.settings import (
     format_value,
     setting_value,
 )
-from dlcli.compare.stats import (
+from dlcli.comparison.stats import (
     SORT_KEYS,
     Interval,
     mean_interval,

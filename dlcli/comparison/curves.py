@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlcli.compare.plan import Plan
+from dlcli.comparison.plan import Plan
 
 
 @dataclass
