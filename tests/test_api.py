@@ -382,7 +382,9 @@ def test_a_lab_reuses_its_compiled_loop_and_the_functions_share_nothing(monkeypa
     assert (alone.accuracy, alone.loss) == (second.accuracy, second.loss)
     assert first.run != second.run != alone.run
     dlcli.xor(**FAST_XOR, seed=2, quiet=True)
-    assert len(made) == 3 and made[1] is not made[2] and made[2].loop is not loop
+    # Each call trained with a Reuse of its own, and compiled its own loop.
+    assert len(made) == 3 and made[1].loop is not None and made[2].loop is not None
+    assert made[2].loop[1] is not made[1].loop[1] and made[1].loop[1] is not loop
 
 
 def test_the_api_keeps_no_state_in_module_globals():
