@@ -51,10 +51,9 @@ def setting_value(setting: settings.Setting, value, task: str | None):
         value = value.item()  # np.float64(0.1) from a np.linspace sweep
     if setting.kind is settings.PATH and isinstance(value, os.PathLike):
         value = os.fspath(value)
-    value = setting.parse(value, task)
-    if setting.kind is settings.NUMBER and value is not None:
-        value = float(value)
-    return value
+    if setting.kind is settings.NUMBER and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)  # before the check too: `got 1.0`, as --dropout 1 says
+    return setting.parse(value, task)
 
 
 def _refuse_unknown(function: str, given, known, task: str | None) -> None:

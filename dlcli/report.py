@@ -354,7 +354,9 @@ def comparison_figure(rows: list[dict], curves: tuple, *, task: str):
             steps = np.array([step for step, _ in series[0][:length]])
             values = np.array([[v for _, v in s[:length]] for s in series])
             color = colors[i % len(colors)]
-            ax.plot(steps, values.mean(axis=0), color=color, label=r["variant"], linewidth=1.6)
+            # Markers where a short run logged only a few points (one point draws no line).
+            ax.plot(steps, values.mean(axis=0), color=color, label=r["variant"], linewidth=1.6,
+                    marker="o" if length < 10 else None)  # fmt: skip
             if len(series) > 1:
                 ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=color, alpha=0.2, linewidth=0)
             count += 1

@@ -166,6 +166,9 @@ def test_a_number_given_as_an_int_makes_the_command_lines_float(runner):
                                                  "name": "same"})  # fmt: skip
     assert config == cli_config and isinstance(config.train.lr, float)
     assert api.run_config("mnist", {"dropout": np.float64(0.25), "name": "n"})[0].model.dropout == 0.25
+    with pytest.raises(ConfigError) as refused:
+        dlcli.mnist(dropout=1)
+    assert_one_line_error(refused, expected_refusal(settings.BY_NAME["dropout"], "mnist", "1"))  # got 1.0
     base = dlcli.compare(vary={"lr": [1, np.float32(0.5)]}, dry_run=True).plan.runs
     assert [r.config.train.lr for r in base] == [1.0, 0.5]
 
@@ -397,3 +400,35 @@ def test_the_api_keeps_no_state_in_module_globals():
                 continue
             assert not isinstance(value, (list, dict, set)) or name.lstrip("_").isupper(), f"{module}.{name}"
             assert not isinstance(value, api.Lab), f"{module.__name__}.{name} is a shared Lab"
+
+
+def test_the_api_page_calls_only_what_exists():
+    """docs/api.md's Python: every dlcli.X(...) and lab.X(...) names a function and its keywords."""
+    import ast
+    import inspect
+
+    from conftest import SRC
+
+    page = (SRC / "docs" / "api.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", page, re.DOTALL)
+    calls = 0
+    for block in blocks:
+        code = "\n".join(line for line in block.splitlines() if not line.startswith("%"))
+        for node in ast.walk(ast.parse(code)):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id in ("dlcli", "lab")):  # fmt: skip
+                continue
+            line = code.splitlines()[node.lineno - 1]
+            said = re.search(r"# (\w+): (.*)$", line)
+            if said:  # a refusal the page shows: made, with the message it shows
+                with pytest.raises(DlcliError) as refused:
+                    eval(ast.unparse(node), {"dlcli": dlcli})  # the page's own line
+                assert (type(refused.value).__name__, str(refused.value)) == said.groups(), line
+                calls += 1
+                continue
+            owner = dlcli if node.func.value.id == "dlcli" else dlcli.Lab()
+            function = getattr(owner, node.func.attr)
+            params = inspect.signature(function).parameters
+            assert {k.arg for k in node.keywords} <= set(params), ast.unparse(node)
+            calls += 1
+    assert calls >= 10

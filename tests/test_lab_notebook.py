@@ -32,9 +32,11 @@ def _html(cell) -> str:
 
 
 def _pngs(html: str) -> list[bytes]:
-    pngs = [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)]
-    from PIL import Image
     import io
+
+    from PIL import Image
+
+    pngs = [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)]
 
     for png in pngs:
         Image.open(io.BytesIO(png)).load()  # decodes, or raises
