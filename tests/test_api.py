@@ -37,6 +37,14 @@ def decode_png(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
+def command_params(task: str, args: list) -> dict:
+    """What `dlcli TASK ARGS` parses to (nothing runs). Under the group's context, as the
+    command line has it: a command's context made without it makes Click cache a help
+    option without `-h` on the command, which docs/cli.md would then show."""
+    with cli.make_context("dlcli", [task]) as parent:
+        return cli.commands[task].make_context(task, list(args), parent=parent).params
+
+
 def assert_one_line_error(refused, message: str) -> None:
     """A DlcliError with exactly the message, without chained exceptions (no traceback noise)."""
     error = refused.value
@@ -114,7 +122,7 @@ def test_run_keywords_accept_and_refuse_what_the_command_does(runner, workdir, s
     if ok:
         companions = COMPANIONS.get(setting.name, {})  # a limit of 1 example needs batches of 1
         args += [word for name, v in companions.items() for word in (f"--{name}", str(v))]
-        cli_config, _ = cli_runs._run_config(task, {**cli.commands[task].make_context(task, args).params,
+        cli_config, _ = cli_runs._run_config(task, {**command_params(task, args),
                                                     "name": "same"})  # fmt: skip
         for given in {repr(value): value, repr(text): text}.values():
             keywords = {settings.BY_NAME[n].param: v for n, v in companions.items()}
@@ -162,7 +170,7 @@ def test_compare_keywords_accept_and_refuse_what_the_command_does(runner, workdi
 def test_a_number_given_as_an_int_makes_the_command_lines_float(runner):
     """lr=1 is --lr 1: the same config, so the same run.json, folder hash and ledger key."""
     config, _ = api.run_config("xor", {"lr": 1, "name": "same"})
-    cli_config, _ = cli_runs._run_config("xor", {**cli.commands["xor"].make_context("xor", ["--lr", "1"]).params,
+    cli_config, _ = cli_runs._run_config("xor", {**command_params("xor", ["--lr", "1"]),
                                                  "name": "same"})  # fmt: skip
     assert config == cli_config and isinstance(config.train.lr, float)
     assert api.run_config("mnist", {"dropout": np.float64(0.25), "name": "n"})[0].model.dropout == 0.25
