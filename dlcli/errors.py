@@ -17,6 +17,11 @@ class ExitStatus(IntEnum):
 class DlcliError(Exception):
     """An expected failure with a one-line, user-facing message."""
 
+    def _render_traceback_(self) -> list[str]:
+        # IPython and Jupyter show this instead of the traceback: the one line the CLI
+        # prints, as the notebook's answer to bad input (`%debug` still has the frames).
+        return [f"{type(self).__name__}: {self}"]
+
 
 class ConfigError(DlcliError):
     """An option value or a combination of them that cannot work."""

@@ -299,14 +299,31 @@ def comparison_plot(rows: list[dict], curves: tuple, path: str, *, task: str) ->
 
 
 def comparison_png(rows: list[dict], curves: tuple, *, task: str) -> tuple[bytes, dict[str, int]]:
-    """Three panels: final accuracy per variant with its 95% interval (or std), and the
-    accuracy and loss curves of every variant (the mean over seeds as a line, the
-    seeds' range as a band). Returns the PNG's bytes and {panel: curves drawn}."""
-    import io
-
+    """comparison_figure as PNG bytes, drawn off-screen (Agg), and {panel: curves drawn}."""
     import matplotlib
 
     matplotlib.use("Agg")
+    fig, drawn = comparison_figure(rows, curves, task=task)
+    return figure_png(fig), drawn
+
+
+def figure_png(fig, dpi: int = 110) -> bytes:
+    """A matplotlib figure as PNG bytes; the figure is closed (pyplot forgets it)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def comparison_figure(rows: list[dict], curves: tuple, *, task: str):
+    """Three panels: final accuracy per variant with its 95% interval (or std), and the
+    accuracy and loss curves of every variant (the mean over seeds as a line, the
+    seeds' range as a band). Returns the figure and {panel: curves drawn}. The backend
+    is left as it is (a notebook's inline one stays: the Python API's .plot())."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -337,7 +354,9 @@ def comparison_png(rows: list[dict], curves: tuple, *, task: str) -> tuple[bytes
             steps = np.array([step for step, _ in series[0][:length]])
             values = np.array([[v for _, v in s[:length]] for s in series])
             color = colors[i % len(colors)]
-            ax.plot(steps, values.mean(axis=0), color=color, label=r["variant"], linewidth=1.6)
+            # Markers where a short run logged only a few points (one point draws no line).
+            ax.plot(steps, values.mean(axis=0), color=color, label=r["variant"], linewidth=1.6,
+                    marker="o" if length < 10 else None)  # fmt: skip
             if len(series) > 1:
                 ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=color, alpha=0.2, linewidth=0)
             count += 1
@@ -348,10 +367,7 @@ def comparison_png(rows: list[dict], curves: tuple, *, task: str) -> tuple[bytes
         drawn[metric.metric] = count
     axes[1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return buffer.getvalue(), drawn
+    return fig, drawn
 
 
 def boundary_plot(boundary, targets, path: str, *, title: str) -> None:
@@ -479,6 +495,13 @@ def layers_table(rows: list[dict], fmt: str = "github") -> str:
         writer.writerows(rows)
         return buffer.getvalue().rstrip("\n")
 
+    headers, body = layer_cells(rows)
+    return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
+
+
+def layer_cells(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """`dlcli inspect`'s table as headers and cell texts (the notebook's HTML shows the same)."""
+
     def cell(key, value):
         if value is None:
             return "-"
@@ -486,8 +509,7 @@ def layers_table(rows: list[dict], fmt: str = "github") -> str:
             return f"{value:.1%}"
         return str(value) if key in ("step", "layer") else f"{value:.3g}"
 
-    body = [[cell(k, row.get(k)) for k in LAYER_COLUMNS] for row in rows]
-    return tabulate(body, headers=list(LAYER_COLUMNS.values()), tablefmt=fmt, disable_numparse=True)
+    return list(LAYER_COLUMNS.values()), [[cell(k, row.get(k)) for k in LAYER_COLUMNS] for row in rows]
 
 
 def depth_profile_plot(rows: list[dict], path: str, *, title: str) -> None:

@@ -101,7 +101,7 @@ def test_reuse_loads_each_data_set_once_and_keeps_the_last_loop():
     assert reuse.reusable_loop(base_config(lr=0.5)) is None
 
 
-@pytest.mark.parametrize("module", ["dlcli.core.session", "dlcli.core.train", "dlcli.core.data", "dlcli.comparison.plan", "dlcli.comparison.ledger", "dlcli.comparison.runners"])
+@pytest.mark.parametrize("module", ["dlcli.core.session", "dlcli.core.train", "dlcli.core.data", "dlcli.comparison.plan", "dlcli.comparison.ledger", "dlcli.comparison.runners", "dlcli.api", "dlcli.results"])
 def test_no_module_keeps_runs_or_data_in_globals(module):
     import importlib
     import types

@@ -7,7 +7,6 @@ import click
 
 from dlcli import settings
 from dlcli.cli.options import (
-    absolute_path,
     command_options,
     command_settings,
     distribute_options,
@@ -17,7 +16,7 @@ from dlcli.cli.options import (
     run_options,
     setting_type,
 )
-from dlcli.config import RunConfig, task_config
+from dlcli.config import RunConfig
 
 
 def _print_result(result, *, as_json: bool, table: bool) -> None:
@@ -58,16 +57,11 @@ def _plot_result(result, plot: str | None) -> None:
 
 def _run_config(task: str, options: dict) -> tuple[RunConfig, bool]:
     """The run `dlcli TASK` was asked for (its options taken out of `options`), and whether
-    its name is the automatic one."""
-    from dlcli.core.runs import default_run_name
+    its name is the automatic one: built by the code `dlcli.TASK(...)` uses (dlcli.api)."""
+    from dlcli.api import command_config
 
-    values = command_settings(task, options)
-    if "data" in values:
-        values["data"] = absolute_path(values["data"])
-    name = options.pop("name")
-    config = task_config(task, values, name=name or default_run_name(task), logdir=options.pop("logdir"),
-                         checkpoint_dir=options.pop("checkpoint_dir"))  # fmt: skip
-    return config, name is None
+    return command_config(task, command_settings(task, options), name=options.pop("name"),
+                          logdir=options.pop("logdir"), checkpoint_dir=options.pop("checkpoint_dir"))  # fmt: skip
 
 
 @click.command()

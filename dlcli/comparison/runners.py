@@ -82,17 +82,19 @@ def execute(task: RunTask, *, reuse=None, progress=None) -> dict:
 
 class SerialRunner:
     """Every run in this process, one after another, sharing one Reuse (data sets and
-    one compiled loop per architecture)."""
+    one compiled loop per architecture): the caller's (a dlcli.Lab's, kept across its
+    calls) or a new one for this comparison."""
 
     where = ""
 
-    def __init__(self, progress_factory=None):
+    def __init__(self, progress_factory=None, reuse=None):
         self.progress_factory = progress_factory
+        self.reuse = reuse
 
     def run(self, tasks: Iterator[RunTask]) -> Iterator[tuple[RunTask, dict]]:
         from dlcli.core.reuse import Reuse
 
-        reuse = Reuse()
+        reuse = self.reuse if self.reuse is not None else Reuse()
         for task in tasks:
             progress = self.progress_factory() if self.progress_factory else None
             yield task, execute(task, reuse=reuse, progress=progress)
