@@ -109,10 +109,11 @@ def _summary(comparison, auto=None) -> str:
 
     variants, seeds, runs = len(comparison.plan.variants), len(comparison.plan.seeds), len(comparison.statuses)
     if auto is not None:
+        # Over the whole plan: a dry run's statuses are its next round only.
+        stored = sum(1 for planned in comparison.plan.runs if comparison.ledger.get(planned.config) is not None)
         summary = (
             f"{variants} variant{'s' if variants != 1 else ''} x {auto.min_seeds} to {auto.max_seeds} seeds "
-            f"(--seeds auto), at most {variants * auto.max_seeds} runs: {comparison.count(RunStatus.IN_LEDGER)} "
-            "in the ledger"
+            f"(--seeds auto), at most {variants * auto.max_seeds} runs: {stored} in the ledger"
         )
     else:
         summary = (
@@ -206,7 +207,7 @@ def _print_results(comparison, *, sort: str, fmt: str, wide: bool, output: str |
     click.echo(report.compare_table(rows, fmt, comparison.plan.columns, width=report.terminal_width(wide)))
     lines = report.verdict_lines(comparison.decision, stop=_stopped(comparison))
     machine = fmt in report.MACHINE_FORMATS
-    for line in lines:
+    for line in ([] if machine else [""]) + lines:
         click.echo(line, err=machine)  # json and csv keep stdout parseable
     if output:
         from pathlib import Path

@@ -11,7 +11,13 @@ from dlcli.comparison.driver import Hooks, drive
 from dlcli.comparison.ledger import Ledger, RunStatus, status
 from dlcli.comparison.plan import DEFAULT_POINTS, MAX_RUNS, Plan, PlannedRun, plan
 from dlcli.comparison.runners import Runner, SerialRunner
-from dlcli.comparison.stats import DEFAULT_ALPHA, AutoSeeds, Judging, accuracies_of, summarize_all
+from dlcli.comparison.stats import (
+    DEFAULT_ALPHA,
+    AutoSeeds,
+    Judging,
+    accuracies_of,
+    summarize_all,
+)
 from dlcli.config import RunConfig
 from dlcli.errors import ConfigError
 

@@ -88,11 +88,12 @@ class SerialRunner:
 
     def __init__(self, progress_factory=None):
         self.progress_factory = progress_factory
+        self.reuse = None  # kept between calls: --seeds auto's rounds reuse the compiled loops
 
     def run(self, tasks: Iterator[RunTask]) -> Iterator[tuple[RunTask, dict]]:
         from dlcli.core.reuse import Reuse
 
-        reuse = Reuse()
+        self.reuse = self.reuse or Reuse()
         for task in tasks:
             progress = self.progress_factory() if self.progress_factory else None
-            yield task, execute(task, reuse=reuse, progress=progress)
+            yield task, execute(task, reuse=self.reuse, progress=progress)
