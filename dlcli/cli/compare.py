@@ -47,6 +47,9 @@ class SeedsType(click.ParamType):
 
     name = "N|auto"
 
+    def get_metavar(self, param, ctx=None) -> str:
+        return "N|auto"  # as typed: Click would show the type's name in capitals
+
     def convert(self, value, param, ctx):
         if isinstance(value, int) or value == "auto":
             return value
