@@ -129,7 +129,7 @@ def collect(the_plan, rows: list[dict], *, command: str, lines: list[str] = ()) 
         plots.append(Picture("final accuracy and learning curves", _plot_caption(the_plan), png))
     pictures = _tensorboard_pictures(the_plan)
     picture_note = None if pictures else "The runs' TensorBoard event files hold no pictures."
-    missing = [p.config.name for p in the_plan.runs() if not (Path(p.config.logdir) / p.config.name).is_dir()]
+    missing = [p.config.name for p in the_plan.runs if not (Path(p.config.logdir) / p.config.name).is_dir()]
     if missing:
         named = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
         gone = f"The logs of {len(missing)} run{'s' if len(missing) != 1 else ''} ({named}) are gone: "
@@ -176,7 +176,7 @@ def _tensorboard_pictures(the_plan) -> list[Picture]:
 
     split, tag, _ = PICTURES[the_plan.task]
     found: dict[str, Picture] = {}
-    for planned in the_plan.runs():
+    for planned in the_plan.runs:
         name = planned.variant.name
         folder = Path(planned.config.logdir) / planned.config.name
         if name in found:
@@ -195,7 +195,7 @@ def _runs(the_plan) -> tuple[list[list[str]], list[tuple[str, int]]]:
 
     ledger, _ = comparisons.ledger_contents(the_plan.ledger_path)
     runs, versions = [], Counter()
-    for planned in the_plan.runs():
+    for planned in the_plan.runs:
         entry = ledger.get(comparisons.ledger_key(planned.config), {})
         record_path = Path(planned.config.checkpoint_dir) / planned.config.name / "run.json"
         try:
@@ -236,7 +236,7 @@ def _shared_settings(the_plan) -> list[tuple[str, str]]:
     from dlcli.comparison import SETTINGS
 
     varied = {f"{SETTINGS[name].part}.{SETTINGS[name].field}" for name in the_plan.columns}
-    config = the_plan.runs()[0].config.to_dict()
+    config = the_plan.runs[0].config.to_dict()
     del config["name"]
     shared = []
     for key, value in _flatten(config):

@@ -170,7 +170,9 @@ def test_xor_report_is_one_self_contained_file_with_the_table_plots_and_boundari
     assert [line[1] for line in results_table(page)[1:]] == ["layers=1", "layers=2", "layers=4"]
     # The lines under the table: what the verdicts were adjusted for (XOR_ARGS have two seeds).
     assert html.escape("verdicts Holm-adjusted over 6 tests (both directions of 3 pairs) at alpha 0.05") in text
-    assert ("clearly best" in text) == any(comparisons.starred(r) for r in rows)
+    verdicts = [line[headers.index("verdict")] for line in results_table(page)[1:]]
+    assert verdicts == [r["verdict"] for r in rows]
+    assert [line[0] for line in results_table(page)[1:]] == ["*" if comparisons.starred(r) else "" for r in rows]
     # The plot (3 panels, wide) and one boundary per variant: seed 0's last picture.
     pngs = pngs_of(page)
     assert len(pngs) == 4 and decode_png(pngs[0])[0] > 1000
