@@ -81,7 +81,7 @@ class Report:
     headers: list[str]  # the results table: report.compare_cells
     body: list[list]
     best: list[bool]  # per body row
-    verdict: str | None
+    verdict: list[str]  # the lines under the table: report.verdict_lines
     plots: list[Picture]
     plot_note: str | None  # why there are no plots
     pictures: list[Picture]
@@ -104,16 +104,17 @@ def command_line(argv: list[str]) -> str:
     return shlex.join(["dlcli", *argv[1:]])
 
 
-def write(path, the_plan, rows: list[dict], *, command: str) -> None:
+def write(path, the_plan, rows: list[dict], *, command: str, lines: list[str] = ()) -> None:
     """Write the comparison's report to `path` atomically (a crash leaves no half file)."""
     from dlcli.core.runs import atomic_write_text
 
-    atomic_write_text(Path(path), render(collect(the_plan, rows, command=command)))
+    atomic_write_text(Path(path), render(collect(the_plan, rows, command=command, lines=lines)))
 
 
-def collect(the_plan, rows: list[dict], *, command: str) -> Report:
+def collect(the_plan, rows: list[dict], *, command: str, lines: list[str] = ()) -> Report:
     """The report's parts from a finished comparison: `rows` as compare.run returned
-    them (in display order), the rest from the ledger, run folders and event files."""
+    them (in display order), `lines` the text under the table (report.verdict_lines),
+    the rest from the ledger, run folders and event files."""
     import importlib.util
 
     from dlcli import comparison as comparisons
@@ -141,8 +142,8 @@ def collect(the_plan, rows: list[dict], *, command: str) -> Report:
         f"x {seeds} seed{'s' if seeds != 1 else ''} = {len(the_plan.variants) * seeds} runs",
         headers=headers,
         body=body,
-        best=[bool(r["best"]) for r in rows],
-        verdict=comparisons.verdict(rows),
+        best=[comparisons.starred(r) for r in rows],
+        verdict=list(lines),
         plots=plots,
         plot_note=plot_note,
         pictures=pictures,
@@ -296,8 +297,10 @@ def _settings(settings: list[tuple[str, str]]) -> str:
 
 
 LEGEND = (
-    "<p>* the best variant (highest mean accuracy). Every other row shows its difference to the best with a "
-    "paired 95% interval over the seeds they share; <em>not clearly behind</em> when that interval contains 0.</p>"
+    "<p>* a variant that is <em>clearly best</em>: every other variant is clearly behind it. Every row but the one "
+    "with the highest mean shows its difference to that one, paired over the seeds they share, with an interval "
+    "at the verdicts' adjusted level; the verdict says whether the difference is clear (docs/statistics.md). "
+    "An interval end marked * was cut at the bound of what it can be.</p>"
 )
 RERUN = (
     "<p>Run again where its logs are, the same command trains nothing: every finished run comes from the "
@@ -322,8 +325,7 @@ def render(report: Report) -> str:
         "</div>",
         LEGEND,
     ]
-    if report.verdict:
-        parts.append(f'<p class="note">{_e(report.verdict)}</p>')
+    parts += [f'<p class="note">{_e(line)}</p>' for line in report.verdict]
     parts.append("<h2>Plots</h2>")
     parts += [_figure(p, wide=True) for p in report.plots]
     if report.plot_note:

@@ -78,11 +78,12 @@ def compare_table(rows: list[dict], fmt: str = "github", columns: tuple[str, ...
                   width: int | None = None) -> str:  # fmt: skip
     """compare's results: a tabulate table, or JSON / CSV with every column.
 
-    `columns`: the settings the variants differ in, one column each. The best row is
-    starred; every other row shows its difference to the best with the paired 95%
-    interval over the seeds they share, and "not clearly behind" when it contains 0.
-    `width` (a terminal's): the table that fits it (see `fitted_compare_table`);
-    None: every column.
+    `columns`: the settings the variants differ in, one column each. Every row but the
+    best (highest mean) shows its difference to the best with its paired interval at the
+    verdicts' adjusted level, and every row its verdict (`dlcli.verdicts`); only a
+    "clearly best" row is starred. Intervals cut at the bounds of what they can be are
+    marked (`1.0000*`). `width` (a terminal's): the table that fits it (see
+    `fitted_compare_table`); None: every column.
     """
     if fmt == "json":
         return to_json(rows)
@@ -103,23 +104,51 @@ def compare_table(rows: list[dict], fmt: str = "github", columns: tuple[str, ...
     return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
 
 
+VERSUS = "vs best (adjusted CI)"
+
+
 def compare_cells(rows: list[dict], columns: tuple[str, ...] = ()) -> tuple[list[str], list[list]]:
     """compare's table as headers and rows of cell texts (the tabulate table and the
     HTML report show the same cells): every column."""
-    from dlcli.comparison import format_value
+    from dlcli.comparison import format_value, starred
 
     xor = "solved" in rows[0]
-    headers = ["", "variant", *columns, "accuracy", "95% CI", "vs best (paired 95% CI)"]
+    headers = ["", "variant", *columns, "accuracy", "95% CI", VERSUS, "verdict"]
     headers += ["solved"] if xor else []
     headers += ["loss", "seconds", "params", "grad ratio W1/WN", "seeds"]
     body = []
     for r in rows:
-        line = ["*" if r["best"] else "", r["variant"], *(format_value(r[c]) for c in columns), _accuracy(r),
-                _interval(r), _versus(r, " ")]  # fmt: skip
+        line = ["*" if starred(r) else "", r["variant"], *(format_value(r[c]) for c in columns), _accuracy(r),
+                _interval(r), _versus(r, " "), r["verdict"]]  # fmt: skip
         line += [_solved(r)] if xor else []
         line += [f"{r['loss']:.4f}", f"{r['seconds']:.1f}", f"{r['params']:,}", _ratio(r), r["seeds"]]
         body.append(line)
     return headers, body
+
+
+def verdict_lines(decision, *, stop: str | None = None) -> list[str]:
+    """The lines under compare's table: what the verdicts were adjusted for (or, with one
+    seed, the one line saying there are none and which option would test them), and with
+    --seeds auto why the rounds stopped."""
+    lines = []
+    if decision is not None:
+        if decision.note:
+            lines.append(f"note: {decision.note}")
+        if any(v.p_behind is not None for v in decision.verdicts.values()):
+            line = decision.family
+            levels = {v.diff_to_best.level for v in decision.verdicts.values()
+                      if v.diff_to_best is not None and v.diff_to_best.low is not None}  # fmt: skip
+            if levels:
+                line += f"; vs best: simultaneous {_percent(levels.pop())} intervals"
+            lines.append(line)
+    if stop:
+        lines.append(f"seeds auto: {stop}")
+    return lines
+
+
+def _percent(level: float) -> str:
+    """0.99762 -> '99.76%': enough digits to tell it from 95%."""
+    return f"{level * 100:.4g}%"
 
 
 def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], width: int) -> str:
@@ -127,13 +156,14 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
 
     Nothing is said twice: setting columns go when every variant's name states its
     settings (grids: `activation=relu,init=he`), the seed count goes to the header
-    when all rows share it, intervals go when one seed gives none, and the best row
-    is the one marked "best" (no star column). Seconds, params and
-    the gradient ratio are left to --wide (and json/csv). Then, while the table is too
-    wide: loss goes, the "not clearly behind" remark takes a line of its own, the
-    setting columns go, grid names are shown as their values under one header
-    ("sigmoid,he" under "activation,init"), the accuracy interval goes, and long
-    names are wrapped at their commas.
+    when all rows share it, intervals and verdicts go when one seed gives none (a line
+    under the table says so), and only a "clearly best" row is marked, in its verdict
+    (no star column). Seconds, params and the gradient ratio are left to --wide (and
+    json/csv). Then, while the table is too wide: loss goes, the difference and its
+    interval take two lines, so do the verdicts, the setting columns go, grid names are
+    shown as their values under one header ("sigmoid,he" under "activation,init"), the
+    accuracy interval goes, the accuracy header takes two lines, and long names are
+    wrapped at their commas.
     """
     from dlcli.comparison import format_value
 
@@ -146,12 +176,14 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
         accuracy, seed_column = "accuracy", ["seeds"]
     stated = [c for c in columns if all(f"{c}={format_value(r[c])}" in r["variant"].split(",") for r in rows)]
     settings = [c for c in columns if c not in stated]
-    cells = {  # no star column: "best" in the last column says it
+    versus = VERSUS
+    cells = {  # no star column: "clearly best" in the verdict column says it
         "variant": [r["variant"] for r in rows],
         **{c: [format_value(r[c]) for r in rows] for c in settings},
         accuracy: [_accuracy(r) for r in rows],
         "95% CI": [_interval(r) for r in rows],
-        "vs best (paired 95% CI)": [_versus(r, " ") for r in rows],
+        versus: [_versus(r, " ") for r in rows],
+        "verdict": [r["verdict"] for r in rows],
         "solved": [_solved(r) for r in rows] if "solved" in rows[0] else None,
         "loss": [f"{r['loss']:.4f}" for r in rows],
         "seeds": [str(r["seeds"]) for r in rows] if seed_column else None,
@@ -159,17 +191,23 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
     cells = {header: column for header, column in cells.items() if column is not None}
     if all(c == "-" for c in cells["95% CI"]):
         del cells["95% CI"]  # one seed: no intervals to show
-    versus = "vs best (paired 95% CI)"
     if all(r["diff_ci_low"] is None for r in rows):
         cells["vs best"] = cells.pop(versus)
         versus = "vs best"
+    if all(r["p_behind"] is None for r in rows):
+        del cells["verdict"]  # no verdicts at all (one seed): the line under the table says why
 
     def narrower():
         yield cells
         cells.pop("loss")
         yield cells
+        # The difference over its interval, and its header in two lines as well.
         cells[versus] = [_versus(r, "\n") for r in rows]
+        _rename(cells, {versus: versus.replace(" (", "\n(")})
         yield cells
+        if "verdict" in cells:
+            cells["verdict"] = [_two_lines(r["verdict"]) for r in rows]
+            yield cells
         if settings:
             for c in settings:
                 cells.pop(c)
@@ -183,8 +221,27 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
             cells.update({k: cells.pop(k) for k in list(cells)[:-1]})  # the names first again
         if cells.pop("95% CI", None) is not None:
             yield cells
+        if accuracy in cells and " (" in accuracy:
+            _rename(cells, {accuracy: accuracy.replace(" (", "\n(")})
+            yield cells
 
     return fit(narrower(), fmt, width)
+
+
+def _rename(cells: dict, names: dict) -> None:
+    """Rename some of `cells`' headers in place, keeping their order."""
+    for key in list(cells):
+        cells[names.get(key, key)] = cells.pop(key)
+
+
+def _two_lines(text: str) -> str:
+    """A verdict in two lines, broken at the space nearest its middle
+    ("within 0.01\nof the best", "clearly\nbehind")."""
+    spaces = [i for i, c in enumerate(text) if c == " "]
+    if not spaces:
+        return text
+    middle = min(spaces, key=lambda i: abs(i - len(text) / 2))
+    return text[:middle] + "\n" + text[middle + 1 :]
 
 
 def _grid_keys(names: list[str]) -> list[str] | None:
@@ -256,22 +313,38 @@ def _accuracy(r: dict) -> str:
 
 
 def _interval(r: dict) -> str:
-    return "-" if r["ci_low"] is None else f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
+    if r["ci_low"] is None:
+        return "-"
+    return _bounded(r["ci_low"], r["ci_high"], r["ci_clipped"], (0.0, 1.0), "{:.4f}".format)
+
+
+def _bounded(low: float, high: float, clipped: bool, bounds: tuple[float, float], show) -> str:
+    """An interval, each end that was cut at a bound marked with `*` ("[0.9871, 1.0000*]"):
+    the statistics cut it there (the rest held impossible values), so too few seeds made
+    the symmetric interval crude."""
+    low_text = show(low) + ("*" if clipped and low == bounds[0] else "")
+    high_text = show(high) + ("*" if clipped and high == bounds[1] else "")
+    return f"[{low_text}, {high_text}]"
 
 
 def _versus(r: dict, gap: str) -> str:
-    """The difference to the best row with its paired interval; `gap` before the
-    "not clearly behind" remark."""
-    from dlcli.comparison import not_clearly_behind
-
+    """The difference to the best row with its paired interval at the verdicts' level;
+    `gap` between the two. The best row itself is "highest mean": only its verdict
+    says whether it is clearly the best."""
     if r["best"]:
-        return "best"
+        return "highest mean"
     if r["diff_to_best"] is None:
         return "-"
     if r["diff_ci_low"] is None:
-        return f"{r['diff_to_best']:+.4f}"
-    text = f"{r['diff_to_best']:+.4f} [{r['diff_ci_low']:+.4f}, {r['diff_ci_high']:+.4f}]"
-    return text + gap + "not clearly behind" if not_clearly_behind(r) else text
+        return _signed(r["diff_to_best"])
+    interval = _bounded(r["diff_ci_low"], r["diff_ci_high"], r["diff_ci_clipped"], (-1.0, 1.0), _signed)
+    return f"{_signed(r['diff_to_best'])}{gap}{interval}"
+
+
+def _signed(value: float) -> str:
+    """+0.0123 / -0.0123, and +0.0000 for a difference that rounds to nothing (never
+    "-0.0000": a float subtraction of equal accuracies can leave -1e-17)."""
+    return f"{round(value, 4) + 0.0:+.4f}"
 
 
 def _solved(r: dict) -> str:

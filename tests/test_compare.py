@@ -167,52 +167,85 @@ def test_ledger_lines_of_an_older_dlcli_are_set_aside_never_reused(workdir):
 
 
 def test_statistics_for_known_inputs():
+    from dlcli import verdicts
+
     # Interval of a mean: scipy.stats.t.interval(0.95, 4, mean, sem) of these five.
-    interval = experiments.mean_interval([0.9612, 0.9587, 0.9633, 0.9601, 0.9625])
+    interval = verdicts.accuracy_interval([0.9612, 0.9587, 0.9633, 0.9601, 0.9625])
     assert interval.mean == pytest.approx(0.96116) and interval.std == pytest.approx(0.0018406520583749916)
     assert (interval.low, interval.high) == (pytest.approx(0.9588745286058963, abs=2e-6),
                                              pytest.approx(0.963445471394104, abs=2e-6))  # fmt: skip
-    # Paired differences: scipy.stats.ttest_rel(a, b).confidence_interval(0.95).
+    # Paired differences: scipy.stats.ttest_rel(a, b).confidence_interval(0.95) is the interval
+    # of the differences' mean; a row's diff interval is that at the verdicts' adjusted level.
     a = dict(enumerate([0.9612, 0.9587, 0.9633, 0.9601, 0.9625]))
     b = dict(enumerate([0.9570, 0.9581, 0.9598, 0.9555, 0.9610]))
-    diff = experiments.paired_difference(a, b)
+    diff = verdicts.mean_interval([a[s] - b[s] for s in a])
     assert diff.mean == pytest.approx(0.00288)
     assert diff.low == pytest.approx(0.0007125937761752483, abs=2e-6)
     assert diff.high == pytest.approx(0.0050474062238248275, abs=2e-6)
-    c, d = dict(enumerate([0.950, 0.962, 0.955])), dict(enumerate([0.951, 0.957, 0.958]))
-    diff = experiments.paired_difference(c, d)
-    assert (diff.low, diff.high) == (pytest.approx(-0.010008956691751201, abs=2e-6),
-                                     pytest.approx(0.010675623358417867, abs=2e-6))  # fmt: skip
+    decision = experiments.Judging().decide({"a": a, "b": b})
+    marginal = decision.verdicts["b"].diff_to_best_marginal
+    assert (marginal.low, marginal.high) == (pytest.approx(-0.0050474062238248275, abs=2e-6),
+                                             pytest.approx(-0.0007125937761752483, abs=2e-6))  # fmt: skip
     # Only shared seeds pair up; one value has no interval.
-    assert experiments.paired_difference({0: 0.5, 1: 0.6}, {1: 0.4, 2: 0.9}).mean == pytest.approx(0.2)
-    assert experiments.paired_difference({0: 0.5}, {1: 0.4}) is None
-    single = experiments.mean_interval([0.9])
+    assert verdicts.paired({0: 0.5, 1: 0.6}, {1: 0.4, 2: 0.9}).mean == pytest.approx(0.2)
+    assert verdicts.paired({0: 0.5}, {1: 0.4}) is None
+    single = verdicts.accuracy_interval([0.9])
     assert single.std == 0.0 and single.low is None
 
 
-def test_rows_carry_paired_differences_and_the_verdict():
-    plan = mnist_plan(vary=("units=8,16,32",), seeds=5)
-    accuracies = {"units=8": [0.9570, 0.9581, 0.9598, 0.9555, 0.9610],
-                  "units=16": [0.9612, 0.9587, 0.9633, 0.9601, 0.9625],
-                  "units=32": [0.9614, 0.9585, 0.9630, 0.9603, 0.9627]}  # fmt: skip
+def rows_of(plan, accuracies, **judging):
     entries = {name: [{"seed": s, "accuracy": acc, "loss": 0.1, "seconds": 1.0, "params": 1, "grad_ratio": None}
                       for s, acc in enumerate(values)] for name, values in accuracies.items()}  # fmt: skip
-    rows = experiments.summarize_all(plan, entries)
+    decision = experiments.Judging(**judging).decide(experiments.accuracies_of(entries))
+    return experiments.summarize_all(plan, entries, decision), decision
+
+
+def test_rows_carry_paired_differences_and_the_verdicts():
+    plan = mnist_plan(vary=("units=8,16,32",), seeds=5)
+    accuracies = {"units=8": [0.9470, 0.9481, 0.9498, 0.9455, 0.9510],
+                  "units=16": [0.9612, 0.9587, 0.9633, 0.9601, 0.9625],
+                  "units=32": [0.9614, 0.9585, 0.9630, 0.9603, 0.9627]}  # fmt: skip
+    rows, decision = rows_of(plan, accuracies)
     by = {r["variant"]: r for r in rows}
     assert by["units=32"]["best"] and by["units=32"]["diff_to_best"] is None
-    assert by["units=8"]["diff_to_best"] == pytest.approx(-0.00290)
-    assert by["units=8"]["diff_ci_high"] < 0 and not experiments.not_clearly_behind(by["units=8"])
-    assert experiments.not_clearly_behind(by["units=16"])
-    assert "units=32 is not clearly ahead of units=16" in experiments.verdict(rows)
+    assert by["units=8"]["diff_to_best"] == pytest.approx(-0.01290)
+    assert by["units=8"]["verdict"] == "clearly behind" and by["units=8"]["diff_ci_high"] < 0
+    assert by["units=16"]["verdict"] == "open" and by["units=32"]["verdict"] == "open"
+    assert not any(experiments.starred(r) for r in rows)  # 16 and 32 are not apart: no winner
+    assert by["units=8"]["p_behind"] <= 0.05 < by["units=16"]["p_behind"]
+    assert decision.family.startswith("verdicts Holm-adjusted over 6 tests (both directions of 3 pairs) at alpha 0.05")
+    # A tolerance of one point decides the near-tie; alpha sets the level.
+    rows, decision = rows_of(plan, accuracies, tolerance=0.01)
+    assert {r["variant"]: r["verdict"] for r in rows}["units=16"] == "within 0.01 of the best"
+    assert "9 tests" in decision.family
+    rows, _ = rows_of(plan, accuracies, alpha=1e-6)
+    assert {r["verdict"] for r in rows} == {"open"}
     assert [r["variant"] for r in experiments.sort_rows(rows, "accuracy")] == ["units=32", "units=16", "units=8"]
     assert [r["variant"] for r in experiments.sort_rows(rows, "name")] == ["units=16", "units=32", "units=8"]
+
+
+def test_a_clearly_best_row_is_the_only_starred_one_and_one_seed_stars_none():
+    from dlcli import report
+
+    plan = mnist_plan(vary=("units=8,16",), seeds=5)
+    rows, _ = rows_of(plan, {"units=8": [0.90, 0.91, 0.92, 0.905, 0.915], "units=16": [0.95, 0.96, 0.97, 0.955, 0.966]})
+    assert [experiments.starred(r) for r in rows] == [False, True]
+    headers, body = report.compare_cells(rows)
+    assert [line[0] for line in body] == ["", "*"] and body[1][headers.index("verdict")] == "clearly best"
+    plan = mnist_plan(vary=("units=8,16",), seeds=1)
+    rows, decision = rows_of(plan, {"units=8": [0.90], "units=16": [0.95]})
+    assert not any(experiments.starred(r) for r in rows) and {r["verdict"] for r in rows} == {"no verdict"}
+    assert report.verdict_lines(decision) == [
+        "note: one seed per variant: no spread to judge by, so no interval and no verdict; use --seeds 3 or more "
+        "(or --seeds auto) to test the differences"
+    ]  # fmt: skip
 
 
 @pytest.mark.slow
 def test_every_format_renders_and_a_rerun_trains_nothing(runner, workdir, digits_npz):
     first = compare(runner, digits_npz, "--what", "activation", "--seeds", "2").stdout
     assert len(ledger_lines(workdir)) == 4
-    assert "sigmoid-normal" in first and "relu-normal" in first and "*" in first
+    assert "sigmoid-normal" in first and "relu-normal" in first and "| verdict " in first
     for fmt in ("plain", "grid", "pipe", "latex", "html", "rst"):
         out = compare(runner, digits_npz, "--what", "activation", "--seeds", "2", "--format", fmt).stdout
         assert "sigmoid-normal" in out, fmt
@@ -231,7 +264,8 @@ def test_every_format_renders_and_a_rerun_trains_nothing(runner, workdir, digits
     assert len(ledger_lines(workdir)) == 4  # ...nothing was trained again
     out = workdir / "table.md"
     compare(runner, digits_npz, "--what", "activation", "--seeds", "2", "--output", out)
-    assert out.read_text().strip() == first.strip().split("\nnote:")[0].strip()
+    assert out.read_text() == first  # the table and the lines under it: what the verdicts were adjusted for
+    assert "verdicts Holm-adjusted over 2 tests (both directions of 1 pair) at alpha 0.05" in first
 
 
 def only(paths):

@@ -168,8 +168,11 @@ def test_xor_report_is_one_self_contained_file_with_the_table_plots_and_boundari
     headers, body = report.compare_cells(rows, ("layers",))
     assert results_table(page) == [headers, *[[str(c) for c in line] for line in body]]
     assert [line[1] for line in results_table(page)[1:]] == ["layers=1", "layers=2", "layers=4"]
-    verdict = comparisons.verdict(rows)
-    assert verdict is None or html.escape(verdict) in text
+    # The lines under the table: what the verdicts were adjusted for (XOR_ARGS have two seeds).
+    assert html.escape("verdicts Holm-adjusted over 6 tests (both directions of 3 pairs) at alpha 0.05") in text
+    verdicts = [line[headers.index("verdict")] for line in results_table(page)[1:]]
+    assert verdicts == [r["verdict"] for r in rows]
+    assert [line[0] for line in results_table(page)[1:]] == ["*" if comparisons.starred(r) else "" for r in rows]
     # The plot (3 panels, wide) and one boundary per variant: seed 0's last picture.
     pngs = pngs_of(page)
     assert len(pngs) == 4 and decode_png(pngs[0])[0] > 1000
@@ -286,7 +289,7 @@ def made_up_report(**changes) -> html_report.Report:
     fields = {
         "title": "dlcli compare/<b>x</b>", "summary": "xor: 2 variants", "headers": ["", "variant", "accuracy"],
         "body": [["*", "a&b", "0.5000"], ["", "<i>c</i>", "0.2500"]], "best": [True, False],
-        "verdict": "a is not clearly ahead of <c>", "plots": [html_report.Picture("plot", "caption", picture)],
+        "verdict": ["a is not clearly ahead of <c>"], "plots": [html_report.Picture("plot", "caption", picture)],
         "plot_note": None, "pictures": [html_report.Picture("a&b", "seed 0, step 3", picture)],
         "picture_about": "decision boundary", "picture_note": None, "variants": [("a&b", [("layers", "2")])],
         "seeds": [0, 1], "base": [("model.units", "10"), ("logdir", "logs")],

@@ -42,6 +42,40 @@ def _check_cluster(ctx, param, value):
     return value
 
 
+class SeedsType(click.ParamType):
+    """--seeds: a number of seeds per variant (at least 1), or `auto`."""
+
+    name = "N|auto"
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "N|auto"  # as typed: Click would show the type's name in capitals
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == "auto":
+            return value
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number of seeds nor auto", param, ctx)
+        if number < 1:
+            self.fail(f"{number} is not a number of seeds: give 1 or more, or auto", param, ctx)
+        return number
+
+
+def _auto_seeds(seeds, max_seeds: int | None):
+    """--seeds auto's design (None for a fixed number of seeds); --max-seeds needs auto."""
+    if seeds != "auto":
+        if max_seeds is not None:
+            raise click.UsageError(f"--max-seeds is the budget of --seeds auto; with --seeds {seeds} every "
+                                   "variant gets exactly that many: drop --max-seeds or use --seeds auto")  # fmt: skip
+        return None
+    budget = comparisons.DEFAULT_MAX_SEEDS if max_seeds is None else max_seeds
+    if budget < comparisons.MIN_SEEDS:
+        raise click.UsageError(f"--max-seeds {budget}: --seeds auto starts with {comparisons.MIN_SEEDS} seeds per "
+                               f"variant, so the budget must be at least {comparisons.MIN_SEEDS}")  # fmt: skip
+    return comparisons.AutoSeeds(max_seeds=budget)
+
+
 def _compare_runner(jobs: str, cluster: str | None, files: str, strategy: str, quiet: bool):
     """Where compare's runs train: here one by one, in --jobs worker processes, or on a
     Dask cluster (each runner says which, for the plan line)."""
@@ -71,16 +105,25 @@ def _compare_runner(jobs: str, cluster: str | None, files: str, strategy: str, q
     return ProcessRunner(where)
 
 
-def _summary(comparison) -> str:
-    """'4 variants x 2 seeds = 8 runs: 2 in the ledger, 0 to resume, 6 to train'."""
+def _summary(comparison, auto=None) -> str:
+    """'4 variants x 2 seeds = 8 runs: 2 in the ledger, 0 to resume, 6 to train', or with
+    --seeds auto '3 variants x 3 to 10 seeds (--seeds auto), at most 30 runs: 9 in the ledger'."""
     from dlcli.comparison import RunStatus
 
     variants, seeds, runs = len(comparison.plan.variants), len(comparison.plan.seeds), len(comparison.statuses)
-    summary = (
-        f"{variants} variant{'s' if variants != 1 else ''} x {seeds} seed{'s' if seeds != 1 else ''} = {runs} runs: "
-        f"{comparison.count(RunStatus.IN_LEDGER)} in the ledger, {comparison.count(RunStatus.RESUME)} to resume, "
-        f"{comparison.count(RunStatus.TRAIN)} to train"
-    )
+    if auto is not None:
+        # Over the whole plan: a dry run's statuses are its next round only.
+        stored = sum(1 for planned in comparison.plan.runs if comparison.ledger.get(planned.config) is not None)
+        summary = (
+            f"{variants} variant{'s' if variants != 1 else ''} x {auto.min_seeds} to {auto.max_seeds} seeds "
+            f"(--seeds auto), at most {variants * auto.max_seeds} runs: {stored} in the ledger"
+        )
+    else:
+        summary = (
+            f"{variants} variant{'s' if variants != 1 else ''} x {seeds} seed{'s' if seeds != 1 else ''} = {runs} "
+            f"runs: {comparison.count(RunStatus.IN_LEDGER)} in the ledger, {comparison.count(RunStatus.RESUME)} "
+            f"to resume, {comparison.count(RunStatus.TRAIN)} to train"
+        )
     older = comparison.ledger.older
     if older:
         summary += f" ({older} result{'s' if older != 1 else ''} of dlcli 0.1 set aside: its initial weights differed)"
@@ -90,15 +133,22 @@ def _summary(comparison) -> str:
 class _Progress:
     """The plan line and the progress bar on stderr: runs done, the best variant so far."""
 
-    def __init__(self, quiet: bool):
-        self.quiet, self.bar, self.best = quiet, None, {}
+    def __init__(self, quiet: bool, auto=None):
+        self.quiet, self.auto, self.bar, self.best = quiet, auto, None, {}
 
     def start(self, comparison, runner) -> None:
         from tqdm.auto import tqdm
 
-        click.echo(f"compare {comparison.plan.folder}: {_summary(comparison)}{runner.where}", err=True)
-        self.bar = tqdm(total=len(comparison.statuses), desc="compare", unit="run", file=sys.stderr,
+        click.echo(f"compare {comparison.plan.folder}: {_summary(comparison, self.auto)}{runner.where}", err=True)
+        total = 0 if self.auto is not None else len(comparison.statuses)  # auto: each round adds its runs
+        self.bar = tqdm(total=total, desc="compare", unit="run", file=sys.stderr,
                         disable=True if self.quiet else None)  # fmt: skip
+
+    def round(self, number: int, runs) -> None:
+        """--seeds auto: a line per round (which variants get seeds), and its runs on the bar."""
+        click.echo(_round_line(number, runs), err=True)
+        self.bar.total += len(runs)
+        self.bar.refresh()
 
     def finished(self, planned, entry) -> None:
         # The best variant so far: the mean accuracy over its finished seeds.
@@ -111,46 +161,84 @@ class _Progress:
         self.bar.write(f"waiting for {planned.config.name}: another dlcli process is training it", file=sys.stderr)
 
     def hooks(self):
-        return comparisons.Hooks(on_finish=self.finished, on_wait=self.waiting)
+        return comparisons.Hooks(on_finish=self.finished, on_wait=self.waiting, on_round=self.round)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
-def _print_plan(comparison) -> None:
-    """--dry-run: every planned run and what running the comparison would do with it."""
+def _round_line(number: int, runs) -> str:
+    """'round 2: seeds 3 for relu-he, relu-xavier: 2 runs, 0 to resume, 2 to train'."""
+    from dlcli.comparison import RunStatus
+
+    names = list(dict.fromkeys(planned.variant.name for planned, _ in runs))
+    seeds = sorted({planned.seed for planned, _ in runs})
+    span = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
+    who = f"all {len(names)} variants" if number == 1 and len(names) > 3 else ", ".join(names)
+    counts = {how: sum(1 for _, h in runs if h is how) for how in RunStatus}
+    return (f"round {number}: {span} for {who}: {len(runs)} run{'s' if len(runs) != 1 else ''}, "
+            f"{counts[RunStatus.RESUME]} to resume, {counts[RunStatus.TRAIN]} to train")  # fmt: skip
+
+
+def _print_plan(comparison, auto=None) -> None:
+    """--dry-run: every planned run and what running the comparison would do with it;
+    with --seeds auto, the first round's runs (later rounds depend on its results)."""
     from dlcli import report
 
+    if auto is None:
+        click.echo(report.plan_table([(run, how.value) for run, how in comparison.statuses]))
+        click.echo(f"\n{_summary(comparison)} (dry run: nothing trained)")
+        return
+    if comparison.stop is not None:
+        click.echo(f"{_summary(comparison, auto)}; nothing to train: {comparison.stop} (dry run)")
+        return
     click.echo(report.plan_table([(run, how.value) for run, how in comparison.statuses]))
-    click.echo(f"\n{_summary(comparison)} (dry run: nothing trained)")
+    click.echo(f"\n{_summary(comparison, auto)}\n{_round_line(1, comparison.statuses)}; later rounds add seeds "
+               "only to variants whose verdict is open (dry run: nothing trained)")  # fmt: skip
 
 
 def _print_results(comparison, *, sort: str, fmt: str, wide: bool, output: str | None, plot: str | None,
                    report_file: str | None) -> None:
-    """The table on stdout (fitted to a terminal; whole in --output), the verdict, the
-    --plot picture and the --report page."""
+    """The table on stdout (fitted to a terminal; whole in --output), the lines under it
+    (what the verdicts were adjusted for, or why there are none; why --seeds auto
+    stopped), the --plot picture and the --report page."""
     from dlcli import report
 
     rows = comparisons.sort_rows(comparison.rows, sort)
     text = report.compare_table(rows, fmt, columns=comparison.plan.columns)
     click.echo(report.compare_table(rows, fmt, comparison.plan.columns, width=report.terminal_width(wide)))
-    verdict = comparisons.verdict(rows)
-    if verdict:
-        click.echo(f"note: {verdict}", err=fmt in report.MACHINE_FORMATS)
+    lines = report.verdict_lines(comparison.decision, stop=_stopped(comparison))
+    machine = fmt in report.MACHINE_FORMATS
+    for line in ([] if machine else [""]) + lines:
+        click.echo(line, err=machine)  # json and csv keep stdout parseable
     if output:
         from pathlib import Path
 
         from dlcli.core.runs import atomic_write_text
 
-        atomic_write_text(Path(output), text + "\n")
+        atomic_write_text(Path(output), "\n".join([text, *([] if machine else ["", *lines])]) + "\n")
     if plot:
         the_plan = comparison.plan
         report.comparison_plot(rows, comparisons.learning_curves(the_plan), plot, task=the_plan.task)
     if report_file:
         from dlcli import html_report
 
-        html_report.write(report_file, comparison.plan, rows, command=html_report.command_line(sys.argv))
+        html_report.write(report_file, comparison.plan, rows, command=html_report.command_line(sys.argv),
+                          lines=lines)  # fmt: skip
+
+
+def _stopped(comparison) -> str | None:
+    """--seeds auto's stop reason with how many of its runs trained now."""
+    if comparison.stop is None:
+        return None
+    from dlcli.comparison import RunStatus
+
+    now = comparison.count(RunStatus.TRAIN) + comparison.count(RunStatus.RESUME)
+    if now == len(comparison.statuses):
+        return f"{comparison.stop}; all trained now"
+    return f"{comparison.stop}; {now} trained now, the rest from the ledger" if now else f"{comparison.stop}; " \
+        "all from the ledger"
 
 
 def _check_xor_options(task: str, settings: dict, *, limit, data, strategy: str) -> None:
@@ -225,8 +313,20 @@ def _base_run(task: str, settings: dict, *, dataset, data, limit, logdir, checkp
 @click.option("--vary", multiple=True, metavar="NAME=V1,V2,...",
               help="Vary one setting over values; several --vary make a grid of every combination. "
               "NAME: activation, init, layers, units, dropout, batchnorm, optimizer, lr, batch-size, epochs.")  # fmt: skip
-@click.option("--seeds", type=click.IntRange(min=1), default=1,
-              help="Runs per variant with seeds SEED, SEED+1, ...: mean ± std, 95% intervals, paired differences.")  # fmt: skip
+@click.option("--seeds", type=SeedsType(), default=1, show_default=True,
+              help="Runs per variant with seeds SEED, SEED+1, ...: mean ± std, 95% intervals, paired differences "
+              "and verdicts (2 or more). auto: 3 seeds each, then more in rounds only for the variants whose "
+              "verdict is still open, until all are decided or --max-seeds is reached.")  # fmt: skip
+@click.option("--max-seeds", type=click.IntRange(min=1), default=None, metavar="N",
+              help=f"With --seeds auto: at most N seeds per variant.  [default: {comparisons.DEFAULT_MAX_SEEDS}]")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
+              show_default=True,
+              help="The verdicts' family-wise error: the chance that any \"clearly behind\" or \"within\" claim "
+              "of the table is wrong (Holm over every pair; split over the looks of --seeds auto).")  # fmt: skip
+@click.option("--tolerance", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              metavar="D",
+              help="Accuracy points (e.g. 0.01) within which a variant counts as good as the best: adds the "
+              "verdict \"within D of the best\", so near-ties are decided too.  [default: none]")  # fmt: skip
 @click.option("--seed", type=int, default=0, help="The first seed.")
 @click.option("--sort", type=click.Choice(list(SORT_KEYS)), default="order",
               help="Row order: as planned, best accuracy first, lowest loss, fewest seconds, or by name.")  # fmt: skip
@@ -265,7 +365,7 @@ def _base_run(task: str, settings: dict, *, dataset, data, limit, logdir, checkp
               help="With --cluster: workers train in the driver's folders (shared file system) or ship each "
               "finished run folder back (ship); auto: shared when the workers see the driver's folders.")  # fmt: skip
 @distribute_options
-def compare(task, what, vary, seeds, seed, sort, fmt, output, wide, plot, report_file, points, force, dry_run, yes,
+def compare(task, what, vary, seeds, max_seeds, alpha, tolerance, seed, sort, fmt, output, wide, plot, report_file, points, force, dry_run, yes,
             dataset, data, limit, logdir, checkpoint_dir, quiet, jobs, cluster, cluster_files, strategy, devices,
             cpu_replicas, settings) -> None:  # fmt: skip
     """Compare variants as real runs and tabulate them with honest statistics.
@@ -276,22 +376,27 @@ def compare(task, what, vary, seeds, seed, sort, fmt, output, wide, plot, report
     layers, lecture 9). Your own question is a grid: --vary NAME=V1,V2,... (repeat it
     for every combination); the other options set what all runs share.
 
-    Every variant gets the same seeds; the table shows mean ± std, a 95% interval, and
-    each variant's difference to the best with a paired 95% interval over the seeds.
+    Every variant gets the same seeds; the table shows mean ± std, a 95% interval (kept
+    inside [0, 1]), each variant's difference to the best paired over the seeds, and a
+    verdict: clearly behind, within D of the best (--tolerance D), clearly best, open,
+    or no verdict (one seed). The verdicts are Holm-adjusted over every pair, at
+    --alpha together. --seeds auto adds seeds only where the verdict is open.
     Finished runs are kept in a ledger, so running the same comparison again only
-    trains what is missing; an interrupted run is resumed.
+    trains what is missing (a bigger --max-seeds only the new seeds); an interrupted
+    run is resumed.
 
-    Try: dlcli compare --vary activation=sigmoid,tanh,relu --vary init=normal,he --seeds 3
+    Try: dlcli compare --vary activation=sigmoid,tanh,relu --vary init=normal,he --seeds auto
     """
     _check_xor_options(task, settings, limit=limit, data=data, strategy=strategy)
+    auto = _auto_seeds(seeds, max_seeds)
     base, explicit = _base_run(task, settings, dataset=dataset, data=data, limit=limit, logdir=logdir,
                                checkpoint_dir=checkpoint_dir)  # fmt: skip
     request = comparisons.Request(
-        task, base, what=what, vary=vary, explicit=frozenset(explicit), seeds=seeds, first_seed=seed, points=points,
-        force=force, dry_run=dry_run, allow_many=yes,
+        task, base, what=what, vary=vary, explicit=frozenset(explicit), seeds=1 if auto else seeds, first_seed=seed,
+        points=points, force=force, dry_run=dry_run, allow_many=yes, alpha=alpha, tolerance=tolerance, auto=auto,
         distribute=None if dry_run else distribute_spec(strategy, devices, cpu_replicas),
     )  # fmt: skip
-    progress = _Progress(quiet)
+    progress = _Progress(quiet, auto)
     try:
         comparison = comparisons.compare(
             request, make_runner=lambda: _compare_runner(jobs, cluster, cluster_files, strategy, quiet),
@@ -302,7 +407,7 @@ def compare(task, what, vary, seeds, seed, sort, fmt, output, wide, plot, report
     finally:
         progress.close()
     if dry_run:
-        _print_plan(comparison)
+        _print_plan(comparison, auto)
     else:
         _print_results(comparison, sort=sort, fmt=fmt, wide=wide, output=output, plot=plot,
                        report_file=report_file)

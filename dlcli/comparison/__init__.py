@@ -10,15 +10,18 @@ ledger, `<logdir>/compare/results.jsonl`, keyed by its whole configuration: runn
 comparison again reuses what is finished, continues (exactly) a run that was
 interrupted, and trains only what is missing.
 
-Statistics: each variant's mean test accuracy with its sample std and 95% Student-t
-interval over seeds, and its difference to the best variant with a *paired* 95%
-interval over the seeds they share (a seed fixes the initial weights and the data
-order, so the pairs differ only in the variant).
+Statistics (`stats`, computed by `dlcli.verdicts`): each variant's mean test accuracy
+with its sample std and a 95% Student-t interval over seeds kept inside [0, 1], its
+difference to the best variant *paired* over the seeds they share (a seed fixes the
+initial weights and the data order, so the pairs differ only in the variant), and a
+verdict ("clearly behind", "within D of the best", "clearly best", "open", "no verdict")
+whose family-wise error over all pairs is at most alpha (Holm). `--seeds auto` adds
+seeds in rounds where the verdict is open (`sequential`), alpha split over its looks.
 
 Modules: `settings` and `presets` (what a run can vary), `plan`, `ledger` (with
 `claims`, for two drivers on the same folders), `runners` (here; `processes` and
-`cluster` elsewhere), `driver` (the runs -> the ledger -> rows), `request` (the whole
-comparison as one call), `stats`, `curves`.
+`cluster` elsewhere), `driver` (the runs -> the ledger), `request` (the whole
+comparison as one call), `sequential` (its --seeds auto rounds), `stats`, `curves`.
 
 Standard library only at import: the CLI plans, validates and dry-runs a comparison
 without TensorFlow.
@@ -67,13 +70,15 @@ from dlcli.comparison.settings import (
     setting_value,
 )
 from dlcli.comparison.stats import (
+    DEFAULT_ALPHA,
+    DEFAULT_MAX_SEEDS,
+    MIN_SEEDS,
     SORT_KEYS,
-    Interval,
-    mean_interval,
-    not_clearly_behind,
-    paired_difference,
+    AutoSeeds,
+    Judging,
+    accuracies_of,
     sort_rows,
+    starred,
     summarize,
     summarize_all,
-    verdict,
 )

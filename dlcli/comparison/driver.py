@@ -1,5 +1,5 @@
 """Driving a planned comparison: hand its missing runs to a runner, one claim and one
-ledger line per run, and summarise the rows.
+ledger line per run, and return every run's ledger entry (`stats` makes the rows).
 
 Only the driving process (the `dlcli compare` command) claims runs and writes the
 ledger. Two drivers on the same folders share the work: each claims a run before it
@@ -18,7 +18,6 @@ from dlcli.comparison.ledger import Ledger, RunStatus, ledger_key
 from dlcli.comparison.plan import Plan, PlannedRun
 from dlcli.comparison.runners import Runner, RunTask, SerialRunner
 from dlcli.comparison.settings import setting_value
-from dlcli.comparison.stats import summarize_all
 from dlcli.config import TEST_SUBSET
 
 
@@ -34,8 +33,11 @@ class Hooks:
         on_start: Callable[[PlannedRun, str], None] = _ignore,  # (run, "reused" | "resumed" | "trained")
         on_finish: Callable[[PlannedRun, dict], None] = _ignore,  # (run, its ledger entry)
         on_wait: Callable[[PlannedRun], None] = _ignore,  # another process is training this run
+        # --seeds auto: (round number, the round's (run, status) list) before the round starts
+        on_round: Callable[[int, list], None] = _ignore,
     ):
         self.on_start, self.on_finish, self.on_wait = on_start, on_finish, on_wait
+        self.on_round = on_round
 
 
 def drive(
@@ -47,9 +49,11 @@ def drive(
     force: bool = False,
     distribute=None,
     hooks: Hooks | None = None,
-) -> list[dict]:
-    """Run every planned run that is not in `ledger` and return one row of statistics
-    per variant. `statuses` and `ledger` are what the caller read (once) to plan."""
+) -> dict[str, list[dict]]:
+    """Run every run of `statuses` that is not in `ledger` and return the ledger entries
+    of all of them, {variant: [entry, ...] in seed order} (every variant of the plan, empty
+    when none of its runs was given). `statuses` and `ledger` are what the caller read
+    (once) to plan; `statuses` may be a part of the plan (a round of --seeds auto)."""
     hooks = hooks or Hooks()
     entries: dict[str, list[dict]] = {v.name: [] for v in the_plan.variants}
     by_name = {planned.config.name: planned for planned, _ in statuses}
@@ -78,7 +82,7 @@ def drive(
         footprint.write_layout()  # again: another driver that failed may have taken back the one it made
     for variant in entries.values():
         variant.sort(key=lambda e: e["seed"])
-    return summarize_all(the_plan, entries)
+    return entries
 
 
 def _train(tasks: list[RunTask], runner: Runner, ledger: Ledger, by_name: dict, footprint: "Footprint",

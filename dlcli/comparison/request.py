@@ -1,5 +1,6 @@
 """A comparison as one call: `compare(Request(...))` plans it, reads the ledger once,
-says what each run needs, runs the missing ones and returns the rows."""
+says what each run needs, runs the missing ones and returns the rows with their verdicts
+(with `auto`, in rounds that add seeds where the verdict is open: `sequential`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,13 @@ from dlcli.comparison.driver import Hooks, drive
 from dlcli.comparison.ledger import Ledger, RunStatus, status
 from dlcli.comparison.plan import DEFAULT_POINTS, MAX_RUNS, Plan, PlannedRun, plan
 from dlcli.comparison.runners import Runner, SerialRunner
+from dlcli.comparison.stats import (
+    DEFAULT_ALPHA,
+    AutoSeeds,
+    Judging,
+    accuracies_of,
+    summarize_all,
+)
 from dlcli.config import RunConfig
 from dlcli.errors import ConfigError
 
@@ -35,6 +43,21 @@ class Request:
     dry_run: bool = False  # plan and say what each run needs; train nothing
     allow_many: bool = False  # more than MAX_RUNS runs
     distribute: object = None  # a DistributeSpec for every run, or None for one device
+    # How sure (stats.Judging): the verdicts' family-wise level, the "within D of the best"
+    # margin in accuracy points (None: no such verdict), and --seeds auto's design (None:
+    # exactly `seeds` seeds; else `seeds` is unused and the rounds decide, up to max_seeds).
+    alpha: float = DEFAULT_ALPHA
+    tolerance: float | None = None
+    auto: AutoSeeds | None = None
+
+    @property
+    def judging(self) -> Judging:
+        return Judging(self.alpha, self.tolerance, self.auto)
+
+    @property
+    def planned_seeds(self) -> int:
+        """The seeds the plan holds per variant: all of them, or --seeds auto's budget."""
+        return self.seeds if self.auto is None else self.auto.max_seeds
 
 
 @dataclass
@@ -45,6 +68,9 @@ class Comparison:
     ledger: Ledger  # as read for the plan (once)
     statuses: list[tuple[PlannedRun, RunStatus]]
     rows: list[dict] | None = None  # one per variant; None until run (a dry run)
+    decision: object = None  # the verdicts.Decision the rows' verdicts come from; None until run
+    stop: str | None = None  # --seeds auto: why the rounds stopped ("all decided after 5 seeds (15 runs)")
+    rounds: int = 0  # --seeds auto: how many rounds trained (or reused) runs
 
     def count(self, how: RunStatus) -> int:
         return sum(1 for _, h in self.statuses if h is how)
@@ -53,8 +79,9 @@ class Comparison:
 def prepare(request: Request) -> Comparison:
     """The plan, the ledger and each run's status; nothing is trained or written."""
     try:
+        _check_judging(request)
         the_plan = plan(request.task, request.what, request.vary, request.base, explicit=request.explicit,
-                        seeds=request.seeds, first_seed=request.first_seed, points=request.points)  # fmt: skip
+                        seeds=request.planned_seeds, first_seed=request.first_seed, points=request.points)  # fmt: skip
     except ConfigError as exc:
         raise PlanError(str(exc)) from None
     ledger = Ledger.read(the_plan.ledger_path, force=request.force)
@@ -73,6 +100,10 @@ def compare(
     ask TensorFlow for GPUs); `on_plan` hears the plan and the runner before anything
     trains; `hooks` each run as it starts and finishes."""
     comparison = prepare(request)
+    if request.auto is not None:
+        from dlcli.comparison.sequential import compare_auto
+
+        return compare_auto(comparison, request, make_runner=make_runner, on_plan=on_plan, hooks=hooks)
     if request.dry_run:
         return comparison
     runs = len(comparison.statuses)
@@ -83,6 +114,19 @@ def compare(
         )
     runner = make_runner()
     on_plan(comparison, runner)
-    comparison.rows = drive(comparison.plan, comparison.statuses, comparison.ledger, runner=runner,
-                            force=request.force, distribute=request.distribute, hooks=hooks)  # fmt: skip
+    entries = drive(comparison.plan, comparison.statuses, comparison.ledger, runner=runner, force=request.force,
+                    distribute=request.distribute, hooks=hooks)  # fmt: skip
+    comparison.decision = request.judging.decide(accuracies_of(entries))
+    comparison.rows = summarize_all(comparison.plan, entries, comparison.decision)
     return comparison
+
+
+def _check_judging(request: Request) -> None:
+    """The verdicts' settings, checked for callers that are not the CLI (Click checks its own)."""
+    if not 0.0 < request.alpha < 1.0:
+        raise ConfigError(f"--alpha must be between 0 and 1, got {request.alpha}")
+    if request.tolerance is not None and not 0.0 < request.tolerance < 1.0:
+        raise ConfigError(f"--tolerance is in accuracy points, between 0 and 1 (e.g. 0.01), got {request.tolerance}")
+    auto = request.auto
+    if auto is not None and not 2 <= auto.min_seeds <= auto.max_seeds:
+        raise ConfigError(f"--max-seeds must be at least {auto.min_seeds} with --seeds auto, got {auto.max_seeds}")

@@ -89,12 +89,13 @@ class SerialRunner:
 
     def __init__(self, progress_factory=None, reuse=None):
         self.progress_factory = progress_factory
-        self.reuse = reuse
+        self.reuse = reuse  # kept between calls: --seeds auto's rounds reuse the compiled loops
 
     def run(self, tasks: Iterator[RunTask]) -> Iterator[tuple[RunTask, dict]]:
         from dlcli.core.reuse import Reuse
 
-        reuse = self.reuse if self.reuse is not None else Reuse()
+        if self.reuse is None:
+            self.reuse = Reuse()
         for task in tasks:
             progress = self.progress_factory() if self.progress_factory else None
-            yield task, execute(task, reuse=reuse, progress=progress)
+            yield task, execute(task, reuse=self.reuse, progress=progress)

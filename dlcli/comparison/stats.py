@@ -1,84 +1,117 @@
-"""Statistics of a comparison: each variant's mean accuracy over seeds with its interval,
-and its paired difference to the best variant."""
+"""Statistics of a comparison: each variant's row (mean accuracy over seeds with an
+interval inside [0, 1], the paired difference to the best variant, and a verdict).
+
+The statistics themselves are `dlcli.verdicts` (Holm over every pair, bounded intervals,
+alpha split over the looks of `--seeds auto`); this module only says which of its
+functions a comparison uses (`Judging.decide`) and turns its Decision into rows."""
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dlcli import verdicts
 from dlcli.comparison.settings import apply_settings, setting_value
 
 if TYPE_CHECKING:
     from dlcli.comparison.plan import Plan, Variant
 
-# Two-sided 95% Student t quantiles, t(0.975, df) for df = 1 .. 30.
-T_975 = [
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-]  # fmt: skip
-
-
-def t_quantile(df: int) -> float:
-    return T_975[df - 1] if df <= len(T_975) else 1.96
+DEFAULT_ALPHA = 0.05
+MIN_SEEDS = 3  # --seeds auto: every variant starts with this many
+DEFAULT_MAX_SEEDS = 10  # --seeds auto: the budget per variant unless --max-seeds says otherwise
 
 
 @dataclass(frozen=True)
-class Interval:
-    mean: float
-    std: float  # sample std (n - 1)
-    low: float | None  # 95% Student-t interval of the mean; None with one value
-    high: float | None
-    n: int
+class AutoSeeds:
+    """The `--seeds auto` design: every variant gets `min_seeds`, then rounds add `step`
+    seeds to the open ones, never beyond `max_seeds`. Alpha is split over its looks."""
+
+    min_seeds: int = MIN_SEEDS
+    max_seeds: int = DEFAULT_MAX_SEEDS
+    step: int = 1
+
+    @property
+    def looks(self) -> int:
+        return verdicts.looks_for(self.min_seeds, self.max_seeds, self.step)
 
 
-def mean_interval(values: list[float]) -> Interval:
-    n = len(values)
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if n > 1 else 0.0
-    if n < 2:
-        return Interval(mean, std, None, None, n)
-    half = t_quantile(n - 1) * std / math.sqrt(n)
-    return Interval(mean, std, mean - half, mean + half, n)
+@dataclass(frozen=True)
+class Judging:
+    """How a comparison's verdicts are reached: the family-wise level, the equivalence
+    margin (accuracy points; None: no "within D" verdict), and the `--seeds auto` design
+    whose looks the level is split over (None: a fixed number of seeds, one look)."""
+
+    alpha: float = DEFAULT_ALPHA
+    tolerance: float | None = None
+    auto: AutoSeeds | None = None
+
+    def decide(self, accuracies: dict[str, dict[int, float]]) -> verdicts.Decision:
+        """The verdicts on `{variant: {seed: accuracy}}`. With `auto`, every look of the
+        design is replayed from the results (`verdicts.replay`), so the rows printed live
+        and on a rerun from the ledger are the same and the repeated looks are paid for."""
+        if self.auto is None or all(len(seeds) < self.auto.min_seeds for seeds in accuracies.values()):
+            # A fixed design (or an auto one before its first look: nothing to replay yet).
+            return verdicts.decide(accuracies, alpha=self.alpha, tolerance=self.tolerance)
+        return verdicts.replay(accuracies, min_seeds=self.auto.min_seeds, max_seeds=self.auto.max_seeds,
+                               step=self.auto.step, alpha=self.alpha, tolerance=self.tolerance)  # fmt: skip
 
 
-def paired_difference(a: dict[int, float], b: dict[int, float]) -> Interval | None:
-    """Mean of a[seed] - b[seed] over the seeds both have, with its paired 95% interval
-    (the interval of a paired t-test); None when they share no seed."""
-    shared = sorted(set(a) & set(b))
-    if not shared:
-        return None
-    return mean_interval([a[s] - b[s] for s in shared])
+def accuracies_of(entries: dict[str, list[dict]]) -> dict[str, dict[int, float]]:
+    """{variant: {seed: accuracy}} from the ledger entries of each variant."""
+    return {name: {e["seed"]: e["accuracy"] for e in variant} for name, variant in entries.items()}
 
 
-def summarize_all(the_plan: Plan, entries: dict[str, list[dict]]) -> list[dict]:
-    """One row per variant, in plan order, with the paired difference to the best row."""
-    rows = [summarize(v, entries[v.name], the_plan) for v in the_plan.variants]
-    by_seed = {v.name: {e["seed"]: e["accuracy"] for e in entries[v.name]} for v in the_plan.variants}
-    best = max(range(len(rows)), key=lambda i: (rows[i]["accuracy"], -rows[i]["loss"]))
-    for i, row in enumerate(rows):
-        row["best"] = i == best
-        diff = None if i == best else paired_difference(by_seed[row["variant"]], by_seed[rows[best]["variant"]])
-        row["diff_to_best"], row["diff_ci_low"], row["diff_ci_high"] = (
-            (None, None, None) if diff is None else (diff.mean, diff.low, diff.high)
-        )
+def summarize_all(the_plan: Plan, entries: dict[str, list[dict]], decision: verdicts.Decision | None = None,
+                  ) -> list[dict]:  # fmt: skip
+    """One row per variant, in plan order: its settings and statistics, the paired
+    difference to the best row and its verdict (from `decision`, by default a fixed-seeds
+    Judging's at alpha 0.05). A variant without entries (not run) has no row."""
+    variants = [v for v in the_plan.variants if entries.get(v.name)]
+    if decision is None:
+        decision = Judging().decide(accuracies_of({v.name: entries[v.name] for v in variants}))
+    rows = []
+    for v in variants:
+        row = summarize(v, entries[v.name], the_plan)
+        row.update(verdict_keys(decision.verdicts[v.name], decision))
+        rows.append(row)
     return rows
 
 
+def verdict_keys(verdict: verdicts.Verdict, decision: verdicts.Decision) -> dict:
+    """A row's statistics from its Verdict: the accuracy interval (inside [0, 1]; `ci_clipped`
+    when it had to be cut there), the difference to the best with its interval at the
+    verdicts' own level (below 0 always means "clearly behind"), and the verdict."""
+    accuracy, difference = verdict.accuracy, verdict.diff_to_best
+    return {
+        "accuracy_std": accuracy.std,
+        "ci_low": accuracy.low,
+        "ci_high": accuracy.high,
+        "ci_clipped": accuracy.clipped,
+        "best": verdict.variant == decision.best,
+        "diff_to_best": None if difference is None else difference.mean,
+        "diff_ci_low": None if difference is None else difference.low,
+        "diff_ci_high": None if difference is None else difference.high,
+        "diff_ci_level": None if difference is None or difference.low is None else difference.level,
+        "diff_ci_clipped": difference is not None and difference.clipped,
+        "verdict": verdict.summary,
+        "verdict_reason": verdict.reason,
+        "p_behind": verdict.p_behind,
+        "p_within": verdict.p_within,
+        "decided_at": verdict.decided_at,
+    }
+
+
 def summarize(variant: Variant, entries: list[dict], the_plan: Plan) -> dict:
-    """A variant's row: its settings, and accuracy statistics over its seeds."""
-    accuracy = mean_interval([e["accuracy"] for e in entries])
+    """A variant's row without its verdict: its settings, and its runs' numbers."""
     ratios = [e["grad_ratio"] for e in entries if e.get("grad_ratio") is not None]
     config = apply_settings(the_plan.base, dict(variant.settings))
+    accuracy, std = verdicts.mean_and_std([e["accuracy"] for e in entries])
     row = {"variant": variant.name}
     row.update((name, setting_value(config, name)) for name in the_plan.columns)
     row.update(
-        accuracy=accuracy.mean,
-        accuracy_std=accuracy.std,
-        ci_low=accuracy.low,
-        ci_high=accuracy.high,
+        accuracy=accuracy,
+        accuracy_std=std,
         loss=statistics.fmean(e["loss"] for e in entries),
         seconds=sum(e["seconds"] for e in entries),
         params=entries[0]["params"],
@@ -88,6 +121,12 @@ def summarize(variant: Variant, entries: list[dict], the_plan: Plan) -> dict:
     if the_plan.task == "xor":
         row["solved"] = sum(e["accuracy"] == 1.0 for e in entries) / len(entries)
     return row
+
+
+def starred(row: dict) -> bool:
+    """The row a table may mark as the winner: only a "clearly best" one (never the
+    highest mean alone: with one seed, or when it is not clearly ahead, that is noise)."""
+    return row.get("verdict") == "clearly best"
 
 
 SORT_KEYS = {
@@ -102,26 +141,3 @@ SORT_KEYS = {
 def sort_rows(rows: list[dict], by: str) -> list[dict]:
     key = SORT_KEYS[by]
     return rows if key is None else sorted(rows, key=key)
-
-
-def not_clearly_behind(row: dict) -> bool:
-    """The paired interval of the difference to the best row contains 0."""
-    low, high = row.get("diff_ci_low"), row.get("diff_ci_high")
-    return low is not None and low <= 0.0 <= high
-
-
-def verdict(rows: list[dict]) -> str | None:
-    """A warning when the best row is not clearly ahead of the runner-up."""
-    if len(rows) < 2:
-        return None
-    best = next(r for r in rows if r["best"])
-    if best["seeds"] < 2:
-        return "one seed per variant: no spread to judge by; use --seeds 3 or more for intervals"
-    others = sorted((r for r in rows if not r["best"]), key=lambda r: -r["accuracy"])
-    second = others[0]
-    if not_clearly_behind(second):
-        return (
-            f"{best['variant']} is not clearly ahead of {second['variant']}: the paired 95% interval of "
-            f"their difference, [{second['diff_ci_low']:+.4f}, {second['diff_ci_high']:+.4f}], contains 0"
-        )
-    return None
