@@ -165,7 +165,17 @@ def _integer(option: str, value) -> int:
     return value
 
 
-COMPARE_OPTIONS = ("task", "what", "vary", "seeds", "seed", "sort", "points", "force", "dry_run", "yes")
+COMPARE_OPTIONS = ("task", "what", "vary", "seeds", "max_seeds", "alpha", "tolerance", "seed", "sort", "points",
+                   "force", "dry_run", "yes")  # fmt: skip
+
+
+def _fraction(option: str, value, default):
+    """--alpha / --tolerance: a number strictly between 0 and 1 (None: the default)."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ConfigError(f"--{option} must be a number in (0, 1), got {value!r}")
+    return float(value)
 
 
 def compare_request(keywords: dict, *, logdir=None, checkpoint_dir=None):
@@ -195,9 +205,15 @@ def compare_request(keywords: dict, *, logdir=None, checkpoint_dir=None):
             given[s.name] = os.path.abspath(value) if s.name == "data" else value
     base = comparisons.base_config(task, given, logdir=_folder(logdir, LOGDIR_ENV, "logs"),
                                    checkpoint_dir=_folder(checkpoint_dir, CHECKPOINT_DIR_ENV, "checkpoints"))  # fmt: skip
+    seeds = keywords.get("seeds", 1)
+    seeds = seeds if seeds == "auto" else _integer("seeds", seeds)
+    max_seeds = keywords.get("max_seeds")
+    auto = comparisons.auto_seeds(seeds, None if max_seeds is None else _integer("max-seeds", max_seeds))
     request = comparisons.Request(
         task, base, what=_words("what", keywords.get("what")), vary=_vary_items(keywords.get("vary")),
-        explicit=explicit, seeds=_integer("seeds", keywords.get("seeds", 1)),
+        explicit=explicit, seeds=1 if auto else seeds, auto=auto,
+        alpha=_fraction("alpha", keywords.get("alpha"), comparisons.DEFAULT_ALPHA),
+        tolerance=_fraction("tolerance", keywords.get("tolerance"), None),
         first_seed=_integer("seed", keywords.get("seed", 0)),
         points=_integer("points", keywords.get("points", DEFAULT_POINTS)),
         force=bool(keywords.get("force", False)), dry_run=bool(keywords.get("dry_run", False)),

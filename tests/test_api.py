@@ -203,6 +203,8 @@ def test_vary_as_a_dict_plans_what_the_command_line_plans(runner):
     ({"task": "xor", "limit": 10}, ["--task", "xor", "--limit", "10"]),
     ({"task": "xor", "dropout": 0.5}, ["--task", "xor", "--dropout", "0.5"]),
     ({"seeds": 0}, ["--seeds", "0"]),
+    ({"seeds": "auto", "max_seeds": 2}, ["--seeds", "auto", "--max-seeds", "2"]),
+    ({"seeds": 3, "max_seeds": 5}, ["--seeds", "3", "--max-seeds", "5"]),
 ])  # fmt: skip
 def test_compare_refuses_with_the_command_lines_message(runner, workdir, keywords, args):
     cli_result = runner.invoke(cli, ["compare", *args, "--dry-run"])

@@ -63,17 +63,10 @@ class SeedsType(click.ParamType):
 
 
 def _auto_seeds(seeds, max_seeds: int | None):
-    """--seeds auto's design (None for a fixed number of seeds); --max-seeds needs auto."""
-    if seeds != "auto":
-        if max_seeds is not None:
-            raise click.UsageError(f"--max-seeds is the budget of --seeds auto; with --seeds {seeds} every "
-                                   "variant gets exactly that many: drop --max-seeds or use --seeds auto")  # fmt: skip
-        return None
-    budget = comparisons.DEFAULT_MAX_SEEDS if max_seeds is None else max_seeds
-    if budget < comparisons.MIN_SEEDS:
-        raise click.UsageError(f"--max-seeds {budget}: --seeds auto starts with {comparisons.MIN_SEEDS} seeds per "
-                               f"variant, so the budget must be at least {comparisons.MIN_SEEDS}")  # fmt: skip
-    return comparisons.AutoSeeds(max_seeds=budget)
+    try:
+        return comparisons.auto_seeds(seeds, max_seeds)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _compare_runner(jobs: str, cluster: str | None, files: str, strategy: str, quiet: bool):

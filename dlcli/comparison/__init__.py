@@ -77,6 +77,7 @@ from dlcli.comparison.stats import (
     AutoSeeds,
     Judging,
     accuracies_of,
+    auto_seeds,
     sort_rows,
     starred,
     summarize,

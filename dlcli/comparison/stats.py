@@ -36,6 +36,23 @@ class AutoSeeds:
         return verdicts.looks_for(self.min_seeds, self.max_seeds, self.step)
 
 
+def auto_seeds(seeds, max_seeds: int | None) -> AutoSeeds | None:
+    """--seeds auto's design (None for a fixed number of seeds); --max-seeds needs auto.
+    The command line and the Python API both ask here, so both refuse alike."""
+    from dlcli.errors import ConfigError
+
+    if seeds != "auto":
+        if max_seeds is not None:
+            raise ConfigError(f"--max-seeds is the budget of --seeds auto; with --seeds {seeds} every "
+                              "variant gets exactly that many: drop --max-seeds or use --seeds auto")  # fmt: skip
+        return None
+    budget = DEFAULT_MAX_SEEDS if max_seeds is None else max_seeds
+    if budget < MIN_SEEDS:
+        raise ConfigError(f"--max-seeds {budget}: --seeds auto starts with {MIN_SEEDS} seeds per "
+                          f"variant, so the budget must be at least {MIN_SEEDS}")  # fmt: skip
+    return AutoSeeds(max_seeds=budget)
+
+
 @dataclass(frozen=True)
 class Judging:
     """How a comparison's verdicts are reached: the family-wise level, the equivalence
