@@ -266,6 +266,10 @@ def _versus(r: dict, gap: str) -> str:
 
     if r["best"]:
         return "best"
+    if r.get("pruned_at"):  # compare --prune: its numbers are its last rung's
+        from dlcli.comparison.prune import pruned_note
+
+        return pruned_note(r)
     if r["diff_to_best"] is None:
         return "-"
     if r["diff_ci_low"] is None:

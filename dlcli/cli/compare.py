@@ -97,8 +97,23 @@ class _Progress:
         from tqdm.auto import tqdm
 
         click.echo(f"compare {comparison.plan.folder}: {_summary(comparison)}{runner.where}", err=True)
-        self.bar = tqdm(total=len(comparison.statuses), desc="compare", unit="run", file=sys.stderr,
+        total = len(comparison.statuses) if comparison.pruning is None else comparison.pruning.total_runs()
+        if comparison.pruning is not None:
+            click.echo(comparison.pruning.describe(), err=True)
+        self.bar = tqdm(total=total, desc="compare", unit="run", file=sys.stderr,
                         disable=True if self.quiet else None)  # fmt: skip
+
+    def rung(self, index, pruning, statuses) -> None:
+        """--prune: a line as each rung starts (after the first: the plan line says it)."""
+        if index:
+            from dlcli.comparison import RunStatus, prune
+
+            counts = {how: sum(1 for _, h in statuses if h is how) for how in RunStatus}
+            self.bar.write(
+                f"rung {index + 1}/{len(pruning.rungs)}: {prune.variants(pruning.counts()[index])} to "
+                f"{prune.epochs(pruning.rungs[index])}: {counts[RunStatus.IN_LEDGER]} in the ledger, {counts[RunStatus.RESUME]} to continue, "
+                f"{counts[RunStatus.TRAIN]} to train", file=sys.stderr,
+            )  # fmt: skip
 
     def finished(self, planned, entry) -> None:
         # The best variant so far: the mean accuracy over its finished seeds.
@@ -124,6 +139,8 @@ def _print_plan(comparison) -> None:
 
     click.echo(report.plan_table([(run, how.value) for run, how in comparison.statuses]))
     click.echo(f"\n{_summary(comparison)} (dry run: nothing trained)")
+    if comparison.pruning is not None:
+        click.echo(f"{comparison.pruning.describe()}; the runs above are the first rung's")
 
 
 def _print_results(comparison, *, sort: str, fmt: str, wide: bool, output: str | None, plot: str | None,
@@ -135,7 +152,7 @@ def _print_results(comparison, *, sort: str, fmt: str, wide: bool, output: str |
     rows = comparisons.sort_rows(comparison.rows, sort)
     text = report.compare_table(rows, fmt, columns=comparison.plan.columns)
     click.echo(report.compare_table(rows, fmt, comparison.plan.columns, width=report.terminal_width(wide)))
-    verdict = comparisons.verdict(rows)
+    verdict = comparisons.verdict([r for r in rows if not r.get("pruned_at")])  # --prune: the survivors'
     if verdict:
         click.echo(f"note: {verdict}", err=fmt in report.MACHINE_FORMATS)
     if output:
@@ -264,10 +281,17 @@ def _base_run(task: str, settings: dict, *, dataset, data, limit, logdir, checkp
 @click.option("--cluster-files", type=click.Choice(["auto", "shared", "ship"]), default="auto",
               help="With --cluster: workers train in the driver's folders (shared file system) or ship each "
               "finished run folder back (ship); auto: shared when the workers see the driver's folders.")  # fmt: skip
+@click.option("--prune", is_flag=True,
+              help="Successive halving for big grids: every variant trains a first rung of the epochs, the best "
+              "1/eta (mean accuracy over the seeds) continue, exactly resumed, to the next rung, until the "
+              "survivors reach --epochs (rungs --epochs/eta^k: 9 epochs, eta 3: 1, 3, 9). Pruned variants stay in "
+              "the table with their last rung's numbers, marked.")  # fmt: skip
+@click.option("--prune-eta", type=click.IntRange(min=2), default=3, show_default=True,
+              help="With --prune: the reduction factor eta (keep 1/eta of the variants at each rung).")
 @distribute_options
 def compare(task, what, vary, seeds, seed, sort, fmt, output, wide, plot, report_file, points, force, dry_run, yes,
             dataset, data, limit, logdir, checkpoint_dir, quiet, jobs, cluster, cluster_files, strategy, devices,
-            cpu_replicas, settings) -> None:  # fmt: skip
+            cpu_replicas, settings, prune, prune_eta) -> None:  # fmt: skip
     """Compare variants as real runs and tabulate them with honest statistics.
 
     Presets (--what) are the lectures' questions. mnist: activation (sigmoid vs relu,
@@ -290,12 +314,13 @@ def compare(task, what, vary, seeds, seed, sort, fmt, output, wide, plot, report
         task, base, what=what, vary=vary, explicit=frozenset(explicit), seeds=seeds, first_seed=seed, points=points,
         force=force, dry_run=dry_run, allow_many=yes,
         distribute=None if dry_run else distribute_spec(strategy, devices, cpu_replicas),
+        prune=prune, prune_eta=prune_eta,
     )  # fmt: skip
     progress = _Progress(quiet)
     try:
         comparison = comparisons.compare(
             request, make_runner=lambda: _compare_runner(jobs, cluster, cluster_files, strategy, quiet),
-            on_plan=progress.start, hooks=progress.hooks(),
+            on_plan=progress.start, hooks=progress.hooks(), on_rung=progress.rung,
         )  # fmt: skip
     except comparisons.PlanError as exc:
         raise click.UsageError(str(exc)) from None

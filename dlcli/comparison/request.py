@@ -9,6 +9,7 @@ from typing import Callable
 from dlcli.comparison.driver import Hooks, drive
 from dlcli.comparison.ledger import Ledger, RunStatus, status
 from dlcli.comparison.plan import DEFAULT_POINTS, MAX_RUNS, Plan, PlannedRun, plan
+from dlcli.comparison.prune import DEFAULT_ETA, Pruning
 from dlcli.comparison.runners import Runner, SerialRunner
 from dlcli.config import RunConfig
 from dlcli.errors import ConfigError
@@ -35,6 +36,9 @@ class Request:
     dry_run: bool = False  # plan and say what each run needs; train nothing
     allow_many: bool = False  # more than MAX_RUNS runs
     distribute: object = None  # a DistributeSpec for every run, or None for one device
+    # --prune: successive halving over the variants (see prune.py), keeping 1/prune_eta a rung.
+    prune: bool = False
+    prune_eta: int = DEFAULT_ETA
 
 
 @dataclass
@@ -45,6 +49,7 @@ class Comparison:
     ledger: Ledger  # as read for the plan (once)
     statuses: list[tuple[PlannedRun, RunStatus]]
     rows: list[dict] | None = None  # one per variant; None until run (a dry run)
+    pruning: Pruning | None = None  # --prune: the rungs (statuses are then the first rung's)
 
     def count(self, how: RunStatus) -> int:
         return sum(1 for _, h in self.statuses if h is how)
@@ -58,6 +63,12 @@ def prepare(request: Request) -> Comparison:
     except ConfigError as exc:
         raise PlanError(str(exc)) from None
     ledger = Ledger.read(the_plan.ledger_path, force=request.force)
+    if request.prune:  # --prune: a hook of its own (prune.py)
+        try:
+            pruning = Pruning(the_plan, request.prune_eta)
+        except ConfigError as exc:
+            raise PlanError(str(exc)) from None
+        return Comparison(the_plan, ledger, pruning.first_statuses(ledger, force=request.force), pruning=pruning)
     return Comparison(the_plan, ledger, status(the_plan, ledger, force=request.force))
 
 
@@ -67,11 +78,13 @@ def compare(
     make_runner: Callable[[], Runner] = SerialRunner,
     on_plan: Callable[[Comparison, Runner], None] = lambda comparison, runner: None,
     hooks: Hooks | None = None,
+    on_rung: Callable = lambda index, pruning, statuses: None,
 ) -> Comparison:
     """Plan the comparison and, unless it is a dry run, run what is missing and fill
     in its rows. `make_runner` is called once the plan stands (choosing a runner may
     ask TensorFlow for GPUs); `on_plan` hears the plan and the runner before anything
-    trains; `hooks` each run as it starts and finishes."""
+    trains; `hooks` each run as it starts and finishes; `on_rung` each --prune rung
+    (see Pruning.drive)."""
     comparison = prepare(request)
     if request.dry_run:
         return comparison
@@ -81,8 +94,14 @@ def compare(
             f"this comparison makes {runs} runs, more than {MAX_RUNS}; "
             "pass --yes to run them all, or use fewer --vary values or --seeds"
         )
+    if comparison.pruning is not None:
+        comparison.pruning.check_folders(comparison.ledger, force=request.force)
     runner = make_runner()
     on_plan(comparison, runner)
+    if comparison.pruning is not None:
+        comparison.rows = comparison.pruning.drive(comparison.ledger, runner=runner, force=request.force,
+                                                   distribute=request.distribute, hooks=hooks, on_rung=on_rung)  # fmt: skip
+        return comparison
     comparison.rows = drive(comparison.plan, comparison.statuses, comparison.ledger, runner=runner,
                             force=request.force, distribute=request.distribute, hooks=hooks)  # fmt: skip
     return comparison
