@@ -188,3 +188,12 @@ def test_prune_refuses_to_restart_runs_trained_past_its_first_rung(runner, workd
     result = runner.invoke(cli, [*args, "--prune", "--prune-eta", "2"])
     assert_clean_refusal(result, "went past the 1-epoch rung", "without --prune", "--force", exit_code=1)
     assert {p: p.stat().st_mtime_ns for p in workdir.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.slow
+def test_prune_with_jobs_gives_the_serial_table(runner, workdir, digits_npz):
+    # Each rung is an ordinary set of runs through the runner: worker processes too.
+    parallel = rows_of(compare(runner, digits_npz, *PRUNE, "--jobs", "2", "--format", "json"))
+    serial = rows_of(compare(runner, digits_npz, *PRUNE, "--format", "json", where="serial"))
+    assert without(parallel) == without(serial)
+    assert [r["pruned_at"] for r in parallel.values()].count(None) == 1
