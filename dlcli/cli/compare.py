@@ -108,11 +108,11 @@ class _Progress:
         if index:
             from dlcli.comparison import RunStatus, prune
 
-            counts = {how: sum(1 for _, h in statuses if h is how) for how in RunStatus}
+            n = {how: sum(1 for _, h in statuses if h is how) for how in RunStatus}
             self.bar.write(
                 f"rung {index + 1}/{len(pruning.rungs)}: {prune.variants(pruning.counts()[index])} to "
-                f"{prune.epochs(pruning.rungs[index])}: {counts[RunStatus.IN_LEDGER]} in the ledger, {counts[RunStatus.RESUME]} to continue, "
-                f"{counts[RunStatus.TRAIN]} to train", file=sys.stderr,
+                f"{prune.epochs(pruning.rungs[index])}: {n[RunStatus.IN_LEDGER]} in the ledger, "
+                f"{n[RunStatus.RESUME]} to continue, {n[RunStatus.TRAIN]} to train", file=sys.stderr,
             )  # fmt: skip
 
     def finished(self, planned, entry) -> None:

@@ -28,7 +28,7 @@ Standard library only: the CLI plans a pruned comparison without TensorFlow.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable
 
 from dlcli.comparison.driver import Hooks, drive
@@ -149,7 +149,7 @@ class Pruning:
         force: bool = False,
         distribute=None,
         hooks: Hooks | None = None,
-        on_rung: Callable[[int, "Pruning", list], None] = lambda index, pruning, statuses: None,
+        on_rung: Callable[[int, Pruning, list], None] = lambda index, pruning, statuses: None,
     ) -> list[dict]:
         """Train rung by rung; one row per variant, in plan order. Survivors' rows are
         the last rung's, compared with each other as usual; a pruned variant's row is
