@@ -333,6 +333,10 @@ def _versus(r: dict, gap: str) -> str:
     says whether it is clearly the best."""
     if r["best"]:
         return "highest mean"
+    if r.get("pruned_at"):  # compare --prune: its numbers are its last rung's
+        from dlcli.comparison.prune import pruned_note
+
+        return pruned_note(r)
     if r["diff_to_best"] is None:
         return "-"
     if r["diff_ci_low"] is None:

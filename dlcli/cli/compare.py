@@ -133,7 +133,11 @@ class _Progress:
         from tqdm.auto import tqdm
 
         click.echo(f"compare {comparison.plan.folder}: {_summary(comparison, self.auto)}{runner.where}", err=True)
-        total = 0 if self.auto is not None else len(comparison.statuses)  # auto: each round adds its runs
+        if comparison.pruning is not None:
+            click.echo(comparison.pruning.describe(), err=True)
+            total = comparison.pruning.total_runs()
+        else:
+            total = 0 if self.auto is not None else len(comparison.statuses)  # auto: each round adds its runs
         self.bar = tqdm(total=total, desc="compare", unit="run", file=sys.stderr,
                         disable=True if self.quiet else None)  # fmt: skip
 
@@ -142,6 +146,18 @@ class _Progress:
         click.echo(_round_line(number, runs), err=True)
         self.bar.total += len(runs)
         self.bar.refresh()
+
+    def rung(self, index, pruning, statuses) -> None:
+        """--prune: a line as each rung starts (after the first: the plan line says it)."""
+        if index:
+            from dlcli.comparison import RunStatus, prune
+
+            n = {how: sum(1 for _, h in statuses if h is how) for how in RunStatus}
+            self.bar.write(
+                f"rung {index + 1}/{len(pruning.rungs)}: {prune.variants(pruning.counts()[index])} to "
+                f"{prune.epochs(pruning.rungs[index])}: {n[RunStatus.IN_LEDGER]} in the ledger, "
+                f"{n[RunStatus.RESUME]} to continue, {n[RunStatus.TRAIN]} to train", file=sys.stderr,
+            )  # fmt: skip
 
     def finished(self, planned, entry) -> None:
         # The best variant so far: the mean accuracy over its finished seeds.
@@ -182,6 +198,8 @@ def _print_plan(comparison, auto=None) -> None:
     if auto is None:
         click.echo(report.plan_table([(run, how.value) for run, how in comparison.statuses]))
         click.echo(f"\n{_summary(comparison)} (dry run: nothing trained)")
+        if comparison.pruning is not None:
+            click.echo(f"{comparison.pruning.describe()}; the runs above are the first rung's")
         return
     if comparison.stop is not None:
         click.echo(f"{_summary(comparison, auto)}; nothing to train: {comparison.stop} (dry run)")
@@ -357,10 +375,17 @@ def _base_run(task: str, settings: dict, *, dataset, data, limit, logdir, checkp
 @click.option("--cluster-files", type=click.Choice(["auto", "shared", "ship"]), default="auto",
               help="With --cluster: workers train in the driver's folders (shared file system) or ship each "
               "finished run folder back (ship); auto: shared when the workers see the driver's folders.")  # fmt: skip
+@click.option("--prune", is_flag=True,
+              help="Successive halving for big grids: every variant trains a first rung of the epochs, the best "
+              "1/eta (mean accuracy over the seeds) continue, exactly resumed, to the next rung, until the "
+              "survivors reach --epochs (rungs --epochs/eta^k: 9 epochs, eta 3: 1, 3, 9). Pruned variants stay in "
+              "the table with their last rung's numbers, marked.")  # fmt: skip
+@click.option("--prune-eta", type=click.IntRange(min=2), default=3, show_default=True,
+              help="With --prune: the reduction factor eta (keep 1/eta of the variants at each rung).")
 @distribute_options
 def compare(task, what, vary, seeds, max_seeds, alpha, tolerance, seed, sort, fmt, output, wide, plot, report_file, points, force, dry_run, yes,
             dataset, data, limit, logdir, checkpoint_dir, quiet, jobs, cluster, cluster_files, strategy, devices,
-            cpu_replicas, settings) -> None:  # fmt: skip
+            cpu_replicas, settings, prune, prune_eta) -> None:  # fmt: skip
     """Compare variants as real runs and tabulate them with honest statistics.
 
     Presets (--what) are the lectures' questions. mnist: activation (sigmoid vs relu,
@@ -388,12 +413,13 @@ def compare(task, what, vary, seeds, max_seeds, alpha, tolerance, seed, sort, fm
         task, base, what=what, vary=vary, explicit=frozenset(explicit), seeds=1 if auto else seeds, first_seed=seed,
         points=points, force=force, dry_run=dry_run, allow_many=yes, alpha=alpha, tolerance=tolerance, auto=auto,
         distribute=None if dry_run else distribute_spec(strategy, devices, cpu_replicas),
+        prune=prune, prune_eta=prune_eta,
     )  # fmt: skip
     progress = _Progress(quiet, auto)
     try:
         comparison = comparisons.compare(
             request, make_runner=lambda: _compare_runner(jobs, cluster, cluster_files, strategy, quiet),
-            on_plan=progress.start, hooks=progress.hooks(),
+            on_plan=progress.start, hooks=progress.hooks(), on_rung=progress.rung,
         )  # fmt: skip
     except comparisons.PlanError as exc:
         raise click.UsageError(str(exc)) from None

@@ -49,11 +49,14 @@ def drive(
     force: bool = False,
     distribute=None,
     hooks: Hooks | None = None,
+    planned_epochs: int = 0,
 ) -> dict[str, list[dict]]:
     """Run every run of `statuses` that is not in `ledger` and return the ledger entries
     of all of them, {variant: [entry, ...] in seed order} (every variant of the plan, empty
     when none of its runs was given). `statuses` and `ledger` are what the caller read
-    (once) to plan; `statuses` may be a part of the plan (a round of --seeds auto)."""
+    (once) to plan; `statuses` may be a part of the plan (a round of --seeds auto).
+    `planned_epochs`: the runs are a rung of runs planned for that many epochs
+    (`prune`; see RunTask)."""
     hooks = hooks or Hooks()
     entries: dict[str, list[dict]] = {v.name: [] for v in the_plan.variants}
     by_name = {planned.config.name: planned for planned, _ in statuses}
@@ -69,7 +72,8 @@ def drive(
             finished(planned, ledger.get(planned.config))
         else:
             tasks.append(RunTask(planned.config, planned.variant.name, planned.seed, hparams_of(planned, the_plan),
-                                 how, start_over=force, distribute=distribute, scope=the_plan.scope))  # fmt: skip
+                                 how, start_over=force, distribute=distribute, scope=the_plan.scope,
+                                 planned_epochs=planned_epochs))  # fmt: skip
     footprint = Footprint(the_plan)
     try:
         trained = _train(tasks, runner or SerialRunner(), ledger, by_name, footprint, hooks, finished)

@@ -10,6 +10,7 @@ from typing import Callable
 from dlcli.comparison.driver import Hooks, drive
 from dlcli.comparison.ledger import Ledger, RunStatus, status
 from dlcli.comparison.plan import DEFAULT_POINTS, MAX_RUNS, Plan, PlannedRun, plan
+from dlcli.comparison.prune import DEFAULT_ETA, Pruning
 from dlcli.comparison.runners import Runner, SerialRunner
 from dlcli.comparison.stats import (
     DEFAULT_ALPHA,
@@ -58,6 +59,9 @@ class Request:
     def planned_seeds(self) -> int:
         """The seeds the plan holds per variant: all of them, or --seeds auto's budget."""
         return self.seeds if self.auto is None else self.auto.max_seeds
+    # --prune: successive halving over the variants (see prune.py), keeping 1/prune_eta a rung.
+    prune: bool = False
+    prune_eta: int = DEFAULT_ETA
 
 
 @dataclass
@@ -71,6 +75,7 @@ class Comparison:
     decision: object = None  # the verdicts.Decision the rows' verdicts come from; None until run
     stop: str | None = None  # --seeds auto: why the rounds stopped ("all decided after 5 seeds (15 runs)")
     rounds: int = 0  # --seeds auto: how many rounds trained (or reused) runs
+    pruning: Pruning | None = None  # --prune: the rungs (statuses are then the first rung's)
 
     def count(self, how: RunStatus) -> int:
         return sum(1 for _, h in self.statuses if h is how)
@@ -85,6 +90,12 @@ def prepare(request: Request) -> Comparison:
     except ConfigError as exc:
         raise PlanError(str(exc)) from None
     ledger = Ledger.read(the_plan.ledger_path, force=request.force)
+    if request.prune:  # --prune: a hook of its own (prune.py)
+        try:
+            pruning = Pruning(the_plan, request.prune_eta)
+        except ConfigError as exc:
+            raise PlanError(str(exc)) from None
+        return Comparison(the_plan, ledger, pruning.first_statuses(ledger, force=request.force), pruning=pruning)
     return Comparison(the_plan, ledger, status(the_plan, ledger, force=request.force))
 
 
@@ -94,11 +105,13 @@ def compare(
     make_runner: Callable[[], Runner] = SerialRunner,
     on_plan: Callable[[Comparison, Runner], None] = lambda comparison, runner: None,
     hooks: Hooks | None = None,
+    on_rung: Callable = lambda index, pruning, statuses: None,
 ) -> Comparison:
     """Plan the comparison and, unless it is a dry run, run what is missing and fill
     in its rows. `make_runner` is called once the plan stands (choosing a runner may
     ask TensorFlow for GPUs); `on_plan` hears the plan and the runner before anything
-    trains; `hooks` each run as it starts and finishes."""
+    trains; `hooks` each run as it starts and finishes; `on_rung` each --prune rung
+    (see Pruning.drive)."""
     comparison = prepare(request)
     if request.auto is not None:
         from dlcli.comparison.sequential import compare_auto
@@ -112,8 +125,16 @@ def compare(
             f"this comparison makes {runs} runs, more than {MAX_RUNS}; "
             "pass --yes to run them all, or use fewer --vary values or --seeds"
         )
+    if comparison.pruning is not None:
+        comparison.pruning.check_folders(comparison.ledger, force=request.force)
     runner = make_runner()
     on_plan(comparison, runner)
+    if comparison.pruning is not None:
+        comparison.rows = comparison.pruning.drive(comparison.ledger, request.judging, runner=runner,
+                                                   force=request.force, distribute=request.distribute, hooks=hooks,
+                                                   on_rung=on_rung)  # fmt: skip
+        comparison.decision = comparison.pruning.decision  # the last rung's: the survivors'
+        return comparison
     entries = drive(comparison.plan, comparison.statuses, comparison.ledger, runner=runner, force=request.force,
                     distribute=request.distribute, hooks=hooks)  # fmt: skip
     comparison.decision = request.judging.decide(accuracies_of(entries))
@@ -128,5 +149,7 @@ def _check_judging(request: Request) -> None:
     if request.tolerance is not None and not 0.0 < request.tolerance < 1.0:
         raise ConfigError(f"--tolerance is in accuracy points, between 0 and 1 (e.g. 0.01), got {request.tolerance}")
     auto = request.auto
+    if auto is not None and request.prune:
+        raise ConfigError("--prune and --seeds auto exclude each other for now: prune with a fixed --seeds N")
     if auto is not None and not 2 <= auto.min_seeds <= auto.max_seeds:
         raise ConfigError(f"--max-seeds must be at least {auto.min_seeds} with --seeds auto, got {auto.max_seeds}")

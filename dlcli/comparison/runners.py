@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Protocol
 
@@ -28,6 +28,10 @@ class RunTask:
     start_over: bool = False  # --force: never resume, even a checkpointed folder of this run
     distribute: object = None  # a DistributeSpec, or None for one device
     scope: str = ""  # the prefix of the run's scalar tags: its comparison's (see Plan.scope)
+    # --prune: `config` is a rung of a run planned for this many epochs (its ledger key
+    # has the rung's epochs; its folder records the whole run, targeted at the rung).
+    # 0: `config` is the whole run.
+    planned_epochs: int = 0
 
 
 class Runner(Protocol):
@@ -55,15 +59,20 @@ def execute(task: RunTask, *, reuse=None, progress=None) -> dict:
     folder = Path(config.checkpoint_dir) / config.name
     # Decided here, not by the driver: a run retried after its worker died resumes
     # from the checkpoints that worker left.
+    # A folder of this run stopped at a lower target (a --prune rung) is continued too.
     if not task.start_over and RunFolder.resumable(config):
-        result = session.resume(folder, progress=progress, distribute=task.distribute, reuse=reuse)
+        result = session.resume(folder, epochs=config.train.epochs, progress=progress, distribute=task.distribute,
+                                reuse=reuse)  # fmt: skip
     else:
         # compare owns these folders: a forced rerun, a run killed before its first
         # checkpoint, or a folder of another configuration starts over clean.
         shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(Path(config.logdir) / config.name, ignore_errors=True)
-        result = session.train(config, progress=progress, hparams=task.hparams, distribute=task.distribute,
-                               reuse=reuse, scope=task.scope)  # fmt: skip
+        whole = config
+        if task.planned_epochs:
+            whole = replace(config, train=replace(config.train, epochs=task.planned_epochs))
+        result = session.train(whole, progress=progress, hparams=task.hparams, distribute=task.distribute,
+                               reuse=reuse, scope=task.scope, epochs=config.train.epochs)  # fmt: skip
     return {
         "key": ledger_key(config),
         "key_format": KEY_FORMAT,
@@ -73,6 +82,8 @@ def execute(task: RunTask, *, reuse=None, progress=None) -> dict:
         "accuracy": result.accuracy,
         "loss": result.loss,
         "seconds": result.train_seconds,
+        "epochs": config.train.epochs,
+        "trained_steps": result.trained_steps,  # this call's steps: a resumed run's are the rest of it
         "params": result.params,
         "grad_ratio": result.grad_ratio if math.isfinite(result.grad_ratio) else None,
         # Per-layer diagnostics at the first and last logged step (core.diagnostics).

@@ -18,6 +18,7 @@ import os
 import platform
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from dlcli import __version__
@@ -66,12 +67,15 @@ class RunFolder:
     # -- creating and opening -------------------------------------------------------
 
     @classmethod
-    def create(cls, config: RunConfig, *, auto_name: bool, scope: str = "") -> "RunFolder":
+    def create(cls, config: RunConfig, *, auto_name: bool, scope: str = "",
+               target_epochs: int | None = None) -> "RunFolder":  # fmt: skip
         """Make `<checkpoint_dir>/<name>` and `<logdir>/<name>`, never reusing either.
 
         With `auto_name`, a taken name gets a `-2`, `-3`, ... suffix instead of an error.
         Nothing is left behind if either folder cannot be made. `scope` prefixes the
         run's scalar tags (a comparison's runs: see `dlcli.core.summaries.Summaries`).
+        `target_epochs`: where training stops first, when not at `config`'s epochs (a
+        `compare --prune` rung: the record holds the whole run, its target the rung).
         """
         ckpt_base, log_base = Path(config.checkpoint_dir), Path(config.logdir)
         made: list[Path] = []
@@ -108,8 +112,6 @@ class RunFolder:
             shutil.rmtree(ckpt, ignore_errors=True)
             raise RunError(f"cannot create {logs}: {exc.strerror}; choose another --logdir") from None
         if name != config.name:
-            from dataclasses import replace
-
             config = replace(config, name=name)
         record = {
             "format": FORMAT,
@@ -117,7 +119,7 @@ class RunFolder:
             "task": config.task,
             "config": config.to_dict(),
             "logdir": str(logs.resolve()),
-            "target_epochs": config.train.epochs,
+            "target_epochs": target_epochs or config.train.epochs,
             "data_source": None,
             "versions": versions(),
             "created": now(),
@@ -181,15 +183,38 @@ class RunFolder:
         versions = self.record.get("versions")
         return self.config == config and isinstance(versions, dict) and versions.get("dlcli") == __version__
 
+    def continues_to(self, config: RunConfig) -> bool:
+        """Whether `config`'s run is this folder's run trained on: made by `config` but
+        for its epochs (this dlcli), and not targeted past them.
+
+        The number of epochs is where a run stops, not what a step does (no schedule
+        depends on it), so a run resumed to a higher target is the run trained straight
+        there, bit for bit: `compare --prune` continues its survivors rung by rung this
+        way, and a comparison's run stopped at a rung continues to the whole run."""
+        same = replace(config, train=replace(config.train, epochs=self.config.train.epochs))
+        return self.made_by(same) and self.record["target_epochs"] <= config.train.epochs
+
     @classmethod
     def resumable(cls, config: RunConfig) -> bool:
-        """A checkpointed folder of exactly this run at `config`'s path (never another
-        configuration's folder, nor an older dlcli's)."""
+        """A checkpointed folder at `config`'s path of this run, to be continued to
+        `config`'s epochs (`continues_to`): never another configuration's folder, an
+        older dlcli's, nor one targeted past `config`'s epochs."""
         try:
             run = cls.open(Path(config.checkpoint_dir) / config.name)
         except RunError:
             return False
-        return run.made_by(config) and (run.path / "checkpoint").is_file()
+        return run.continues_to(config) and (run.path / "checkpoint").is_file()
+
+    @classmethod
+    def ahead_of(cls, config: RunConfig) -> "RunFolder | None":
+        """The folder at `config`'s path when it holds `config`'s run but for its
+        epochs, targeted past them (a lower rung of it would have to start over)."""
+        try:
+            run = cls.open(Path(config.checkpoint_dir) / config.name)
+        except RunError:
+            return None
+        same = replace(config, train=replace(config.train, epochs=run.config.train.epochs))
+        return run if run.made_by(same) and run.record["target_epochs"] > config.train.epochs else None
 
     # -- moving -----------------------------------------------------------------------
 

@@ -83,8 +83,13 @@ def train(
     images: bool = True,
     scope: str = "",
     layers: bool = True,
+    epochs: int | None = None,
 ) -> Result:
     """Train a new run from step 0 (after validating everything it can beforehand).
+
+    `epochs`: stop there instead of at `config`'s epochs (compare --prune's first
+    rung); `resume(folder, epochs=...)` continues it, exactly as if it had trained
+    straight through. Its learning-curve points are those of the whole run.
 
     `hparams`: values to show in TensorBoard's HParams dashboard (compare's variants).
     `scope`: a prefix of every scalar tag (compare's runs: their comparison's charts).
@@ -96,22 +101,25 @@ def train(
     them: histograms and the W1/WN gradient norms).
     """
     config.validate()
+    if epochs is not None and epochs < 1:
+        raise RunError(f"a run trains at least 1 epoch, got {epochs}")
     distribute = _check_distribute(distribute, config)
     reuse = reuse or Reuse()
     if not _writes_the_run(distribute):
         return _as_helper_worker(lambda tmp: _train(
             replace(config, checkpoint_dir=f"{tmp}/checkpoints", logdir=f"{tmp}/logs"),
             auto_name=auto_name, progress=progress, hparams=hparams, distribute=distribute, reuse=reuse, images=images,
-            scope=scope, layers=layers,
+            scope=scope, layers=layers, epochs=epochs,
         ))  # fmt: skip
     return _train(config, auto_name=auto_name, progress=progress, hparams=hparams, distribute=distribute, reuse=reuse,
-                  images=images, scope=scope, layers=layers)  # fmt: skip
+                  images=images, scope=scope, layers=layers, epochs=epochs)  # fmt: skip
 
 
-def _train(config, *, auto_name, progress, hparams, distribute, reuse, images, scope, layers=True) -> Result:
+def _train(config, *, auto_name, progress, hparams, distribute, reuse, images, scope, layers=True,
+           epochs=None) -> Result:  # fmt: skip
     data = load_data(config, reuse)
     _check_batch(config, data)
-    run = RunFolder.create(config, auto_name=auto_name, scope=scope)
+    run = RunFolder.create(config, auto_name=auto_name, scope=scope, target_epochs=epochs)
     try:
         config = run.config  # the name may have gained a suffix
         session = _Session(run, config, data, distribute, reuse, images, layers)
@@ -126,7 +134,7 @@ def _train(config, *, auto_name, progress, hparams, distribute, reuse, images, s
         run.unlock()
         _remove_run(run)  # nothing half-made stays behind
         raise
-    return session.fit(config.train.epochs, progress)
+    return session.fit(epochs or config.train.epochs, progress)
 
 
 def resume(
@@ -384,7 +392,8 @@ class _Session:
 
     def _evaluate_every(self) -> int:
         """Steps between learning-curve points: `eval_points` spread over the run's
-        first target (fixed, so a resumed or extended run keeps the same points)."""
+        configured epochs (fixed, so a resumed or extended run keeps the same points,
+        and a run stopped at a `compare --prune` rung has the whole run's first ones)."""
         points = self.config.train.eval_points
         if not points or self.config.task == "xor":  # XOR's train series is its test curve
             return 0
