@@ -170,11 +170,12 @@ COMPARE_OPTIONS = ("task", "what", "vary", "seeds", "max_seeds", "alpha", "toler
 
 
 def _fraction(option: str, value, default):
-    """--alpha / --tolerance: a number strictly between 0 and 1 (None: the default)."""
+    """--alpha / --tolerance as a float (None: the default); its range is the library's
+    (comparison.check_alpha / check_tolerance), checked when the request is prepared."""
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ConfigError(f"--{option} must be a number in (0, 1), got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"--{option} must be a number, got {value!r}")
     return float(value)
 
 

@@ -62,6 +62,18 @@ class SeedsType(click.ParamType):
         return number
 
 
+def _library_check(check):
+    """An option callback that asks the library's own check (the API asks it too)."""
+
+    def callback(ctx, param, value):
+        try:
+            return check(value)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return callback
+
+
 def _auto_seeds(seeds, max_seeds: int | None):
     try:
         return comparisons.auto_seeds(seeds, max_seeds)
@@ -330,11 +342,11 @@ def _base_run(task: str, settings: dict, *, dataset, data, limit, logdir, checkp
               "verdict is still open, until all are decided or --max-seeds is reached.")  # fmt: skip
 @click.option("--max-seeds", type=click.IntRange(min=1), default=None, metavar="N",
               help=f"With --seeds auto: at most N seeds per variant.  [default: {comparisons.DEFAULT_MAX_SEEDS}]")
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
+@click.option("--alpha", type=float, default=comparisons.DEFAULT_ALPHA, callback=_library_check(comparisons.check_alpha),
               show_default=True,
               help="The verdicts' family-wise error: the chance that any \"clearly behind\" or \"within\" claim "
               "of the table is wrong (Holm over every pair; split over the looks of --seeds auto).")  # fmt: skip
-@click.option("--tolerance", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+@click.option("--tolerance", type=float, default=None, callback=_library_check(comparisons.check_tolerance),
               metavar="D",
               help="Accuracy points (e.g. 0.01) within which a variant counts as good as the best: adds the "
               "verdict \"within D of the best\", so near-ties are decided too.  [default: none]")  # fmt: skip

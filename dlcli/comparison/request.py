@@ -142,12 +142,24 @@ def compare(
     return comparison
 
 
+def check_alpha(alpha: float) -> float:
+    """--alpha: the verdicts' family-wise level (the command line and the API ask here)."""
+    if not 0.0 < alpha < 1.0:
+        raise ConfigError(f"--alpha must be between 0 and 1, got {alpha}")
+    return alpha
+
+
+def check_tolerance(tolerance: float | None) -> float | None:
+    """--tolerance: accuracy points within which a variant counts as good as the best."""
+    if tolerance is not None and not 0.0 < tolerance < 1.0:
+        raise ConfigError(f"--tolerance is in accuracy points, between 0 and 1 (e.g. 0.01), got {tolerance}")
+    return tolerance
+
+
 def _check_judging(request: Request) -> None:
-    """The verdicts' settings, checked for callers that are not the CLI (Click checks its own)."""
-    if not 0.0 < request.alpha < 1.0:
-        raise ConfigError(f"--alpha must be between 0 and 1, got {request.alpha}")
-    if request.tolerance is not None and not 0.0 < request.tolerance < 1.0:
-        raise ConfigError(f"--tolerance is in accuracy points, between 0 and 1 (e.g. 0.01), got {request.tolerance}")
+    """The verdicts' settings, whoever built the request."""
+    check_alpha(request.alpha)
+    check_tolerance(request.tolerance)
     auto = request.auto
     if auto is not None and request.prune:
         raise ConfigError("--prune and --seeds auto exclude each other for now: prune with a fixed --seeds N")
