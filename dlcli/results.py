@@ -187,10 +187,14 @@ class ComparisonResult:
 
     @property
     def verdict(self) -> str | None:
-        """The command's note: when the best is not clearly ahead, or one seed cannot say."""
-        from dlcli.comparison import verdict
+        """The lines the command prints under its table: what the verdicts were adjusted
+        for (or, with one seed, that there are none), and why --seeds auto stopped."""
+        from dlcli import report
 
-        return verdict(self.rows) if self.rows else None
+        if self.rows is None:
+            return None
+        lines = report.verdict_lines(self.comparison.decision, stop=self.comparison.stop)
+        return "\n".join(lines) or None
 
     def table(self, fmt: str = "github", *, width: int | None = None) -> str:
         """The command's table: any tabulate format, json or csv; every column, or the
