@@ -303,6 +303,11 @@ def batchnorm_figure(comparison, entries: dict, path: str) -> None:
             ax.plot([s for s, _ in points], [v for _, v in points], style, color="black",
                     label=f"{quantity[len('preact_p'):]}th percentile")  # fmt: skip
             limits += [v for _, v in points]
+        if dict(variant.settings).get("batchnorm", the_plan.base.model.batchnorm):
+            # Measured in inference mode, batch norm uses its moving averages, which start
+            # at mean 0, variance 1 and move 1% a step (Keras' momentum 0.99): 99% of the
+            # way after 459 steps. Before that the inputs shown are not yet normalised.
+            ax.axvspan(0, BATCHNORM_WARMUP, color="grey", alpha=0.15, label="moving averages warming up")
         ax.set_title(f"({letter}) {variant.name}: {last}'s sigmoid inputs, seed {the_plan.seeds[0]}", fontsize=9)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -315,5 +320,7 @@ def batchnorm_figure(comparison, entries: dict, path: str) -> None:
     fig.suptitle("Ioffe & Szegedy 2015, Fig. 1 at small scale", fontsize=10)
     _save(fig, path, plt)
 
+
+BATCHNORM_WARMUP = math.ceil(math.log(0.01) / math.log(0.99))  # steps until 0.99**n < 1%: 459
 
 FIGURES = {"glorot": glorot_figure, "he": he_figure, "batchnorm": batchnorm_figure}

@@ -16,9 +16,9 @@ from dlcli.config import DataSpec
 from dlcli.errors import ConfigError
 
 
-def paper_plan(what, vary=(), explicit=None, seeds=1, data=DataSpec()):
+def paper_plan(what, vary=(), explicit=None, seeds=1):
     settings = explicit or {}
-    base = comparisons.base_config("mnist", settings, data=data, logdir="logs", checkpoint_dir="checkpoints")
+    base = comparisons.base_config("mnist", settings, data=DataSpec(), logdir="logs", checkpoint_dir="checkpoints")
     return comparisons.plan("mnist", what, vary, base, explicit=set(settings), seeds=seeds)
 
 

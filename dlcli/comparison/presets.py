@@ -87,20 +87,20 @@ PAPERS = {
         scale="5 hidden layers of 100 units (paper: 1000), 10 epochs (paper: trained to convergence)",
         # Table 1, MNIST column. The paper gives no number for sigmoid with the normalised init.
         test_errors={"sigmoid-standard": 0.0221, "tanh-standard": 0.0176, "tanh-normalized": 0.0164,
-                     "softsign-standard": 0.0164, "softsign-normalized": 0.0172},  # fmt: skip
+                     "softsign-standard": 0.0164, "softsign-normalized": 0.0172},
         reference="the paper's MNIST test error (Glorot & Bengio 2010, Table 1) after full-length training of "
         "5 hidden layers of 1000 units; dlcli's runs are scaled down: compare the ranking, not the digits",
     ),
     "he": Paper(
         title="He et al. 2015, Fig. 3: 30 ReLU layers from Xavier vs He initialisation",
         base={"layers": 30, "units": 64, "activation": "relu", "optimizer": "sgd", "lr": 0.01, "batch-size": 32,
-              "epochs": 5},  # fmt: skip
+              "epochs": 5},
         scale="a 30-layer MLP of 64 units (paper: a 30-layer convolutional net on ImageNet), 5 epochs",
     ),
     "batchnorm": Paper(
         title="Ioffe & Szegedy 2015, Fig. 1: 3 sigmoid layers with and without batch norm",
         base={"layers": 4, "units": 100, "activation": "sigmoid", "init": "glorot_normal", "optimizer": "sgd",
-              "lr": 0.1, "batch-size": 60, "epochs": 30},  # fmt: skip
+              "lr": 0.1, "batch-size": 60, "epochs": 30},
         scale="4,000 steps of batch 60 (paper: 50,000)",
     ),
 }
