@@ -371,7 +371,8 @@ _ABOUT = {
 _COMPARE_DOC = """Compare variants as real runs, as `dlcli compare` does; returns a ComparisonResult.
 
     task: mnist or xor [default: mnist]
-    what: a preset or several (activation, init, regularization, all; xor: depth)
+    what: a preset or several (activation, init, regularization, all), or one paper
+          (glorot, he, batchnorm: docs/papers/); xor: depth
           [default: all (mnist), depth (xor); none with vary]
     vary: a grid, {{"activation": ["sigmoid", "relu"], "lr": [0.1, 0.01]}} (or the command
           line's "activation=sigmoid,relu" texts): every combination is a variant

@@ -112,15 +112,17 @@ def compare_cells(rows: list[dict], columns: tuple[str, ...] = ()) -> tuple[list
     HTML report show the same cells): every column."""
     from dlcli.comparison import format_value, starred
 
-    xor = "solved" in rows[0]
+    xor, paper = "solved" in rows[0], PAPER_KEY in rows[0]
     headers = ["", "variant", *columns, "accuracy", "95% CI", VERSUS, "verdict"]
     headers += ["solved"] if xor else []
+    headers += list(PAPER_HEADERS) if paper else []
     headers += ["loss", "seconds", "params", "grad ratio W1/WN", "seeds"]
     body = []
     for r in rows:
         line = ["*" if starred(r) else "", r["variant"], *(format_value(r[c]) for c in columns), _accuracy(r),
                 _interval(r), _versus(r, " "), r["verdict"]]  # fmt: skip
         line += [_solved(r)] if xor else []
+        line += _paper_cells(r) if paper else []
         line += [f"{r['loss']:.4f}", f"{r['seconds']:.1f}", f"{r['params']:,}", _ratio(r), r["seeds"]]
         body.append(line)
     return headers, body
@@ -185,6 +187,7 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
         versus: [_versus(r, " ") for r in rows],
         "verdict": [r["verdict"] for r in rows],
         "solved": [_solved(r) for r in rows] if "solved" in rows[0] else None,
+        **({h: [_paper_cells(r)[i] for r in rows] for i, h in enumerate(PAPER_HEADERS)} if PAPER_KEY in rows[0] else {}),
         "loss": [f"{r['loss']:.4f}" for r in rows],
         "seeds": [str(r["seeds"]) for r in rows] if seed_column else None,
     }
@@ -349,6 +352,17 @@ def _signed(value: float) -> str:
     """+0.0123 / -0.0123, and +0.0000 for a difference that rounds to nothing (never
     "-0.0000": a float subtraction of equal accuracies can leave -1e-17)."""
     return f"{round(value, 4) + 0.0:+.4f}"
+
+
+# A paper's preset: its own test error per variant (comparison.presets.Paper) beside
+# dlcli's, which is 1 - accuracy; the key in json/csv rows, the two table columns.
+PAPER_KEY = "paper_test_error"
+PAPER_HEADERS = ("test error", "paper's test error (full training)")
+
+
+def _paper_cells(r: dict) -> list[str]:
+    paper = r[PAPER_KEY]
+    return [f"{1 - r['accuracy']:.2%}", "-" if paper is None else f"{paper:.2%}"]
 
 
 def _solved(r: dict) -> str:

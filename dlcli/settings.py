@@ -233,8 +233,9 @@ TABLE = (
             {"xor": "sigmoid", "mnist": "relu"},
             "Hidden activation: sigmoid, tanh, relu, elu, selu, ... (any keras.activations name).", vary=True),
     Setting("init", "model", "init", TEXT, KnownName("initializer", INITIALIZERS), {"xor": "normal", "mnist": "xavier"},
-            "Weight init: normal (random normal), xavier (glorot_uniform), he (he_uniform), or any Keras "
-            "initializer name (glorot_normal, he_normal, lecun_normal, zeros, ...).", vary=True),
+            "Weight init: normal (random normal), xavier (glorot_uniform), he (he_uniform), standard "
+            "(U[-1/sqrt(fan-in), 1/sqrt(fan-in)], Glorot & Bengio's name), or any Keras initializer name "
+            "(glorot_normal, he_normal, lecun_normal, zeros, ...).", vary=True),
     Setting("dropout", "model", "dropout", NUMBER, Numbers(0, 1, high_open=True), {"mnist": 0.0},
             "Dropout rate after each hidden activation (0: none).", tasks=("mnist",), vary=True),
     Setting("batchnorm", "model", "batchnorm", FLAG, AnyValue(), {"mnist": False},

@@ -28,7 +28,7 @@ _OPERATOR = re.compile(r"^[|<>&;]")
 
 
 def doc_files() -> list[Path]:
-    return [README, *sorted(DOCS.glob("*.md"))]
+    return [README, *sorted(DOCS.rglob("*.md"))]  # docs/papers/ too
 
 
 def command_lines(path: Path) -> list[tuple[int, str, list[str]]]:

@@ -232,6 +232,9 @@ def _print_results(comparison, *, sort: str, fmt: str, wide: bool, output: str |
     text = report.compare_table(rows, fmt, columns=comparison.plan.columns)
     click.echo(report.compare_table(rows, fmt, comparison.plan.columns, width=report.terminal_width(wide)))
     lines = report.verdict_lines(comparison.decision, stop=_stopped(comparison))
+    paper = comparisons.PAPERS.get(comparison.plan.paper)
+    if paper is not None and paper.reference and "paper_test_error" in rows[0]:
+        lines.append(f"paper's test error: {paper.reference}")
     machine = fmt in report.MACHINE_FORMATS
     for line in ([] if machine else [""]) + lines:
         click.echo(line, err=machine)  # json and csv keep stdout parseable
@@ -244,6 +247,10 @@ def _print_results(comparison, *, sort: str, fmt: str, wide: bool, output: str |
     if plot:
         the_plan = comparison.plan
         report.comparison_plot(rows, comparisons.learning_curves(the_plan), plot, task=the_plan.task)
+        from dlcli import paper_plots
+
+        more = paper_plots.write_all(comparison, rows, plot)  # the depth profile, and a paper's figure
+        click.echo(f"plots: {', '.join([plot, *more])}", err=True)
     if report_file:
         from dlcli import html_report
 
@@ -330,8 +337,9 @@ def _base_run(task: str, settings: dict, *, dataset, data, limit, logdir, checkp
     "--what",
     multiple=True,
     type=click.Choice(list(ALL_PRESETS)),
-    help="A preset of the lectures' variants: activation, init, regularization, all (mnist); depth (xor). "
-    "Give it several times for several sets.  [default: all (mnist), depth (xor); none with --vary]",
+    help=f"A preset: {comparisons.preset_help()}. Give a lecture's several times for several sets; a paper's "
+    "runs alone, on its own base run (your options replace its settings, except those its variants set).  "
+    "[default: all (mnist), depth (xor); none with --vary]",
 )
 @click.option("--vary", multiple=True, metavar="NAME=V1,V2,...",
               help="Vary one setting over values; several --vary make a grid of every combination. "
@@ -361,7 +369,9 @@ def _base_run(task: str, settings: dict, *, dataset, data, limit, logdir, checkp
               "terminal. Without it a terminal gets a table as wide as it is; a pipe or a file always gets "
               "every column, and json/csv every key.")  # fmt: skip
 @click.option("--plot", type=click.Path(), callback=check_plot,
-              help="Save final accuracy with intervals and the learning curves as a PNG (needs matplotlib).")  # fmt: skip
+              help="Save final accuracy with intervals and the learning curves as a PNG (needs matplotlib); "
+              "beside it STEM-depth.png, the weight-gradient norm of every layer at step 0 per variant, and for a "
+              "paper's preset STEM-paper.png, its figure.")  # fmt: skip
 @click.option("--report", "report_file", type=click.Path(dir_okay=False), callback=check_output, metavar="FILE.html",
               help="Also write the comparison as one self-contained HTML file: table, plots, pictures, settings, "
               "versions and the command. For a finished comparison, run the same command again in the same folder "
@@ -403,8 +413,12 @@ def compare(task, what, vary, seeds, max_seeds, alpha, tolerance, seed, sort, fm
     Presets (--what) are the lectures' questions. mnist: activation (sigmoid vs relu,
     Lab 10-1), init (normal vs xavier vs he, Lab 10-2), regularization (the deep net
     plain vs dropout vs batch norm, Labs 10-2-2 ... 10-4), all. xor: depth (1, 2 and 4
-    layers, lecture 9). Your own question is a grid: --vary NAME=V1,V2,... (repeat it
-    for every combination); the other options set what all runs share.
+    layers, lecture 9). And the papers behind the lectures, scaled down to about two
+    minutes on a laptop (docs/papers/): glorot (Glorot & Bengio 2010: sigmoid, tanh,
+    softsign x standard vs normalised init), he (He et al. 2015: 30 ReLU layers, Xavier
+    vs He init), batchnorm (Ioffe & Szegedy 2015: 3 sigmoid layers with and without
+    batch norm). Your own question is a grid: --vary NAME=V1,V2,... (repeat it for
+    every combination); the other options set what all runs share.
 
     Every variant gets the same seeds; the table shows mean ± std, a 95% interval (kept
     inside [0, 1]), each variant's difference to the best paired over the seeds, and a

@@ -58,7 +58,7 @@ from dlcli.comparison.plan import (
     parse_vary,
     plan,
 )
-from dlcli.comparison.presets import ALL_PRESETS, DEFAULT_PRESET, PRESETS, VARIANTS
+from dlcli.comparison.presets import ALL_PRESETS, DEFAULT_PRESET, PAPERS, PRESETS, VARIANTS, Paper, preset_help
 from dlcli.comparison.request import Comparison, PlanError, Request, check_alpha, check_tolerance, compare, prepare
 from dlcli.comparison.runners import Runner, RunTask, SerialRunner, execute
 from dlcli.comparison.settings import (

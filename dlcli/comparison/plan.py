@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dlcli.comparison.ledger import ledger_key
-from dlcli.comparison.presets import DEFAULT_PRESET, PRESETS, VARIANTS
+from dlcli.comparison.presets import DEFAULT_PRESET, PAPERS, PRESETS, VARIANTS
 from dlcli.comparison.settings import (
     SETTINGS,
     TASK_DATA,
@@ -29,6 +29,7 @@ DEFAULT_POINTS = 10  # learning-curve points per mnist run
 class Variant:
     name: str  # derived from its settings only: `activation=tanh,lr=0.01` (or a preset's name)
     settings: tuple[tuple[str, object], ...]  # ((setting name, value), ...)
+    preset: str = ""  # the preset's variant it is (or extends with a grid's values); "" for a grid's own
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Plan:
     base: RunConfig
     runs: tuple[PlannedRun, ...]  # one validated run per (variant, seed), variants in order
     points: int = DEFAULT_POINTS  # test-subset evaluations per mnist run (learning curves)
+    paper: str | None = None  # the paper preset (presets.PAPERS) it runs, if any
 
     @property
     def ledger_path(self) -> Path:
@@ -134,7 +136,9 @@ def plan(
 
     `base` is the shared run (the task's defaults and the user's options); `explicit`
     names the settings the user gave on the command line, which a preset that sets
-    them too would silently override: that is an error instead.
+    them too would silently override: that is an error instead. A paper's preset
+    also brings a base run of its own (presets.Paper.base): it replaces the task's
+    defaults in `base`, and the settings in `explicit` replace it in turn.
     """
     _check_counts(seeds, points)
     _check_presets(task, what)
@@ -142,17 +146,33 @@ def plan(
     presets = tuple(dict.fromkeys(what)) or (() if grid else (DEFAULT_PRESET[task],))
     if "all" in presets:
         presets = ("all",)
+    paper = _paper_of(presets)
     preset_variants = list(dict.fromkeys(v for p in presets for v in PRESETS[task][p]))
     _check_overlaps(task, presets, preset_variants, grid, explicit)
+    paper_base = PAPERS[paper].base if paper else {}
+    base = apply_settings(base, {name: value for name, value in paper_base.items() if name not in explicit})
     varied = [name for name, _ in grid]
     variants = _variants(task, preset_variants, grid)
     columns = tuple(dict.fromkeys([s for v in preset_variants for s in VARIANTS[task][v]] + varied))
-    label = _label(task, presets, varied, base, columns, points)
+    label = _label(task, presets, varied, base, columns, points, paper_base)
     seed_list = tuple(range(first_seed, first_seed + seeds))
     # Every run's configuration is validated now, before anything trains.
     runs = _planned_runs(task, label, variants, seed_list, base, points)
     return Plan(task=task, label=label, variants=variants, columns=columns, seeds=seed_list, base=base, runs=runs,
-                points=points)  # fmt: skip
+                points=points, paper=paper)  # fmt: skip
+
+
+def _paper_of(presets: tuple) -> str | None:
+    """The paper preset among `presets`, which must then be the only one: its base run
+    is not the other presets' (nor another paper's)."""
+    papers = [p for p in presets if p in PAPERS]
+    if papers and len(presets) > 1:
+        other = next(p for p in presets if p != papers[0])
+        raise ConfigError(
+            f"--what {papers[0]} cannot be combined with --what {other}: {papers[0]} runs on a base of its own "
+            f"({PAPERS[papers[0]].scale}); run each on its own"
+        )
+    return papers[0] if papers else None
 
 
 def _check_counts(seeds: int, points: int) -> None:
@@ -201,17 +221,20 @@ def _variants(task: str, preset_variants: list, grid: list) -> tuple[Variant, ..
         chosen = tuple(zip(varied, values))
         grid_name = ",".join(f"{n}={format_value(v)}" for n, v in chosen)
         name = ",".join(filter(None, [preset_name, grid_name]))
-        variants.append(Variant(name, preset_settings + chosen))
+        variants.append(Variant(name, preset_settings + chosen, preset_name))
     return tuple(variants)
 
 
-def _label(task: str, presets: tuple, varied: list, base: RunConfig, columns: tuple, points: int) -> str:
+def _label(task: str, presets: tuple, varied: list, base: RunConfig, columns: tuple, points: int,
+           paper_base: dict) -> str:  # fmt: skip
     """The comparison's folder name: its presets and varied settings, and a hash of
-    its shared settings when they are not the task's defaults."""
+    its shared settings when they are not the task's defaults (a paper's preset: its
+    own base run)."""
     label_parts = list(presets) + (["vary-" + "-".join(varied)] if varied else [])
     label = ("" if task == "mnist" else f"{task}-") + "_".join(label_parts)
     shared = _shared_part(base, columns, points if task == "mnist" else 0)
-    if shared != _shared_part(_default_base(task, base), columns, DEFAULT_POINTS if task == "mnist" else 0):
+    default = apply_settings(_default_base(task, base), paper_base)
+    if shared != _shared_part(default, columns, DEFAULT_POINTS if task == "mnist" else 0):
         # Another base (other data, epochs, width...) is another comparison: its own folder.
         label += "-" + hashlib.sha256(shared.encode()).hexdigest()[:8]
     return label

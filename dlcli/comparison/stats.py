@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dlcli import verdicts
+from dlcli.comparison.presets import PAPERS
 from dlcli.comparison.settings import apply_settings, setting_value
 
 if TYPE_CHECKING:
@@ -92,6 +93,11 @@ def summarize_all(the_plan: Plan, entries: dict[str, list[dict]], decision: verd
         row = summarize(v, entries[v.name], the_plan)
         row.update(verdict_keys(decision.verdicts[v.name], decision))
         rows.append(row)
+    paper = PAPERS.get(the_plan.paper)
+    if paper is not None and paper.test_errors:
+        for row, variant in zip(rows, variants):
+            # The paper's own number beside dlcli's (None where the paper gives none).
+            row["paper_test_error"] = paper.test_errors.get(variant.preset)
     return rows
 
 

@@ -30,10 +30,18 @@ def initializer(name: str, *, normal_stddev: float = 0.05, seed: int | None = No
 
     `normal` is RandomNormal(0, normal_stddev): 1.0 for XOR (Lab 09's tf.random.normal),
     Keras' default 0.05 for MNIST (Lab 10's RandomNormal()).
+
+    `standard` is Glorot & Bengio's U[-1/sqrt(n), 1/sqrt(n)], n the layer's fan-in: a
+    RandomUniform whose limit depends on the layer. VarianceScaling(1/3, fan_in, uniform)
+    is that RandomUniform with the limit sqrt(3 * (1/3) / n) read from each kernel's
+    shape when it is drawn, so one initializer object serves any layer and no caller
+    has to pass the fan-in (and cannot pass a wrong one).
     """
     keras_name = INIT_ALIASES.get(name, name)
     if keras_name == "random_normal":
         return keras.initializers.RandomNormal(stddev=normal_stddev, seed=seed)
+    if name == "standard":
+        return keras.initializers.VarianceScaling(scale=1 / 3, mode="fan_in", distribution="uniform", seed=seed)
     config = {"seed": seed} if seed is not None else {}
     try:
         return keras.initializers.get({"class_name": keras_name, "config": config})

@@ -1,0 +1,326 @@
+"""Pictures of a comparison beyond compare's own plot: the depth profile of every
+comparison, and each paper preset's figure (docs/papers/).
+
+Everything comes from what the runs left behind: the per-layer diagnostics at step 0
+in the ledger entries (core.diagnostics, `diagnostics.first`), and the runs' event
+files: their scalars (a comparison's runs write theirs under the comparison's scope,
+the per-layer `layers/...` scalars unscoped) and histograms. The readers below need
+no matplotlib; the drawing functions import it inside.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+DEPTH_SUFFIX, PAPER_SUFFIX = "-depth.png", "-paper.png"
+
+
+# -- what the runs left behind ---------------------------------------------------------
+
+
+def layer_order(layer: str) -> tuple:
+    """hidden1, hidden2, ..., hidden10, output: the order of the layers in the net."""
+    digits = layer[len("hidden") :]
+    return (0, int(digits), layer) if layer.startswith("hidden") and digits.isdigit() else (1, 0, layer)
+
+
+def ledger_entries(comparison) -> dict[str, list[dict]]:
+    """{variant: [ledger entry per seed, in seed order]} of a comparison that has run."""
+    comparison.ledger.refresh()  # the entries this command appended
+    by_variant: dict[str, list[dict]] = {v.name: [] for v in comparison.plan.variants}
+    for planned in comparison.plan.runs:
+        entry = comparison.ledger.get(planned.config)
+        if entry is not None:
+            by_variant[planned.variant.name].append(entry)
+    return by_variant
+
+
+def at_start(entries: dict[str, list[dict]], quantity: str) -> dict[str, dict[str, float]]:
+    """{variant: {layer: mean over seeds}} of one per-layer quantity at step 0 (before
+    any training), from the ledger entries' diagnostics; layers in depth order. A
+    variant whose runs have no diagnostics (made before they existed) is left out."""
+    profile = {}
+    for variant, seeds in entries.items():
+        records = [((e.get("diagnostics") or {}).get("first") or {}).get("layers") for e in seeds]
+        records = [r for r in records if r]
+        if not records:
+            continue
+        layers = sorted({layer for r in records for layer, q in r.items() if quantity in q}, key=layer_order)
+        means = {}
+        for layer in layers:
+            values = [r[layer][quantity] for r in records if quantity in r.get(layer, {})]
+            means[layer] = statistics.fmean(values)
+        if means:
+            profile[variant] = means
+    return profile
+
+
+def run_logdirs(the_plan) -> dict[str, list[Path]]:
+    """{variant: [log folder per seed, in seed order]}."""
+    out: dict[str, list[Path]] = {v.name: [] for v in the_plan.variants}
+    for planned in the_plan.runs:
+        out[planned.variant.name].append(Path(planned.config.logdir) / planned.config.name)
+    return out
+
+
+def training_loss(the_plan) -> dict[str, list[list[tuple[int, float]]]]:
+    """{variant: [[(step, training loss), ...] per seed]} from the runs' event files."""
+    from dlcli.core.summaries import read_scalars
+
+    return {variant: [read_scalars(folder, "train", the_plan.scope).get("loss", []) for folder in folders]
+            for variant, folders in run_logdirs(the_plan).items()}  # fmt: skip
+
+
+def layer_series(logdir: Path, layer: str, quantities: tuple[str, ...]) -> dict[str, list[tuple[int, float]]]:
+    """{quantity: [(step, value), ...]} of one layer's diagnostics over a run."""
+    from dlcli.core.summaries import read_scalars
+
+    scalars = read_scalars(logdir, "train")
+    return {q: scalars.get(f"layers/{layer}/{q}", []) for q in quantities}
+
+
+def layer_histograms(logdir: Path, kind: str) -> dict[str, list[tuple[int, object]]]:
+    """{hidden layer: [(step, buckets), ...]} of a run's `<layer>/<kind>` histograms
+    (kind: preactivations or backprop_gradients; logged at step 0 and every logging
+    step), layers in depth order."""
+    from dlcli.core.summaries import read_histograms
+
+    found = {tag.split("/")[0]: series for tag, series in read_histograms(logdir).items()
+             if tag.count("/") == 1 and tag.endswith(f"/{kind}")}  # fmt: skip
+    return {layer: found[layer] for layer in sorted(found, key=layer_order)}
+
+
+def mean_curve(series: list[list[tuple[int, float]]]):
+    """(steps, mean over seeds, min, max) over the steps every seed has; None if none."""
+    series = [s for s in series if s]
+    if not series:
+        return None
+    length = min(len(s) for s in series)
+    steps = [step for step, _ in series[0][:length]]
+    columns = list(zip(*[[v for _, v in s[:length]] for s in series]))
+    return steps, [statistics.fmean(c) for c in columns], [min(c) for c in columns], [max(c) for c in columns]
+
+
+# -- drawing ---------------------------------------------------------------------------
+
+
+def write_all(comparison, rows: list[dict], plot: str) -> list[str]:
+    """Beside compare's --plot file: STEM-depth.png for every comparison, and for a
+    paper's preset STEM-paper.png. Returns the paths written."""
+    stem = str(plot)[: -len(".png")] if str(plot).lower().endswith(".png") else str(plot)
+    entries = ledger_entries(comparison)
+    variants = [r["variant"] for r in rows]
+    written = []
+    depth = stem + DEPTH_SUFFIX
+    if depth_profile_plot(at_start(entries, "weight_grad_norm"), variants, depth, title=comparison.plan.folder):
+        written.append(depth)
+    figure = FIGURES.get(comparison.plan.paper)
+    if figure is not None:
+        path = stem + PAPER_SUFFIX
+        figure(comparison, entries, path)
+        written.append(path)
+    return written
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str, plt) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _profile_panel(ax, profile: dict[str, dict[str, float]], variants: list[str], *, log: bool, title: str) -> int:
+    """One line per variant: a quantity by layer (input side left). Returns lines drawn."""
+    layers = sorted({layer for values in profile.values() for layer in values}, key=layer_order)
+    drawn = 0
+    for variant in variants:
+        values = profile.get(variant)
+        if not values:
+            continue
+        ax.plot(range(len(layers)), [values.get(layer, math.nan) for layer in layers], "-o", markersize=3,
+                label=variant)  # fmt: skip
+        drawn += 1
+    step = max(1, len(layers) // 12)  # 30 layers: every third name
+    ax.set_xticks(range(0, len(layers), step), layers[::step], rotation=30, ha="right", fontsize=7)
+    if log:
+        ax.set_yscale("log")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    if drawn:
+        ax.legend(fontsize=7)
+    return drawn
+
+
+def depth_profile_plot(profile: dict[str, dict[str, float]], variants: list[str], path: str, *, title: str) -> int:
+    """compare's depth profile: the weight-gradient norm of every layer at step 0, one
+    line per variant (mean over seeds), log scale. Returns the lines drawn (0: no
+    variant has diagnostics, nothing written)."""
+    if not profile:
+        return 0
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    drawn = _profile_panel(ax, profile, variants, log=True,
+                           title=f"{title}: weight-gradient norm ||dL/dW|| by layer at step 0 (mean over seeds)")  # fmt: skip
+    ax.set_ylabel("||dL/dW||")
+    _save(fig, path, plt)
+    return drawn
+
+
+# -- the papers' figures ------------------------------------------------------------------
+
+_ACTIVATIONS = {  # the glorot preset's activations, for activation histograms at step 0
+    "tanh": math.tanh,
+    "sigmoid": lambda x: 1 / (1 + math.exp(-x)) if x > -700 else 0.0,
+    "softsign": lambda x: x / (1 + abs(x)),
+}
+
+
+def _density(buckets, transform=None):
+    """(bucket centres, density) of TensorBoard histogram buckets [(left, right, count)],
+    the edges first mapped through `transform` (an increasing function: the activation,
+    to turn pre-activations into activations, bucket for bucket)."""
+    total = sum(b[2] for b in buckets) or 1.0
+    centres, density = [], []
+    for left, right, count in buckets:
+        if count == 0:
+            continue  # an empty bucket: nothing to draw on a log scale
+        if transform is not None:
+            left, right = transform(left), transform(right)
+        width = max(right - left, 1e-30)
+        centres.append((left + right) / 2)
+        density.append(count / total / width)
+    return centres, density
+
+
+def glorot_figure(comparison, entries: dict, path: str) -> None:
+    """Glorot & Bengio's Figs. 6 and 7 for each activation of the comparison: every
+    hidden layer's activation values and back-propagated gradients (dL/da), at step 0
+    and at the last logged step, standard init (top) vs normalised (bottom), seed 0's
+    run (the first seed). The activations at step 0 are the pre-activation histogram
+    mapped through the activation (it is increasing), the only one logged at step 0."""
+    plt = _pyplot()
+    the_plan = comparison.plan
+    folders = run_logdirs(the_plan)
+    variants = [v for v in the_plan.variants if folders[v.name]]
+    fig, axes = plt.subplots(len(variants), 4, figsize=(14, 2.3 * len(variants)), squeeze=False)
+    for row, variant in zip(axes, variants):
+        activation = dict(variant.settings).get("activation", the_plan.base.model.activation)
+        f = _ACTIVATIONS.get(activation)
+        pre = layer_histograms(folders[variant.name][0], "preactivations")
+        back = layer_histograms(folders[variant.name][0], "backprop_gradients")
+        for ax, (series, which, kind) in zip(row, [(pre, 0, "activations"), (back, 0, "back-propagated gradients"),
+                                                   (pre, -1, "activations"), (back, -1, "back-propagated gradients")]):  # fmt: skip
+            step = None
+            for layer, points in series.items():
+                step, buckets = points[which]
+                centres, density = _density(buckets, f if kind == "activations" and f else None)
+                ax.plot(centres, density, label=layer, linewidth=1.2)
+            shown = kind if f or kind != "activations" else "pre-activations"
+            ax.set_title(f"{variant.name}: {shown}, step {step}", fontsize=8)
+            ax.set_yscale("log")
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+            if kind != "activations":
+                ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 2))
+        row[0].legend(fontsize=6)
+        row[0].set_ylabel("density (log)", fontsize=7)
+    fig.suptitle("Glorot & Bengio 2010, Figs. 6-7: per-layer distributions (TensorBoard histograms of the "
+                 "256 probe digits, seed 0)", fontsize=10)  # fmt: skip
+    _save(fig, path, plt)
+
+
+def he_figure(comparison, entries: dict, path: str) -> None:
+    """He et al.'s Fig. 3 and why: the training loss against the step, and at step 0
+    the activation std, the back-propagated gradient's std and the weight-gradient
+    norm by layer, one line per variant (mean over seeds)."""
+    plt = _pyplot()
+    the_plan = comparison.plan
+    variants = [v.name for v in the_plan.variants]
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
+    for variant, series in training_loss(the_plan).items():
+        curve = mean_curve(series)
+        if curve is None:
+            continue
+        steps, mean, low, high = curve
+        line = axes[0].plot(steps, mean, label=variant)[0]
+        if len(series) > 1:
+            axes[0].fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    axes[0].axhline(math.log(10), color="grey", linestyle=":", linewidth=1, label="ln 10 (chance)")
+    axes[0].set_xlabel("step")
+    axes[0].set_title("training loss (Fig. 3's curves)", fontsize=9)
+    axes[0].grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    panels = [("act_std", False, "activation std by layer at step 0"),
+              ("backprop_std", True, "back-propagated gradient std by layer at step 0 (log)"),
+              ("weight_grad_norm", True, "weight-gradient norm ||dL/dW|| by layer at step 0 (log)")]  # fmt: skip
+    for ax, (quantity, log, title) in zip(axes[1:], panels):
+        _profile_panel(ax, at_start(entries, quantity), variants, log=log, title=title)
+    axes[1].set_yscale("log")  # Xavier's std halves every other layer: a straight line on a log scale
+    axes[1].set_title("activation std by layer at step 0 (log)", fontsize=9)
+    fig.suptitle(f"He et al. 2015, Fig. 3 at small scale: {the_plan.base.model.layers} dense layers of "
+                 f"{the_plan.base.model.units} ReLU units, SGD {the_plan.base.train.lr:g}", fontsize=10)  # fmt: skip
+    _save(fig, path, plt)
+
+
+def batchnorm_figure(comparison, entries: dict, path: str) -> None:
+    """Ioffe & Szegedy's Fig. 1: test accuracy against the step (a, on the first 1000
+    test digits), and the 15th/50th/85th percentiles of the last hidden layer's
+    sigmoid inputs over training, without (b) and with (c) batch norm. dlcli's
+    percentiles are over all the layer's units and the 256 probe digits; the paper's
+    are one typical unit's."""
+    from dlcli.comparison import learning_curves
+
+    plt = _pyplot()
+    the_plan = comparison.plan
+    accuracy, _ = learning_curves(the_plan)
+    fig, axes = plt.subplots(1, 1 + len(the_plan.variants), figsize=(5 * (1 + len(the_plan.variants)), 4.2))
+    for variant in the_plan.variants:
+        curve = mean_curve(list(accuracy.by_variant.get(variant.name, {}).values()))
+        if curve is not None:
+            axes[0].plot(curve[0], curve[1], label=variant.name)
+    axes[0].set_xlabel("step")
+    axes[0].set_title("(a) test accuracy (first 1000 test digits)", fontsize=9)
+    axes[0].grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    last = f"hidden{the_plan.base.model.layers - 1}"
+    folders = run_logdirs(the_plan)
+    quantities = ("preact_p15", "preact_p50", "preact_p85")
+    limits = []
+    for ax, variant, letter in zip(axes[1:], the_plan.variants, "bcdefghijklmnopqrstuvwxyz"):
+        series = layer_series(folders[variant.name][0], last, quantities)
+        for quantity, style in zip(quantities, (":", "-", "--")):
+            points = series[quantity]
+            ax.plot([s for s, _ in points], [v for _, v in points], style, color="black",
+                    label=f"{quantity[len('preact_p'):]}th percentile")  # fmt: skip
+            limits += [v for _, v in points]
+        if dict(variant.settings).get("batchnorm", the_plan.base.model.batchnorm):
+            # Measured in inference mode, batch norm uses its moving averages, which start
+            # at mean 0, variance 1 and move 1% a step (Keras' momentum 0.99): 99% of the
+            # way after 459 steps. Before that the inputs shown are not yet normalised.
+            ax.axvspan(0, BATCHNORM_WARMUP, color="grey", alpha=0.15, label="moving averages warming up")
+        ax.set_title(f"({letter}) {variant.name}: {last}'s sigmoid inputs, seed {the_plan.seeds[0]}", fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if limits:
+        low, high = min(limits), max(limits)
+        pad = 0.05 * (high - low or 1)
+        for ax in axes[1:]:
+            ax.set_ylim(low - pad, high + pad)  # one scale: the drift shows against the steady one
+    fig.suptitle("Ioffe & Szegedy 2015, Fig. 1 at small scale", fontsize=10)
+    _save(fig, path, plt)
+
+
+BATCHNORM_WARMUP = math.ceil(math.log(0.01) / math.log(0.99))  # steps until 0.99**n < 1%: 459
+
+FIGURES = {"glorot": glorot_figure, "he": he_figure, "batchnorm": batchnorm_figure}
