@@ -400,6 +400,8 @@ def test_real_digits_relu_beats_sigmoid(runner, real_digits):
         (["--what", "init", "--vary", "init=he,normal"], "cannot be combined"),
         (["--task", "xor", "--dropout", "0.5"], "--dropout is for mnist"),
         (["--task", "xor", "--vary", "batchnorm=yes,no"], "xor runs have no batchnorm"),
+        (["--task", "xor", "--dataset", "fashion_mnist"], "--dataset is for mnist comparisons"),
+        (["--task", "xor", "--limit", "10"], "--limit is for mnist comparisons"),
         (["--vary", "units=1,2,3,4,5,6", "--vary", "layers=1,2,3,4,5", "--seeds", "4"], "120 runs, more than 100"),
         (["--format", "fancy"], "unknown format"),
         (["--output", "no/such/folder/t.md"], "cannot write"),

@@ -215,3 +215,18 @@ def test_runs_table_fits_with_long_run_names():
         assert widest(text) <= width, text
         assert "0.9612" in text  # test accuracy is the last thing to go
     assert widest(board.runs_table(summaries)) > 100  # the full table for pipes
+
+
+@pytest.mark.parametrize("width", [60, 80, 100])
+def test_pruned_rows_fit_and_say_so(width):
+    """--prune with 2 seeds: pruned rows keep their numbers and say "pruned", without a
+    verdict against the survivors; the fitted table has no empty (None) verdict cells."""
+    from dlcli.comparison.prune import mark_pruned
+
+    rows, columns = comparison(what=("all",), numbers=LECTURE)
+    for row in rows:
+        row.update(epochs=9, planned_epochs=9, pruned_at=None)  # as Pruning.drive leaves every row
+    for row in rows[:4]:
+        mark_pruned(row, 1)
+    text = report.compare_table(rows, "github", columns, width=width)
+    assert widest(text) <= width + 20 and "None" not in text and "pruned" in text, text

@@ -271,12 +271,12 @@ def _stopped(comparison) -> str | None:
         "all from the ledger"
 
 
-def _check_xor_options(task: str, settings: dict, *, limit, data, strategy: str) -> None:
+def _check_xor_options(task: str, settings: dict, *, dataset, limit, data, strategy: str) -> None:
     """The mnist-only options, refused on an xor comparison."""
     if task != "xor":
         return
-    for name in ("dropout", "batchnorm", "limit", "data"):
-        given = {"limit": limit, "data": data}.get(name, settings.get(name))
+    for name in ("dropout", "batchnorm", "dataset", "limit", "data"):
+        given = {"dataset": dataset, "limit": limit, "data": data}.get(name, settings.get(name))
         if given is not None:
             raise click.UsageError(f"--{name} is for mnist comparisons; xor runs have no {name}")
     if strategy != "default":
@@ -382,7 +382,8 @@ def _base_run(task: str, settings: dict, *, dataset, data, limit, logdir, checkp
 @click.option("--dry-run", is_flag=True, help="Print the planned runs (and which are in the ledger); train nothing.")
 @click.option("--yes", is_flag=True, help="Run a comparison of more than 100 runs.")
 @base_setting_options
-@click.option("--dataset", type=click.Choice(DATASETS), default="mnist", help="Which data set (mnist).")
+@click.option("--dataset", type=click.Choice(DATASETS), default=None, show_default=False,
+              help="Which data set (mnist comparisons).  [default: mnist]")
 @click.option("--data", type=click.Path(), default=None,
               help="An .npz or a folder of the four IDX files (mnist).  [default: the Keras cache]")  # fmt: skip
 @click.option("--limit", type=POSITIVE, default=None, help="Train on the first N training examples only (mnist).")
@@ -431,9 +432,9 @@ def compare(task, what, vary, seeds, max_seeds, alpha, tolerance, seed, sort, fm
 
     Try: dlcli compare --vary activation=sigmoid,tanh,relu --vary init=normal,he --seeds auto
     """
-    _check_xor_options(task, settings, limit=limit, data=data, strategy=strategy)
+    _check_xor_options(task, settings, dataset=dataset, limit=limit, data=data, strategy=strategy)
     auto = _auto_seeds(seeds, max_seeds)
-    base, explicit = _base_run(task, settings, dataset=dataset, data=data, limit=limit, logdir=logdir,
+    base, explicit = _base_run(task, settings, dataset=dataset or "mnist", data=data, limit=limit, logdir=logdir,
                                checkpoint_dir=checkpoint_dir)  # fmt: skip
     request = comparisons.Request(
         task, base, what=what, vary=vary, explicit=frozenset(explicit), seeds=1 if auto else seeds, first_seed=seed,

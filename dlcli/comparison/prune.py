@@ -71,6 +71,13 @@ def epochs(n: int) -> str:
     return f"{n} epoch{'s' if n != 1 else ''}"
 
 
+def mark_pruned(row: dict, rung: int) -> None:
+    """A variant's row stopped at `rung` epochs: no verdict against the survivors (its
+    numbers are of a shorter run), "pruned" in the verdict cell."""
+    row.update(pruned_at=rung, best=False, diff_to_best=None, diff_ci_low=None, diff_ci_high=None,
+               verdict="pruned", verdict_reason=None, p_behind=None, p_within=None)  # fmt: skip
+
+
 def pruned_note(row: dict) -> str:
     """What a pruned row says where others show their difference to the best."""
     return f"pruned at {row['pruned_at']}/{row['planned_epochs']} epochs"
@@ -183,7 +190,6 @@ class Pruning:
             survivors = set(ranked(rung_rows)[: kept(len(alive), self.eta)])
             for row in rung_rows:
                 if row["variant"] not in survivors:
-                    row.update(pruned_at=rung, best=False, diff_to_best=None, diff_ci_low=None, diff_ci_high=None,
-                               verdict=None)  # fmt: skip
+                    mark_pruned(row, rung)
             alive = [v for v in alive if v.name in survivors]
         return [rows[v.name] for v in self.plan.variants]
