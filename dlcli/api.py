@@ -376,7 +376,12 @@ _COMPARE_DOC = """Compare variants as real runs, as `dlcli compare` does; return
           [default: all (mnist), depth (xor); none with vary]
     vary: a grid, {{"activation": ["sigmoid", "relu"], "lr": [0.1, 0.01]}} (or the command
           line's "activation=sigmoid,relu" texts): every combination is a variant
-    seeds: runs per variant, seeds seed, seed+1, ... [default: 1]
+    seeds: runs per variant, seeds seed, seed+1, ... [default: 1]; "auto": 3 each, then
+           more only where the verdict is still open, up to max_seeds
+    max_seeds: with seeds="auto", the budget per variant [default: 10]
+    alpha: the verdicts' family-wise error [default: 0.05]
+    tolerance: accuracy points within which a variant counts as good as the best
+           (adds the verdict "within D of the best") [default: none]
     seed: the first seed [default: 0]
     sort: row order: order, accuracy, loss, seconds, name [default: order]
     points: learning-curve points per mnist run [default: 10]
@@ -439,7 +444,7 @@ inspect = _make_function("inspect", Lab.inspect, Signature([
 
 def _compare_signature() -> Signature:
     own = [_keyword("task", "mnist"), _keyword("what", ()), _keyword("vary", ()), _keyword("seeds", 1),
-           _keyword("seed", 0), _keyword("sort", "order"), _keyword("points", DEFAULT_POINTS), _keyword("force", False),
+           _keyword("max_seeds", None), _keyword("alpha", None), _keyword("tolerance", None), _keyword("seed", 0), _keyword("sort", "order"), _keyword("points", DEFAULT_POINTS), _keyword("force", False),
            _keyword("dry_run", False), _keyword("yes", False), _keyword("quiet", None)]  # fmt: skip
     return Signature(own + [_keyword(s.param, None) for s in _compare_settings()])
 

@@ -94,6 +94,8 @@ def test_signatures_and_help_come_from_the_settings_table():
             assert s.param in getattr(dlcli, task).__doc__
     compare = inspect.signature(dlcli.compare).parameters
     assert {s.param for s in settings.VARIED.values()} <= set(compare)
+    for option in api.COMPARE_OPTIONS:  # every keyword dlcli.compare takes is in its signature and help
+        assert option in compare and f"{option}:" in dlcli.compare.__doc__, option
     assert "batch_size" in inspect.signature(dlcli.Lab().compare).parameters
 
 
