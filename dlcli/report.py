@@ -571,9 +571,11 @@ LAYER_COLUMNS = {  # row key: table header
 }  # fmt: skip
 
 
-def layers_table(rows: list[dict], fmt: str = "github") -> str:
+def layers_table(rows: list[dict], fmt: str = "github", width: int | None = None) -> str:
     """`dlcli inspect`: one row per (step, layer); a tabulate table, or JSON / CSV
-    with the raw numbers ("-" and null/empty where a quantity does not apply)."""
+    with the raw numbers ("-" and null/empty where a quantity does not apply). With a
+    `width` (a terminal's), the table is fitted to it: first the columns that are "-"
+    in every row go, then the secondary ones, then the headers take two lines."""
     if fmt == "json":
         return to_json(rows)
     if fmt == "csv":
@@ -587,7 +589,24 @@ def layers_table(rows: list[dict], fmt: str = "github") -> str:
         return buffer.getvalue().rstrip("\n")
 
     headers, body = layer_cells(rows)
-    return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
+    if width is None or fmt not in _multiline_formats():
+        return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
+    return fit(_fitted_layer_tables(dict(zip(headers, map(list, zip(*body))))), fmt, width)
+
+
+# What `dlcli inspect` leaves out of a narrow terminal first (--wide, json and csv keep them).
+SECONDARY_LAYER_COLUMNS = (("weight norm", "update ratio"), ("preact p15", "preact p85"), ("act mean",))
+
+
+def _fitted_layer_tables(cells: dict):
+    """Ever narrower versions of the inspect table ({header: cells}) for `fit`."""
+    cells = {h: c for h, c in cells.items() if any(v != "-" for v in c)}
+    yield dict(cells)
+    for group in SECONDARY_LAYER_COLUMNS:
+        for header in group:
+            cells.pop(header, None)
+        yield dict(cells)
+    yield {h.replace(" ", "\n", 1): c for h, c in cells.items()}
 
 
 def layer_cells(rows: list[dict]) -> tuple[list[str], list[list[str]]]:

@@ -230,3 +230,30 @@ def test_pruned_rows_fit_and_say_so(width):
         mark_pruned(row, 1)
     text = report.compare_table(rows, "github", columns, width=width)
     assert widest(text) <= width + 20 and "None" not in text and "pruned" in text, text
+
+
+def inspect_rows() -> list[dict]:
+    """`dlcli inspect`'s rows for a 4-layer sigmoid net at two steps (dead: not for sigmoid)."""
+    rows = []
+    for step in (0, 20000):
+        for i, layer in enumerate(["hidden1", "hidden2", "hidden3", "output"]):
+            hidden = layer != "output"
+            rows.append({"step": step, "layer": layer, "weight_grad_norm": 0.0201 * (i + 1),
+                         "weight_norm": 10.1 + i, "update_ratio": None if step == 0 else 0.0307,
+                         **{k: (-0.876 + i if hidden else None) for k in ("preact_p15", "preact_p50", "preact_p85")},
+                         "act_mean": 0.512 if hidden else None, "act_std": 0.214 if hidden else None,
+                         "backprop_std": 0.0163 if hidden else None, "saturated": 0.175 if hidden else None,
+                         "dead": None})  # fmt: skip
+    return rows
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_the_inspect_table_fits_the_terminal(width):
+    rows = inspect_rows()
+    full = report.layers_table(rows, "github")
+    assert widest(full) > 160 and "weight norm" in full and "dead" in full
+    text = report.layers_table(rows, "github", width=width)
+    assert widest(text) <= width, text
+    for needed in ("hidden3", "20000", "0.0804", "17.5%"):  # layers, steps, gradient norms, saturation stay
+        assert needed in text
+    assert report.layers_table(rows, "json", width=width) == report.layers_table(rows, "json")

@@ -13,9 +13,12 @@ from dlcli.cli.options import check_format, plot_option
               help="Show the logged step nearest to this one instead of the first and the last.")  # fmt: skip
 @click.option("--format", "fmt", default="github", callback=check_format, metavar="FORMAT",
               help="Any tabulate format (github, plain, latex, ...), or json / csv with the raw numbers.")  # fmt: skip
+@click.option("--wide", is_flag=True,
+              help="Every column even where it does not fit the terminal. Without it a terminal gets the table "
+              "as wide as it is; a pipe or a file always gets every column, and json/csv every key.")  # fmt: skip
 @plot_option("Save the depth profile (per layer: weight-gradient norm, activation std, saturated/dead "
              "fraction) as a PNG (needs matplotlib).")  # fmt: skip
-def inspect_run(run: str, step: int | None, fmt: str, plot: str | None) -> None:
+def inspect_run(run: str, step: int | None, fmt: str, wide: bool, plot: str | None) -> None:
     """Per-layer diagnostics of a run: why it trains, layer by layer.
 
     RUN is a run's checkpoint folder (checkpoints/<run>, or a comparison's run
@@ -38,7 +41,7 @@ def inspect_run(run: str, step: int | None, fmt: str, plot: str | None) -> None:
     tensorflow()  # reading event files loads it anyway; this way its start-up noise stays quiet
     found = inspection.load(run)
     rows = found.rows(inspection.chosen_steps(found, step))
-    click.echo(report.layers_table(rows, fmt))
+    click.echo(report.layers_table(rows, fmt, width=report.terminal_width(wide)))
     if plot:
         steps = " and ".join(str(s) for s in sorted({r["step"] for r in rows}))
         report.depth_profile_plot(rows, plot, title=f"{found.run}: depth profile at step {steps}")
