@@ -67,12 +67,15 @@ def _command_section(full: str, command: click.Command, ctx: click.Context) -> l
     arguments = [p for p in command.get_params(ctx) if isinstance(p, click.Argument)]
     if arguments:
         lines += ["Arguments: " + ", ".join(f"`{p.make_metavar(ctx)}`" for p in arguments), ""]
-    options = [p for p in command.get_params(ctx) if isinstance(p, click.Option) and not p.hidden]
-    if options:
-        lines += ["| option | type | default | env var | help |", "| --- | --- | --- | --- | --- |"]
-        for option in options:
-            lines.append("| " + " | ".join(_option_row(option, ctx)) + " |")
-        lines.append("")
+    options = [p for p in command.params if isinstance(p, click.Option) and not p.hidden]
+    lines += ["| option | type | default | env var | help |", "| --- | --- | --- | --- | --- |"]
+    for option in options:
+        lines.append("| " + " | ".join(_option_row(option, ctx)) + " |")
+    # The help option from this context's names, not from Command.get_help_option: Click
+    # caches that on the command the first time anything asks, and a command parsed
+    # without the group's context (a test, the API) would cache plain --help.
+    help_flags = ", ".join(f"`{flag}`" for flag in sorted(ctx.help_option_names, key=lambda f: (f.startswith("--"), f)))
+    lines += [f"| {help_flags} | `flag` |  |  | Show this message and exit. |", ""]
     return lines
 
 

@@ -305,8 +305,6 @@ OWN_OPTIONS = {
     ("cli/compare.py", "--seed"): "a comparison's first seed (its runs get SEED, SEED+1, ...)",
     ("cli/compare.py", "--points"): "compare's learning-curve points, 10 per run unless asked",
     ("cli/runs.py", "--epochs"): "resume's new target (the table's type and range, no default)",
-    # Still copies: compare's data options belong with the restructuring of that command.
-    ("cli/compare.py", "--dataset"): "", ("cli/compare.py", "--data"): "", ("cli/compare.py", "--limit"): "",
 }  # fmt: skip
 
 

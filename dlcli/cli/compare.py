@@ -24,7 +24,6 @@ from dlcli.cli.options import (
 )
 from dlcli.comparison import ALL_PRESETS, SETTINGS, SORT_KEYS
 from dlcli.config import (
-    DATASETS,
     DataSpec,
 )
 from dlcli.errors import ConfigError
@@ -313,6 +312,18 @@ def base_setting_options(f):
     return with_settings
 
 
+def data_setting_options(f):
+    """compare's data options (mnist comparisons), from the settings table: None is the
+    mnist default, and an xor comparison refuses them (_check_xor_options)."""
+    for name in reversed(("dataset", "data", "limit")):
+        s = settings.BY_NAME[name]
+        default = s.defaults.get("mnist")
+        shown = f"  [default: {default}]" if default is not None else ""
+        f = setting_option(s, "mnist", default=None, show_default=False,
+                           help_text=s.help.removesuffix(".") + " (mnist comparisons)." + shown)(f)  # fmt: skip
+    return f
+
+
 def _base_run(task: str, settings: dict, *, dataset, data, limit, logdir, checkpoint_dir):
     """The comparison's base configuration from the shared setting options, and the
     settings the user gave explicitly."""
@@ -382,11 +393,7 @@ def _base_run(task: str, settings: dict, *, dataset, data, limit, logdir, checkp
 @click.option("--dry-run", is_flag=True, help="Print the planned runs (and which are in the ledger); train nothing.")
 @click.option("--yes", is_flag=True, help="Run a comparison of more than 100 runs.")
 @base_setting_options
-@click.option("--dataset", type=click.Choice(DATASETS), default=None, show_default=False,
-              help="Which data set (mnist comparisons).  [default: mnist]")
-@click.option("--data", type=click.Path(), default=None,
-              help="An .npz or a folder of the four IDX files (mnist).  [default: the Keras cache]")  # fmt: skip
-@click.option("--limit", type=POSITIVE, default=None, help="Train on the first N training examples only (mnist).")
+@data_setting_options
 @logdir_option("Runs go to <logdir>/compare/<comparison>/<variant>-s<seed>/, the ledger to <logdir>/compare/results.jsonl.")
 @checkpoint_dir_option("Checkpoints go to <checkpoint-dir>/compare/<comparison>/<variant>-s<seed>/.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
