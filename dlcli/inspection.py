@@ -28,7 +28,7 @@ class Inspection:
 
     @property
     def layers(self) -> list[str]:
-        return sorted(self.series, key=_depth)
+        return sorted(self.series, key=layer_order)
 
     def nearest_step(self, step: int) -> int:
         """The logged step nearest to `step` (the earlier one on a tie); a RunError
@@ -92,8 +92,8 @@ def chosen_steps(inspection: Inspection, step: int | None) -> list[int]:
     return sorted({inspection.steps[0], inspection.steps[-1]})
 
 
-def _depth(layer: str) -> tuple:
-    """hidden1, hidden2, ..., hidden10, output: the order of the layers in the net."""
-    if layer.startswith("hidden") and layer[len("hidden") :].isdigit():
-        return (0, int(layer[len("hidden") :]), layer)
-    return (1, 0, layer)
+def layer_order(layer: str) -> tuple:
+    """hidden1, hidden2, ..., hidden10, output: the order of the layers in the net
+    (a sort key; paper_plots uses it too)."""
+    digits = layer[len("hidden") :]
+    return (0, int(digits), layer) if layer.startswith("hidden") and digits.isdigit() else (1, 0, layer)

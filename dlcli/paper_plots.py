@@ -14,16 +14,12 @@ import math
 import statistics
 from pathlib import Path
 
+from dlcli.inspection import layer_order
+
 DEPTH_SUFFIX, PAPER_SUFFIX = "-depth.png", "-paper.png"
 
 
 # -- what the runs left behind ---------------------------------------------------------
-
-
-def layer_order(layer: str) -> tuple:
-    """hidden1, hidden2, ..., hidden10, output: the order of the layers in the net."""
-    digits = layer[len("hidden") :]
-    return (0, int(digits), layer) if layer.startswith("hidden") and digits.isdigit() else (1, 0, layer)
 
 
 def ledger_entries(comparison) -> dict[str, list[dict]]:

@@ -284,7 +284,6 @@ TABLE = (
 )  # fmt: skip
 
 BY_NAME = {s.name: s for s in TABLE}
-BY_FIELD = {(s.part, s.field): s for s in TABLE}
 VARIED = {s.name: s for s in TABLE if s.vary}  # what --vary and compare's shared options offer
 
 

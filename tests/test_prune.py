@@ -197,3 +197,25 @@ def test_prune_with_jobs_gives_the_serial_table(runner, workdir, digits_npz):
     serial = rows_of(compare(runner, digits_npz, *PRUNE, "--format", "json", where="serial"))
     assert without(parallel) == without(serial)
     assert [r["pruned_at"] for r in parallel.values()].count(None) == 1
+
+
+@pytest.mark.slow
+def test_a_pruned_comparison_keeps_every_variants_runs_for_the_report_and_the_depth_profile(workdir):
+    """After --prune, the comparison's plan holds the runs as they turned out (each
+    variant at the rung it reached), so the HTML report's run table and the depth
+    profile, which read the ledger by the plan's runs, find the pruned variants too."""
+    from dlcli import comparison as comparisons
+    from dlcli import html_report, paper_plots
+    from dlcli.config import DataSpec
+
+    base = comparisons.base_config("xor", {"epochs": 4}, data=DataSpec(), logdir="logs", checkpoint_dir="ckpt")
+    request = comparisons.Request("xor", base, vary=("layers=1,2,4",), seeds=2, prune=True, prune_eta=2)
+    result = comparisons.compare(request)
+    pruned = [r for r in result.rows if r.get("pruned_at")]
+    assert pruned and all(r["verdict"] == "pruned" for r in pruned)
+    runs, _ = html_report._runs(result.plan)
+    assert len(runs) == 3 * 2 and all(row[2] != "-" for row in runs), runs  # every run's accuracy is there
+    entries = paper_plots.ledger_entries(result)
+    assert {v: len(e) for v, e in entries.items()} == {"layers=1": 2, "layers=2": 2, "layers=4": 2}
+    for row in pruned:  # the entries are the rung's: the row's own numbers
+        assert sum(e["accuracy"] for e in entries[row["variant"]]) / 2 == row["accuracy"]

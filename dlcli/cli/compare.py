@@ -21,6 +21,7 @@ from dlcli.cli.options import (
     logdir_option,
     progress_bar,
     setting_option,
+    setting_type,
 )
 from dlcli.comparison import ALL_PRESETS, SETTINGS, SORT_KEYS
 from dlcli.config import (
@@ -359,7 +360,7 @@ def _base_run(task: str, settings: dict, *, dataset, data, limit, logdir, checkp
               help="Runs per variant with seeds SEED, SEED+1, ...: mean ± std, 95% intervals, paired differences "
               "and verdicts (2 or more). auto: 3 seeds each, then more in rounds only for the variants whose "
               "verdict is still open, until all are decided or --max-seeds is reached.")  # fmt: skip
-@click.option("--max-seeds", type=click.IntRange(min=1), default=None, metavar="N",
+@click.option("--max-seeds", type=int, default=None, metavar="N",
               help=f"With --seeds auto: at most N seeds per variant.  [default: {comparisons.DEFAULT_MAX_SEEDS}]")
 @click.option("--alpha", type=float, default=comparisons.DEFAULT_ALPHA, callback=_library_check(comparisons.check_alpha),
               show_default=True,
@@ -369,7 +370,8 @@ def _base_run(task: str, settings: dict, *, dataset, data, limit, logdir, checkp
               metavar="D",
               help="Accuracy points (e.g. 0.01) within which a variant counts as good as the best: adds the "
               "verdict \"within D of the best\", so near-ties are decided too.  [default: none]")  # fmt: skip
-@click.option("--seed", type=int, default=0, help="The first seed.")
+@click.option("--seed", type=setting_type(settings.BY_NAME["seed"], None), default=0,
+              help="The first seed: the runs of every variant get SEED, SEED+1, ...")
 @click.option("--sort", type=click.Choice(list(SORT_KEYS)), default="order",
               help="Row order: as planned, best accuracy first, lowest loss, fewest seconds, or by name.")  # fmt: skip
 @click.option("--format", "fmt", default="github", callback=check_format, metavar="FORMAT",
@@ -387,7 +389,7 @@ def _base_run(task: str, settings: dict, *, dataset, data, limit, logdir, checkp
               help="Also write the comparison as one self-contained HTML file: table, plots, pictures, settings, "
               "versions and the command. For a finished comparison, run the same command again in the same folder "
               "with --report (and without --force): every run comes from the ledger, nothing trains.")  # fmt: skip
-@click.option("--points", type=POSITIVE, default=10,
+@click.option("--points", type=POSITIVE, default=comparisons.DEFAULT_POINTS,
               help="Learning-curve points per mnist run: evaluations on the first 1000 test examples.")  # fmt: skip
 @click.option("--force", is_flag=True, help="Rerun every variant, ignoring finished results in the ledger.")
 @click.option("--dry-run", is_flag=True, help="Print the planned runs (and which are in the ledger); train nothing.")

@@ -126,6 +126,15 @@ class Pruning:
         )  # fmt: skip
         return replace(self.plan, variants=tuple(variants), runs=runs)
 
+    def reached_plan(self, rows: list[dict]) -> Plan:
+        """The plan as it turned out: each variant's runs at the rung it reached (its
+        rows' `epochs`), so that what reads the ledger by a plan's runs (the HTML
+        report, the depth profile) finds the pruned variants' entries too."""
+        runs = tuple(run for row in rows
+                     for run in self.rung_plan(row["epochs"], [v for v in self.plan.variants
+                                                               if v.name == row["variant"]]).runs)  # fmt: skip
+        return replace(self.plan, runs=runs)
+
     def first_statuses(self, ledger: Ledger, *, force: bool = False) -> list[tuple[PlannedRun, RunStatus]]:
         """What the first rung does with each of its runs (the plan line, --dry-run)."""
         return status(self.rung_plan(self.rungs[0], list(self.plan.variants)), ledger, force=force)

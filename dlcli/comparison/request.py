@@ -50,6 +50,9 @@ class Request:
     alpha: float = DEFAULT_ALPHA
     tolerance: float | None = None
     auto: AutoSeeds | None = None
+    # --prune: successive halving over the variants (see prune.py), keeping 1/prune_eta a rung.
+    prune: bool = False
+    prune_eta: int = DEFAULT_ETA
 
     @property
     def judging(self) -> Judging:
@@ -59,9 +62,6 @@ class Request:
     def planned_seeds(self) -> int:
         """The seeds the plan holds per variant: all of them, or --seeds auto's budget."""
         return self.seeds if self.auto is None else self.auto.max_seeds
-    # --prune: successive halving over the variants (see prune.py), keeping 1/prune_eta a rung.
-    prune: bool = False
-    prune_eta: int = DEFAULT_ETA
 
 
 @dataclass
@@ -134,6 +134,7 @@ def compare(
                                                    force=request.force, distribute=request.distribute, hooks=hooks,
                                                    on_rung=on_rung)  # fmt: skip
         comparison.decision = comparison.pruning.decision  # the last rung's: the survivors'
+        comparison.plan = comparison.pruning.reached_plan(comparison.rows)
         return comparison
     entries = drive(comparison.plan, comparison.statuses, comparison.ledger, runner=runner, force=request.force,
                     distribute=request.distribute, hooks=hooks)  # fmt: skip
