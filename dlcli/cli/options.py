@@ -108,26 +108,17 @@ def _run_name(ctx, param, value):
         raise click.BadParameter(str(exc)) from None
 
 
-def logdir_option(help_text: str):
-    return click.option(
-        "--logdir",
-        type=click.Path(file_okay=False),
-        default="logs",
-        envvar="DLCLI_LOGDIR",
-        show_envvar=True,
-        help=help_text,
-    )
+def _folder_option(flag: str, default: str, envvar: str):
+    def option(help_text: str):
+        return click.option(flag, type=click.Path(file_okay=False), default=default, envvar=envvar,
+                            show_envvar=True, help=help_text)  # fmt: skip
+
+    return option
 
 
-def checkpoint_dir_option(help_text: str):
-    return click.option(
-        "--checkpoint-dir",
-        type=click.Path(file_okay=False),
-        default="checkpoints",
-        envvar="DLCLI_CHECKPOINT_DIR",
-        show_envvar=True,
-        help=help_text,
-    )
+# Where runs write: <logdir>/<run>/ and <checkpoint-dir>/<run>/, each movable by an environment variable.
+logdir_option = _folder_option("--logdir", "logs", "DLCLI_LOGDIR")
+checkpoint_dir_option = _folder_option("--checkpoint-dir", "checkpoints", "DLCLI_CHECKPOINT_DIR")
 
 
 def distribute_options(f):
