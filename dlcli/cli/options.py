@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from dlcli import settings
+from dlcli.api import CHECKPOINT_DIR_ENV, LOGDIR_ENV  # the API reads the same variables
 from dlcli.errors import ConfigError
 from dlcli.settings import Setting, validate_run_name
 
@@ -117,8 +118,8 @@ def _folder_option(flag: str, default: str, envvar: str):
 
 
 # Where runs write: <logdir>/<run>/ and <checkpoint-dir>/<run>/, each movable by an environment variable.
-logdir_option = _folder_option("--logdir", "logs", "DLCLI_LOGDIR")
-checkpoint_dir_option = _folder_option("--checkpoint-dir", "checkpoints", "DLCLI_CHECKPOINT_DIR")
+logdir_option = _folder_option("--logdir", "logs", LOGDIR_ENV)
+checkpoint_dir_option = _folder_option("--checkpoint-dir", "checkpoints", CHECKPOINT_DIR_ENV)
 
 
 def distribute_options(f):
