@@ -8,8 +8,10 @@ shared machine slows both alike, and prints medians:
   mnist  the default MLP on synthetic MNIST-shaped data (60,000 examples): a steady
          epoch's seconds, from runs of 1 and 3 epochs ((t3 - t1) / 2, so start-up and
          compilation cancel out)
+  log    the same with --log-every 10 (47 logging steps an epoch instead of 4.7): what
+         a logging step costs (probe, histograms, diagnostics), magnified tenfold
 
-Usage: python benchmarks/checkouts.py OLD_CHECKOUT NEW_CHECKOUT [--reps 3] [--only xor,mnist]
+Usage: python benchmarks/checkouts.py OLD_CHECKOUT NEW_CHECKOUT [--reps 3] [--only xor,mnist,log]
 e.g.   git worktree add /tmp/old 9e32449 && python benchmarks/checkouts.py /tmp/old .
 """
 
@@ -45,9 +47,10 @@ def measure(checkout: Path, what: str, data: str, tmp: str, rep: int) -> dict[st
     if what == "xor":
         result, wall = run_json(checkout, ["xor", "--name", name], tmp)
         return {"xor training s": result["train_seconds"], "xor process s": wall}
-    one, _ = run_json(checkout, ["mnist", "--data", data, "--epochs", "1", "--name", name + "-1"], tmp)
-    three, _ = run_json(checkout, ["mnist", "--data", data, "--epochs", "3", "--name", name + "-3"], tmp)
-    return {"mnist steady epoch s": (three["train_seconds"] - one["train_seconds"]) / 2}
+    extra, key = ([], "mnist steady epoch s") if what == "mnist" else (["--log-every", "10"], "mnist, --log-every 10")
+    one, _ = run_json(checkout, ["mnist", "--data", data, "--epochs", "1", "--name", name + "-1", *extra], tmp)
+    three, _ = run_json(checkout, ["mnist", "--data", data, "--epochs", "3", "--name", name + "-3", *extra], tmp)
+    return {key: (three["train_seconds"] - one["train_seconds"]) / 2}
 
 
 def main() -> None:

@@ -10,8 +10,11 @@ steps at most 10% slower.
   mnist  the default MLP (2 x 256), batch 128, log every 100, on 60,000 synthetic
          MNIST-shaped examples
 
-  per-log  one logging step's extra work and the extra tracing, on vs off, without
-           whole runs around them (steadier on a shared machine)
+  per-log  one logging step (the probe's measurement, the weight/bias/activation
+           histograms every run writes, and with the diagnostics on their host work
+           and TensorBoard record) before the diagnostics existed, today with them
+           off, and on; and the first call's tracing; without whole runs around them
+           (steadier on a shared machine)
 
 Usage: python benchmarks/diagnostics.py [--only per-log,xor,mnist] [--reps 3] [--epochs 2] [--calls 200]
 """
@@ -93,10 +96,18 @@ def bench_mnist(reps: int, epochs: int) -> None:
     report(f"MNIST-shaped, 2 x 256, batch 128: seconds per epoch ({epochs} epochs a run)", samples, 0.05)
 
 
-def bench_per_log(calls: int) -> None:
-    """The extra work itself, without the noise of whole runs: one logging step's
-    measurement (and, on, its host copy and TensorBoard write), and the first call
-    (tracing), for XOR's and MNIST's default nets, on vs off."""
+def bench_per_log(calls: int, rounds: int = 5) -> None:
+    """One logging step, without the noise of whole runs, for XOR's and MNIST's
+    default nets, three ways, interleaved in `rounds` so that drift hits all alike:
+
+      before  what a logging step did before the diagnostics (dlcli 0.2, 9e32449): the
+              probe (activations, W1/WN gradient norms) and the weight/bias/activation
+              histograms, bucketed by numpy.histogram and written by one eager
+              tf.summary.write per tag (that code, copied below)
+      off     today's code with the diagnostics off: the same probe, today's histograms
+      on      today's code: the diagnostics' measurement, their host work and record
+
+    and the first call's tracing, on vs off."""
     from dlcli.config import ModelSpec
     from dlcli.core import data as datasets
     from dlcli.core import models, summaries
@@ -110,35 +121,110 @@ def bench_per_log(calls: int) -> None:
          "binary"),
         ("mnist 2 x 256 relu", mnist, ModelSpec(layers=3, units=256), "categorical"),
     ]  # fmt: skip
+    modes = ("before", "off", "on")
     with tempfile.TemporaryDirectory() as tmp:
         for label, data, spec, objective in cases:
-            times = {}
-            for full in (True, False):
+            logs, first = {}, {}
+            for mode in modes:
                 outputs = 1 if objective == "binary" else 10
                 model = models.mlp(spec, data.input_shape, outputs, seed=0)
                 loop = TrainingLoop(model, models.optimizer("sgd", 0.01), data, objective=objective, batch_size=0,
-                                    seed=0, probe_examples=256, layer_diagnostics=full)  # fmt: skip
-                writer = summaries.Summaries(Path(tmp) / f"{label}-{full}", model)
-
-                def log(step):
-                    measured = loop.diagnostics.measure(loop.probe, loop.probe_labels)
-                    loop.grad_norm_sums.assign_add(tf_cast(measured["first_last"]))
-                    if full:
-                        writer.layers(loop.diagnostics.to_host(measured, step))
-
+                                    seed=0, probe_examples=256, layer_diagnostics=mode == "on")  # fmt: skip
+                writer = summaries.Summaries(Path(tmp) / f"{label}-{mode}", model)
+                logs[mode] = _logging_step(mode, loop, writer)
                 start = time.perf_counter()
-                log(1)
-                first = time.perf_counter() - start
-                start = time.perf_counter()
-                for step in range(2, calls + 2):
-                    log(step)
-                times[full] = (first, (time.perf_counter() - start) / calls)
-                writer.close()
-            (first_on, each_on), (first_off, each_off) = times[True], times[False]
-            print(f"{label}: per logging step {each_on * 1e3:.2f} ms on, {each_off * 1e3:.2f} ms off "
-                  f"(+{(each_on - each_off) * 1e3:.2f} ms); first call (tracing) {first_on:.3f} s on, "
-                  f"{first_off:.3f} s off (+{first_on - first_off:.3f} s)")  # fmt: skip
+                logs[mode](0)
+                first[mode] = time.perf_counter() - start
+            each: dict[str, list[float]] = {mode: [] for mode in modes}
+            for round_ in range(rounds):
+                for mode in modes if round_ % 2 == 0 else modes[::-1]:
+                    start = time.perf_counter()
+                    for step in range(1, calls // rounds + 1):
+                        logs[mode](step)
+                    each[mode].append((time.perf_counter() - start) / (calls // rounds))
+            ms = {mode: statistics.median(each[mode]) * 1e3 for mode in modes}
+            print(f"{label}: per logging step (median of {rounds} rounds of {calls // rounds}) "
+                  f"before {ms['before']:.2f} ms, off {ms['off']:.2f} ms, on {ms['on']:.2f} ms: "
+                  f"on - off {ms['on'] - ms['off']:+.2f} ms, on - before {ms['on'] - ms['before']:+.2f} ms; "
+                  f"first call (tracing) on - off {first['on'] - first['off']:+.3f} s")  # fmt: skip
     print()
+
+
+def _logging_step(mode: str, loop, writer):
+    """What a logging step does besides its two scalars, as `mode` (bench_per_log)."""
+    if mode == "before":
+        probe = _probe_before(loop)
+
+        def log(step):
+            activations, norms = probe(loop.probe, loop.probe_labels)
+            loop.grad_norm_sums.assign_add(tf_cast(norms))
+            _histograms_before(writer, step, activations)
+
+        return log
+
+    def log(step):
+        measured = loop.diagnostics.measure(loop.probe, loop.probe_labels)
+        loop.grad_norm_sums.assign_add(tf_cast(measured["first_last"]))
+        writer.histograms(step, measured["activations"], measured["weights"])
+        if mode == "on":
+            writer.layers(loop.diagnostics.to_host(measured, step))
+
+    return log
+
+
+def _probe_before(loop):
+    """TrainingLoop._probe as it was before the diagnostics (9e32449), compiled the same way."""
+    from dlcli.core import models
+    from dlcli.core.tf_setup import tensorflow
+
+    tf = tensorflow()
+    model = loop.model
+    kernels = [layer.kernel for layer in models.dense_layers(model)]
+    ids = [id(v) for v in model.trainable_variables]
+    first_kernel, last_kernel = ids.index(id(kernels[0])), ids.index(id(kernels[-1]))
+
+    def probe(features, labels):
+        kernels = [model.trainable_variables[i] for i in (first_kernel, last_kernel)]
+        activations, x = {}, features
+        with tf.GradientTape() as tape:
+            for layer in model.layers:
+                x = layer(x, training=False)
+                if layer.name.endswith("_act"):
+                    activations[layer.name[: -len("_act")]] = x
+            loss = tf.reduce_mean(loop._per_example_loss(labels, x))
+        norms = tf.stack([tf.norm(g) for g in tape.gradient(loss, kernels)])
+        activations["output"] = loop._hypothesis(x)
+        return activations, norms
+
+    return tf.function(probe, autograph=False)
+
+
+def _histograms_before(writer, step: int, activations: dict) -> None:
+    """Summaries.histograms as it was before the diagnostics (9e32449), verbatim but
+    for the names: numpy.histogram's buckets, one eager write per tag."""
+    from dlcli.core import models
+    from dlcli.core.tf_setup import tensorflow
+
+    tf = tensorflow()
+
+    def buckets(values, bucket_count=30):
+        values = values.astype(np.float64).ravel()
+        low, high = values.min(), values.max()
+        if low == high:
+            return np.array([[low - 0.5, high + 0.5, float(values.size)]])
+        counts, edges = np.histogram(values, bins=bucket_count, range=(low, high))
+        return np.stack([edges[:-1], edges[1:], counts.astype(np.float64)], axis=1)
+
+    data = {}
+    for layer in models.dense_layers(writer.model):
+        data[f"{layer.name}/weights"] = layer.kernel
+        data[f"{layer.name}/biases"] = layer.bias
+        if layer.name in activations:
+            data[f"{layer.name}/activations"] = activations[layer.name]
+    data["output/hypothesis"] = activations["output"]
+    with writer.writer("train").as_default(step=step):
+        for tag, values in data.items():
+            tf.summary.write(tag, buckets(np.asarray(values)), metadata=writer._metadata)
 
 
 def tf_cast(tensor):

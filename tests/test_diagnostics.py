@@ -91,8 +91,9 @@ def reference(loop, activation):
         out[d.name] = {"weight_grad_norm": np.linalg.norm(g), "weight_norm": np.linalg.norm(w)}
     for k, (z, a, g, slope) in enumerate(zip(zs, acts, backprop, slopes), start=1):
         p15, p50, p85 = np.percentile(z, [15, 50, 85])
+        u15, u50, u85 = np.percentile(z[:, 0], [15, 50, 85])  # one unit's input over the examples
         entry = {"preact_p15": p15, "preact_p50": p50, "preact_p85": p85, "act_mean": a.mean(), "act_std": a.std(),
-                 "backprop_std": g.std()}  # fmt: skip
+                 "backprop_std": g.std(), "unit_p15": u15, "unit_p50": u50, "unit_p85": u85}  # fmt: skip
         if activation in SIGMOID_MAX_SLOPE:
             entry["saturated"] = np.mean(slope < 0.1 * SIGMOID_MAX_SLOPE[activation])
         else:
@@ -186,12 +187,55 @@ def test_activation_families(name, saturating, zero_region):
     assert (family.saturating, family.zero_region) == (saturating, zero_region)
 
 
+def _awkward_arrays(rng):
+    """Arrays that trip a bucketing or interpolation shortcut: values exactly on the
+    bucket edges, ties, a constant array, one value, huge and tiny scales, float32."""
+    for trial in range(400):
+        low, high = sorted(rng.normal(size=2) * rng.choice([1e-6, 1.0, 1e4]))
+        edges = np.linspace(low, high, summaries.BUCKETS + 1)
+        on_edges = rng.choice(edges, int(rng.integers(1, 60)))
+        yield np.concatenate([on_edges, rng.normal(size=int(rng.integers(0, 5)))]).astype(np.float32)
+        yield rng.integers(-3, 4, int(rng.integers(1, 300))).astype(np.float32)  # ties
+    yield np.full(7, 2.5, np.float32)
+    yield np.array([1.0])
+    yield rng.normal(size=(256, 256)).astype(np.float32)
+
+
+def test_histogram_buckets_are_numpy_histograms_bit_for_bit():
+    # The buckets are counted from the sorted values (fast); they must be exactly
+    # numpy.histogram's over [min, max]. Fault: side="right" in the search, or
+    # edges of another formula, and the on-edge arrays count differently.
+    rng = np.random.default_rng(0)
+    for values in _awkward_arrays(rng):
+        flat = values.astype(np.float64).ravel()
+        buckets = summaries.histogram_buckets(values)
+        assert np.array_equal(buckets, summaries.histogram_buckets(np.sort(values, axis=None), presorted=True))
+        if flat.min() == flat.max():
+            assert buckets.tolist() == [[flat.min() - 0.5, flat.max() + 0.5, flat.size]]
+            continue
+        counts, edges = np.histogram(flat, bins=summaries.BUCKETS, range=(flat.min(), flat.max()))
+        assert np.array_equal(buckets, np.stack([edges[:-1], edges[1:], counts], axis=1))
+    assert summaries.histogram_buckets(np.zeros((0, 4))).shape == (0, 3)
+
+
+def test_percentiles_from_sorted_values_are_numpy_percentiles_bit_for_bit():
+    # Fault: interpolating from one side only (low + diff * gamma throughout) differs
+    # from numpy in the last bits for gamma >= 0.5.
+    from dlcli.core.diagnostics import PERCENTILES, sorted_percentiles
+
+    rng = np.random.default_rng(1)
+    for values in _awkward_arrays(rng):
+        got = sorted_percentiles(np.sort(values, axis=None), PERCENTILES)
+        assert np.array_equal(got, np.percentile(values, PERCENTILES)), values
+
+
 def test_a_run_logs_every_layer_at_step_0_and_every_logging_step(runner):
     out = invoke_json(runner, "xor", "--epochs", "300", "--log-every", "100", "--name", "d")
     scalars = summaries.read_scalars(out["logdir"], "train")
     layer_tags = {t for t in scalars if t.startswith("layers/")}
     expected = {f"layers/hidden{i}/{q}" for i in (1, 2, 3) for q in
-                ("preact_p15", "preact_p50", "preact_p85", "act_mean", "act_std", "backprop_std", "saturated")}
+                ("preact_p15", "preact_p50", "preact_p85", "act_mean", "act_std", "backprop_std", "saturated",
+                 "unit_p15", "unit_p50", "unit_p85")}
     expected |= {f"layers/{l}/{q}" for l in ("hidden1", "hidden2", "hidden3", "output")
                  for q in ("weight_grad_norm", "weight_norm", "update_ratio")}  # fmt: skip
     assert layer_tags == expected  # sigmoid: saturated, never dead

@@ -382,7 +382,7 @@ class _Session:
 
     def _on_log(self, window: Window) -> None:
         self.summaries.scalars("train", window.step, loss=window.loss, accuracy=window.accuracy)
-        self.summaries.histograms(window.step, window.activations)
+        self.summaries.histograms(window.step, window.activations, window.weights)
         if window.layers is not None:
             self.summaries.layers(window.layers)
             self._last_layers = window.layers

@@ -3,15 +3,15 @@
 One writer per split (`<logdir>/train`, `<logdir>/test`), as in the keras-io guides.
 Histograms (Lab 09-2) show every dense layer's weights and biases and its activations
 (`hidden1/weights`, `hidden1/biases`, `hidden1/activations`, ..., `output/hypothesis`).
-The activations come out of the compiled training call itself; the buckets are
-computed with NumPy and written with `tf.summary.write`, which costs a fraction of a
-millisecond where an eager `tf.summary.histogram` costs several.
+The activations come out of the probe's compiled call; the buckets are counted with
+NumPy from the sorted values (`histogram_buckets`), and a logging step's histograms go
+into the event file as one Summary protocol buffer written by one op: together ~1 ms
+for the default MNIST net, where an eager `tf.summary.histogram` per tag costs several.
 
 The per-layer diagnostics (core.diagnostics: scalars `layers/<layer>/<quantity>`,
 histograms `<layer>/preactivations` and `<layer>/backprop_gradients`) are some fifty
-values a logging step: they go into the event file as one Summary protocol buffer,
-built in Python and written by one op (~1 ms), where an eager `tf.summary.scalar`
-per value would cost ~12 ms a logging step, a quarter of XOR's training time.
+values a logging step, written the same way (one Summary, ~1 ms), where an eager
+`tf.summary.scalar` per value would cost ~12 ms, a quarter of XOR's training time.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from dlcli.core import models
 from dlcli.core.tf_setup import tensorflow
 
 tf = tensorflow()
+from tensorflow.core.framework import summary_pb2  # after tf_setup has set its environment
 
 BUCKETS = 30  # tf.summary.histogram's default
 
@@ -93,26 +94,28 @@ class Summaries:
             )
             hp.hparams(values, trial_id=self.logdir.name)
 
-    def histograms(self, step: int, activations: dict) -> None:
-        """Weights, biases and `activations` ({layer: tensor}) of every dense layer."""
+    def histograms(self, step: int, activations: dict, weights: dict | None = None) -> None:
+        """Weights, biases and `activations` ({layer: tensor}) of every dense layer,
+        as one event (see `_write`). `weights` ({layer: (kernel, bias)}): the values
+        to show, when the caller has read them already; the model's variables if not."""
         if not self._histograms:
             return
         data = {}
         for layer in models.dense_layers(self.model):
-            data[f"{layer.name}/weights"] = layer.kernel
-            data[f"{layer.name}/biases"] = layer.bias
+            kernel, bias = weights[layer.name] if weights is not None else (layer.kernel, layer.bias)
+            data[f"{layer.name}/weights"] = kernel
+            data[f"{layer.name}/biases"] = bias
             if layer.name in activations:
                 data[f"{layer.name}/activations"] = activations[layer.name]
         data["output/hypothesis"] = activations["output"]
-        with self.writer("train").as_default(step=step):
-            for tag, values in data.items():
-                tf.summary.write(tag, histogram_buckets(np.asarray(values)), metadata=self._metadata)
+        summary = summary_pb2.Summary()
+        for tag, values in data.items():
+            self._add(summary, tag, _double_tensor(histogram_buckets(np.asarray(values))), self._metadata)
+        self._write(summary, step)
 
     def layers(self, measurement) -> None:
         """A diagnostics.Measurement to the train split: its scalars, and (with
         histograms on) its pre-activations and back-propagated gradients."""
-        from tensorflow.core.framework import summary_pb2
-
         summary = summary_pb2.Summary()
         scalar = scalar_metadata.create_summary_metadata(display_name=None, description=None)
         for tag, value in measurement.scalars().items():
@@ -120,11 +123,16 @@ class Summaries:
         if self._histograms:
             for kind, arrays in (("preactivations", measurement.preactivations),
                                  ("backprop_gradients", measurement.backprop)):  # fmt: skip
-                for layer, values in arrays.items():
-                    self._add(summary, f"{layer}/{kind}", tf.make_tensor_proto(histogram_buckets(values)),
-                              self._metadata)  # fmt: skip
+                for layer, values in arrays.items():  # sorted already (Measurement)
+                    buckets = histogram_buckets(values, presorted=True)
+                    self._add(summary, f"{layer}/{kind}", _double_tensor(buckets), self._metadata)
+        self._write(summary, measurement.step)
+
+    def _write(self, summary, step: int) -> None:
+        """Many values as one Summary protocol buffer, written by one op: a fraction of
+        a millisecond, where an eager tf.summary call per value costs ~0.3 ms each."""
         with self.writer("train").as_default():
-            tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=measurement.step)
+            tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=step)
 
     def _add(self, summary, tag: str, tensor, metadata) -> None:
         value = summary.value.add(tag=tag)
@@ -141,6 +149,16 @@ class Summaries:
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
+
+
+def _double_tensor(array: np.ndarray):
+    """A float64 array as a TensorProto (what tf.make_tensor_proto makes, in a tenth of
+    its time)."""
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+    shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=n) for n in array.shape])
+    return tensor_pb2.TensorProto(dtype=types_pb2.DT_DOUBLE, tensor_shape=shape,
+                                  tensor_content=np.ascontiguousarray(array, dtype=np.float64).tobytes())  # fmt: skip
 
 
 def _float_tensor(value: float):
@@ -188,15 +206,23 @@ def write_custom_scalars(folder: Path, title: str, charts: list[tuple[str, str]]
     return written
 
 
-def histogram_buckets(values: np.ndarray, bucket_count: int = BUCKETS) -> np.ndarray:
-    """TensorBoard's histogram tensor: rows of (left edge, right edge, count)."""
-    values = values.astype(np.float64).ravel()
-    if values.size == 0:
+def histogram_buckets(values: np.ndarray, bucket_count: int = BUCKETS, *, presorted: bool = False) -> np.ndarray:
+    """TensorBoard's histogram tensor: rows of (left edge, right edge, count).
+
+    The buckets of `numpy.histogram(values, bucket_count, range=(min, max))` in float64,
+    exactly, counted from the sorted values: one vectorised sort and a binary search
+    per edge are 5-8x faster than numpy.histogram's per-value bucketing (~0.14 vs
+    1.1 ms for 256 x 256 values). `presorted`: `values` is sorted and 1-D already."""
+    ordered = np.asarray(values).ravel() if presorted else np.sort(values, axis=None)
+    if ordered.size == 0:
         return np.zeros((0, 3))
-    low, high = values.min(), values.max()
+    low, high = float(ordered[0]), float(ordered[-1])
     if low == high:
-        return np.array([[low - 0.5, high + 0.5, float(values.size)]])
-    counts, edges = np.histogram(values, bins=bucket_count, range=(low, high))
+        return np.array([[low - 0.5, high + 0.5, float(ordered.size)]])
+    edges = np.linspace(low, high, bucket_count + 1)  # numpy.histogram's edges
+    # Bucket i holds edges[i] <= v < edges[i + 1]; the last one holds high too.
+    starts = np.searchsorted(ordered, edges[:-1], side="left")
+    counts = np.diff(np.append(starts, ordered.size))
     return np.stack([edges[:-1], edges[1:], counts.astype(np.float64)], axis=1)
 
 

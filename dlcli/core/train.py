@@ -44,6 +44,7 @@ class Window:
     loss: float
     accuracy: float
     activations: dict  # {layer name: activations on the probe inputs at `step`}
+    weights: dict | None = None  # {dense layer name: (kernel, bias)} at `step`, read by the same call
     layers: object = None  # diagnostics.Measurement: the per-layer diagnostics at `step`
 
 
@@ -425,6 +426,7 @@ class TrainingLoop:
                             loss=window_loss / window_steps,
                             accuracy=window_correct / (window_steps * self.batch_size),
                             activations=measured["activations"],
+                            weights=measured["weights"],
                             layers=layers,
                         )
                     )
