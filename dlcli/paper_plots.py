@@ -270,10 +270,9 @@ def he_figure(comparison, entries: dict, path: str) -> None:
 
 def batchnorm_figure(comparison, entries: dict, path: str) -> None:
     """Ioffe & Szegedy's Fig. 1: test accuracy against the step (a, on the first 1000
-    test digits), and the 15th/50th/85th percentiles of the last hidden layer's
-    sigmoid inputs over training, without (b) and with (c) batch norm. dlcli's
-    percentiles are over all the layer's units and the 256 probe digits; the paper's
-    are one typical unit's."""
+    test digits), and the 15th/50th/85th percentiles of one last-hidden-layer
+    sigmoid's input over training (the layer's first unit, over the 256 probe digits),
+    without (b) and with (c) batch norm."""
     from dlcli.comparison import learning_curves
 
     plt = _pyplot()
@@ -290,21 +289,21 @@ def batchnorm_figure(comparison, entries: dict, path: str) -> None:
     axes[0].legend(fontsize=7)
     last = f"hidden{the_plan.base.model.layers - 1}"
     folders = run_logdirs(the_plan)
-    quantities = ("preact_p15", "preact_p50", "preact_p85")
+    quantities = ("unit_p15", "unit_p50", "unit_p85")  # one sigmoid's input, as the paper's panels
     limits = []
     for ax, variant, letter in zip(axes[1:], the_plan.variants, "bcdefghijklmnopqrstuvwxyz"):
         series = layer_series(folders[variant.name][0], last, quantities)
         for quantity, style in zip(quantities, (":", "-", "--")):
             points = series[quantity]
             ax.plot([s for s, _ in points], [v for _, v in points], style, color="black",
-                    label=f"{quantity[len('preact_p'):]}th percentile")  # fmt: skip
+                    label=f"{quantity[len('unit_p'):]}th percentile")  # fmt: skip
             limits += [v for _, v in points]
         if dict(variant.settings).get("batchnorm", the_plan.base.model.batchnorm):
             # Measured in inference mode, batch norm uses its moving averages, which start
             # at mean 0, variance 1 and move 1% a step (Keras' momentum 0.99): 99% of the
             # way after 459 steps. Before that the inputs shown are not yet normalised.
             ax.axvspan(0, BATCHNORM_WARMUP, color="grey", alpha=0.15, label="moving averages warming up")
-        ax.set_title(f"({letter}) {variant.name}: {last}'s sigmoid inputs, seed {the_plan.seeds[0]}", fontsize=9)
+        ax.set_title(f"({letter}) {variant.name}: one {last} sigmoid's input, seed {the_plan.seeds[0]}", fontsize=9)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

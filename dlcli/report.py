@@ -568,6 +568,7 @@ LAYER_COLUMNS = {  # row key: table header
     "preact_p15": "preact p15", "preact_p50": "preact p50", "preact_p85": "preact p85",
     "act_mean": "act mean", "act_std": "act std", "backprop_std": "backprop std",
     "saturated": "saturated", "dead": "dead",
+    "unit_p15": "unit p15", "unit_p50": "unit p50", "unit_p85": "unit p85",
 }  # fmt: skip
 
 
@@ -595,7 +596,8 @@ def layers_table(rows: list[dict], fmt: str = "github", width: int | None = None
 
 
 # What `dlcli inspect` leaves out of a narrow terminal first (--wide, json and csv keep them).
-SECONDARY_LAYER_COLUMNS = (("weight norm", "update ratio"), ("preact p15", "preact p85"), ("act mean",))
+SECONDARY_LAYER_COLUMNS = (("unit p15", "unit p50", "unit p85"), ("weight norm", "update ratio"),
+                           ("preact p15", "preact p85"), ("act mean",))  # fmt: skip
 
 
 def _fitted_layer_tables(cells: dict):

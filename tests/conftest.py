@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +24,9 @@ os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="dlcli-keras-home-")
 # The same for dlcli's compile cache (~/.cache/dlcli/xla): one for the session, shared
 # by its runs and subprocesses as a user's runs share theirs.
 os.environ["DLCLI_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="dlcli-compile-cache-")
+# Both go when the session ends (the test's tmp_path folders are pytest's to prune).
+for _folder in (os.environ["KERAS_HOME"], os.environ["DLCLI_COMPILE_CACHE"]):
+    atexit.register(shutil.rmtree, _folder, ignore_errors=True)
 
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 SRC = Path(__file__).resolve().parents[1]

@@ -33,7 +33,8 @@ def inspect_run(run: str, step: int | None, fmt: str, wide: bool, plot: str | No
     since the previous logged step p; preact p15/p50/p85 of the activation's input;
     act mean/std; backprop std of dL/d(activation); saturated: share of entries whose
     activation slope is under 10% of its maximum; dead: share of units that are 0 on
-    every probe example. "-": does not apply.
+    every probe example; unit p15/p50/p85: the percentiles of one unit's input (the
+    layer's first) over the probe examples. "-": does not apply.
     """
     from dlcli import inspection, report
     from dlcli.core.tf_setup import tensorflow
