@@ -41,14 +41,21 @@ class UnknownArgument(ConfigError, TypeError):
 # -- reading keyword arguments through the settings table -------------------------------
 
 
+def _plain(value):
+    """A NumPy scalar as the Python number it holds (np.float64(0.1) from a np.linspace
+    sweep, np.int64 from np.arange); anything else as it is."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        return value.item()
+    return value
+
+
 def setting_value(setting: settings.Setting, value, task: str | None):
     """`value` for `setting`, read and checked as the option --NAME reads its text
     (`Setting.parse`: the parser, range and message the command line and --vary use).
     Python values of the setting's type are taken as they are (text as the option's);
     a number becomes a float as the option and run.json make it, so a run's config, its
     folder and its ledger key are the command line's for the same values."""
-    if type(value).__module__ == "numpy" and hasattr(value, "item"):
-        value = value.item()  # np.float64(0.1) from a np.linspace sweep
+    value = _plain(value)
     if setting.kind is settings.PATH and isinstance(value, os.PathLike):
         value = os.fspath(value)
     if setting.kind is settings.NUMBER and isinstance(value, int) and not isinstance(value, bool):
@@ -133,9 +140,7 @@ def _vary_items(vary) -> tuple[str, ...]:
                 values = [values]
             texts = []
             for value in values:
-                if type(value).__module__ == "numpy" and hasattr(value, "item"):
-                    value = value.item()
-                text = settings.format_value(value)
+                text = settings.format_value(_plain(value))
                 if "," in text:
                     raise ConfigError(f"--vary {name}: {text!r} holds a ',', which separates values")
                 texts.append(text)
@@ -149,7 +154,12 @@ def _vary_items(vary) -> tuple[str, ...]:
 def _words(option: str, value) -> tuple[str, ...]:
     if value is None:
         return ()
-    words = (value,) if isinstance(value, str) else tuple(value)
+    if isinstance(value, str):
+        words = (value,)
+    elif hasattr(value, "__iter__"):
+        words = tuple(value)
+    else:
+        raise ConfigError(f"{option} takes a name or a list of names, got {value!r}")
     for word in words:
         if not isinstance(word, str):
             raise ConfigError(f"{option} takes names, got {word!r}")
@@ -158,8 +168,7 @@ def _words(option: str, value) -> tuple[str, ...]:
 
 def _integer(option: str, value) -> int:
     """An integer option's type; its range is checked where the command's is (the plan)."""
-    if type(value).__module__ == "numpy" and hasattr(value, "item"):
-        value = value.item()
+    value = _plain(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"--{option} must be an integer, got {value!r}")
     return value

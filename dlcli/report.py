@@ -67,6 +67,16 @@ def terminal_width(wide: bool = False, stream=None) -> int | None:
     return shutil.get_terminal_size().columns
 
 
+def wrap_line(line: str, width: int | None) -> str:
+    """A line of prose under a table, wrapped at spaces to a terminal `width` (None: as it
+    is), its continuation lines indented."""
+    if width is None or len(line) <= width:
+        return line
+    import textwrap
+
+    return textwrap.fill(line, width, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
+
+
 def _isatty(stream) -> bool:
     try:
         return stream.isatty()

@@ -235,6 +235,11 @@ def test_unknown_keywords_are_named():
         dlcli.compare(task="cifar")
     with pytest.raises(ConfigError, match="invalid run name '../x'"):
         dlcli.xor(name="../x")
+    # A value of the wrong shape is a refusal naming it, not a TypeError from inside.
+    with pytest.raises(ConfigError, match="what takes a name or a list of names, got 5"):
+        dlcli.compare(what=5)
+    with pytest.raises(ConfigError, match="what takes names, got 5"):
+        dlcli.compare(what=["init", 5])
 
 
 def test_folders_default_as_the_commands_do(monkeypatch, workdir):

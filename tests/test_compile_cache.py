@@ -218,3 +218,36 @@ def test_a_read_only_cache_folder_is_one_warning(clean_env, tmp_path, caplog):
     finally:
         root.chmod(0o700)
     assert [r.getMessage() for r in caplog.records if "not writable" in r.getMessage()]
+
+
+def test_the_cache_is_trimmed_to_its_limit_other_versions_first_then_the_oldest(clean_env, tmp_path, caplog):
+    # Fault: trimming newest first, or the current folder before stale ones, removes
+    # what this process just compiled; no trim, and the cache only ever grows.
+    session = compile_cache.start()
+    stale = session.store.parent / "tf-2.0.0-another"
+    stale.mkdir()
+    old_time = 1_700_000_000 * 10**9
+
+    def entry(folder: Path, name: str, age: int) -> Path:
+        path = folder / f"xla_compile_cache__{name}__1__XLA_CPU_JIT.pb"
+        path.write_bytes(b"x" * 400)
+        Path(str(path) + compile_cache.CHECKSUM).write_text(compile_cache._digest(path.read_bytes()))
+        os.utime(path, ns=(old_time - age, old_time - age))
+        return path
+
+    stale_entries = [entry(stale, f"stale{i}", age=i) for i in range(2)]
+    older, newer = entry(session.store, "older", age=10), entry(session.store, "newer", age=5)
+    (session.folder / "xla_compile_cache__fresh__1__XLA_CPU_JIT.pb").write_bytes(b"x" * 400)
+    clean_env.setenv(compile_cache.MAX_MB_ENV, "0.001")  # 1000 bytes: room for two entries
+    assert session.publish() == 1
+    left = {p.name.split("__")[1] for p in session.store.parent.rglob("*" + compile_cache.SUFFIX)}
+    assert left == {"newer", "fresh"}
+    for gone in [*stale_entries, older]:
+        assert not Path(str(gone) + compile_cache.CHECKSUM).exists()
+    assert Path(str(newer) + compile_cache.CHECKSUM).exists()
+    # The limit's own input: megabytes >= 0, or one warning and the default.
+    clean_env.setenv(compile_cache.MAX_MB_ENV, "lots")
+    assert compile_cache.max_bytes() == compile_cache.DEFAULT_MAX_MB * 1_000_000
+    assert [r.getMessage() for r in caplog.records if compile_cache.MAX_MB_ENV in r.getMessage()]
+    clean_env.setenv(compile_cache.MAX_MB_ENV, "0")
+    assert compile_cache.max_bytes() == 0

@@ -185,6 +185,7 @@ def test_compare_through_the_command_fits_a_terminal_and_wide_or_a_pipe_gets_eve
     table = [line for line in narrow.splitlines() if line.startswith("|")]
     assert len(table) == 2 + 4 or len(table) > 6  # header, rule, four variants (some perhaps wrapped)
     assert max(len(line) for line in table) <= 80, narrow
+    assert max(len(line) for line in narrow.splitlines()) <= 80, narrow  # the verdicts' line too
     assert "params" not in narrow and narrow.startswith("| layers,") and "| 2,relu " in narrow
     wide = invoke(runner, *args, "--wide").stdout
     assert wide == piped

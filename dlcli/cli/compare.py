@@ -230,14 +230,15 @@ def _print_results(comparison, *, sort: str, fmt: str, wide: bool, output: str |
 
     rows = comparisons.sort_rows(comparison.rows, sort)
     text = report.compare_table(rows, fmt, columns=comparison.plan.columns)
-    click.echo(report.compare_table(rows, fmt, comparison.plan.columns, width=report.terminal_width(wide)))
+    width = report.terminal_width(wide)
+    click.echo(report.compare_table(rows, fmt, comparison.plan.columns, width=width))
     lines = report.verdict_lines(comparison.decision, stop=_stopped(comparison))
     paper = comparisons.PAPERS.get(comparison.plan.paper)
     if paper is not None and paper.reference and "paper_test_error" in rows[0]:
         lines.append(f"paper's test error: {paper.reference}")
     machine = fmt in report.MACHINE_FORMATS
     for line in ([] if machine else [""]) + lines:
-        click.echo(line, err=machine)  # json and csv keep stdout parseable
+        click.echo(report.wrap_line(line, width), err=machine)  # json and csv keep stdout parseable
     if output:
         from pathlib import Path
 

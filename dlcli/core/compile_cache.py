@@ -22,6 +22,13 @@ but not the safety around it, so this module adds that:
   folder is tried first; when it cannot be written, one warning line and the run goes
   on compiling as before.
 
+- Growth. Every new shape of net adds an entry (0.3-1 MB on a CPU), and an upgrade
+  leaves the old version's folder behind. After storing its entries a process trims the
+  cache to DLCLI_COMPILE_CACHE_MAX_MB (default 1000): other versions' and machines'
+  folders first, then the oldest entries. An entry trimmed away is compiled again when
+  next needed. (Oldest, not least recently used: every process links every entry, so
+  which ones TensorFlow read is not known here.)
+
 Turn it off with `dlcli --no-compile-cache` or DLCLI_COMPILE_CACHE=off; move it with
 DLCLI_COMPILE_CACHE=PATH. Standard library only: this runs before TensorFlow is imported.
 """
@@ -40,6 +47,8 @@ import tempfile
 from pathlib import Path
 
 ENV = "DLCLI_COMPILE_CACHE"
+MAX_MB_ENV = "DLCLI_COMPILE_CACHE_MAX_MB"
+DEFAULT_MAX_MB = 1000
 OFF = ("off", "0", "no", "false", "none")
 FLAG = "--tf_xla_persistent_cache_directory"
 SUFFIX = ".pb"  # TensorFlow's entries: xla_compile_cache__<signature>__<program>__<device>.pb
@@ -145,7 +154,50 @@ class Session:
             log.warning(f"compile cache: could not store new entries in {self.store} ({_reason(exc)})")
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
+        if count:
+            trim(self.store.parent, self.store, max_bytes())
         return count
+
+
+def max_bytes() -> int:
+    """DLCLI_COMPILE_CACHE_MAX_MB in bytes (one warning and the default when unreadable)."""
+    text = os.environ.get(MAX_MB_ENV, "").strip()
+    if text:
+        try:
+            megabytes = float(text)
+            if megabytes >= 0:
+                return int(megabytes * 1_000_000)
+        except ValueError:
+            pass
+        log.warning(f"{MAX_MB_ENV}={text!r} is not a number of megabytes >= 0; keeping the cache to {DEFAULT_MAX_MB}")
+    return DEFAULT_MAX_MB * 1_000_000
+
+
+def trim(root: Path, current: Path, limit: int) -> int:
+    """Remove entries under `root` (every version's and machine's folder) until they
+    take at most `limit` bytes: the folders other than `current` first, oldest entry
+    first within each. Returns how many went; a failure leaves an entry, never the run."""
+    found = []
+    for store in root.glob("tf-*"):
+        for entry in store.glob("*" + SUFFIX):
+            with contextlib.suppress(OSError):
+                info = entry.stat()
+                found.append((store != current, info.st_mtime_ns, entry, info.st_size))
+    total = sum(size for *_, size in found)
+    removed = 0
+    for _, _, entry, size in sorted(found, key=lambda item: (not item[0], item[1])):
+        if total <= limit:
+            break
+        try:
+            with _lock(entry.parent):  # not while a process checks or stores entries there
+                entry.unlink()
+                with contextlib.suppress(OSError):
+                    Path(str(entry) + CHECKSUM).unlink()
+        except OSError:
+            continue
+        total -= size
+        removed += 1
+    return removed
 
 
 def start() -> Session | None:
