@@ -272,7 +272,8 @@ def batchnorm_figure(comparison, entries: dict, path: str) -> None:
     """Ioffe & Szegedy's Fig. 1: test accuracy against the step (a, on the first 1000
     test digits), and the 15th/50th/85th percentiles of one last-hidden-layer
     sigmoid's input over training (the layer's first unit, over the 256 probe digits),
-    without (b) and with (c) batch norm."""
+    without (b) and with (c) batch norm; for a run from dlcli 0.3.0, which did not log
+    one unit's, the whole layer's inputs, so titled."""
     from dlcli.comparison import learning_curves
 
     plt = _pyplot()
@@ -289,21 +290,25 @@ def batchnorm_figure(comparison, entries: dict, path: str) -> None:
     axes[0].legend(fontsize=7)
     last = f"hidden{the_plan.base.model.layers - 1}"
     folders = run_logdirs(the_plan)
-    quantities = ("unit_p15", "unit_p50", "unit_p85")  # one sigmoid's input, as the paper's panels
     limits = []
     for ax, variant, letter in zip(axes[1:], the_plan.variants, "bcdefghijklmnopqrstuvwxyz"):
-        series = layer_series(folders[variant.name][0], last, quantities)
-        for quantity, style in zip(quantities, (":", "-", "--")):
+        # One sigmoid's input, as the paper's panels; a run made before dlcli logged one
+        # unit's percentiles (0.3.0, reused from the ledger) shows the whole layer's.
+        logdir = folders[variant.name][0]
+        one_unit = any(layer_series(logdir, last, ("unit_p50",))["unit_p50"])
+        prefix, shown = ("unit_p", f"one {last} sigmoid's input") if one_unit else ("preact_p", f"{last}'s inputs")
+        series = layer_series(logdir, last, tuple(f"{prefix}{q}" for q in (15, 50, 85)))
+        for quantity, style in zip(series, (":", "-", "--")):
             points = series[quantity]
             ax.plot([s for s, _ in points], [v for _, v in points], style, color="black",
-                    label=f"{quantity[len('unit_p'):]}th percentile")  # fmt: skip
+                    label=f"{quantity[len(prefix):]}th percentile")  # fmt: skip
             limits += [v for _, v in points]
         if dict(variant.settings).get("batchnorm", the_plan.base.model.batchnorm):
             # Measured in inference mode, batch norm uses its moving averages, which start
             # at mean 0, variance 1 and move 1% a step (Keras' momentum 0.99): 99% of the
             # way after 459 steps. Before that the inputs shown are not yet normalised.
             ax.axvspan(0, BATCHNORM_WARMUP, color="grey", alpha=0.15, label="moving averages warming up")
-        ax.set_title(f"({letter}) {variant.name}: one {last} sigmoid's input, seed {the_plan.seeds[0]}", fontsize=9)
+        ax.set_title(f"({letter}) {variant.name}: {shown}, seed {the_plan.seeds[0]}", fontsize=9)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

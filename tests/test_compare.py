@@ -311,10 +311,11 @@ def test_a_grid_reruns_nothing_sorts_and_dry_runs(runner, workdir, digits_npz):
     assert len(ledger_lines(workdir)) == 8
     before = tree(workdir)
     dry = invoke(runner, "compare", "--data", digits_npz, "--batch-size", "64", "--dry-run", *args[:4],
-                 "--seeds", "3").stdout  # fmt: skip
+                 "--seeds", "3", "--plot", "p.png", "--report", "r.html").stdout  # fmt: skip
     assert dry.count("| in the ledger") == 8 and dry.count("| train") == 4
     assert "4 variants x 3 seeds = 12 runs: 8 in the ledger, 0 to resume, 4 to train (dry run" in dry
-    assert tree(workdir) == before  # a dry run writes nothing
+    assert "dry run: --plot p.png, --report r.html not written (there are no results yet)" in dry
+    assert tree(workdir) == before  # a dry run writes nothing, pictures and pages included
     by_accuracy = json.loads(compare(runner, digits_npz, *args, "--sort", "accuracy").stdout)
     assert by_accuracy == sorted(first, key=lambda r: -r["accuracy"])
     assert len(ledger_lines(workdir)) == 8  # nothing trained again

@@ -221,11 +221,18 @@ def test_a_read_only_cache_folder_is_one_warning(clean_env, tmp_path, caplog):
 
 
 def test_the_cache_is_trimmed_to_its_limit_other_versions_first_then_the_oldest(clean_env, tmp_path, caplog):
-    # Fault: trimming newest first, or the current folder before stale ones, removes
-    # what this process just compiled; no trim, and the cache only ever grows.
+    # Faults: trimming newest first, or this version's entries before an old version's,
+    # removes what this process just compiled; trimming another machine's folder first
+    # (a shared root) removes its newest entries; a loose glob deletes the user's files.
     session = compile_cache.start()
-    stale = session.store.parent / "tf-2.0.0-another"
-    stale.mkdir()
+    root = session.store.parent
+    version = compile_cache.tensorflow_version()
+    upgraded_from = root / "tf-2.0.0-0123456789abcdef"
+    other_machine = root / f"tf-{version}-fedcba9876543210"
+    theirs = root / "tf-models"  # not dlcli's: a user's folder in a cache root they chose
+    for folder in (upgraded_from, other_machine, theirs):
+        folder.mkdir()
+    (theirs / "saved_model.pb").write_bytes(b"x" * 5000)
     old_time = 1_700_000_000 * 10**9
 
     def entry(folder: Path, name: str, age: int) -> Path:
@@ -235,19 +242,24 @@ def test_the_cache_is_trimmed_to_its_limit_other_versions_first_then_the_oldest(
         os.utime(path, ns=(old_time - age, old_time - age))
         return path
 
-    stale_entries = [entry(stale, f"stale{i}", age=i) for i in range(2)]
-    older, newer = entry(session.store, "older", age=10), entry(session.store, "newer", age=5)
+    stale = [entry(upgraded_from, f"stale{i}", age=0) for i in range(2)]  # newest of all, but stale
+    older = entry(session.store, "older", age=10)
+    newer = entry(session.store, "newer", age=5)
+    their_newest = entry(other_machine, "theirs", age=1)
     (session.folder / "xla_compile_cache__fresh__1__XLA_CPU_JIT.pb").write_bytes(b"x" * 400)
-    clean_env.setenv(compile_cache.MAX_MB_ENV, "0.001")  # 1000 bytes: room for two entries
+    clean_env.setenv(compile_cache.MAX_MB_ENV, "0.0012")  # 1200 bytes: room for three entries
     assert session.publish() == 1
-    left = {p.name.split("__")[1] for p in session.store.parent.rglob("*" + compile_cache.SUFFIX)}
-    assert left == {"newer", "fresh"}
-    for gone in [*stale_entries, older]:
+    left = {p.name.split("__")[1] for p in root.rglob("xla_compile_cache__*" + compile_cache.SUFFIX)}
+    assert left == {"newer", "theirs", "fresh"}
+    for gone in [*stale, older]:
         assert not Path(str(gone) + compile_cache.CHECKSUM).exists()
-    assert Path(str(newer) + compile_cache.CHECKSUM).exists()
-    # The limit's own input: megabytes >= 0, or one warning and the default.
+    assert Path(str(newer) + compile_cache.CHECKSUM).exists() and their_newest.exists()
+    assert (theirs / "saved_model.pb").exists()
+    # The limit's own input: megabytes >= 0 ("inf": none), or one warning and the default.
     clean_env.setenv(compile_cache.MAX_MB_ENV, "lots")
     assert compile_cache.max_bytes() == compile_cache.DEFAULT_MAX_MB * 1_000_000
     assert [r.getMessage() for r in caplog.records if compile_cache.MAX_MB_ENV in r.getMessage()]
     clean_env.setenv(compile_cache.MAX_MB_ENV, "0")
     assert compile_cache.max_bytes() == 0
+    clean_env.setenv(compile_cache.MAX_MB_ENV, "inf")
+    assert compile_cache.max_bytes() == sys.maxsize

@@ -464,6 +464,10 @@ def compare(task, what, vary, seeds, max_seeds, alpha, tolerance, seed, sort, fm
         progress.close()
     if dry_run:
         _print_plan(comparison, auto)
+        unwritten = [f"{flag} {path}" for flag, path in (("--output", output), ("--plot", plot),
+                                                          ("--report", report_file)) if path]  # fmt: skip
+        if unwritten:
+            click.echo(f"dry run: {', '.join(unwritten)} not written (there are no results yet)")
     else:
         _print_results(comparison, sort=sort, fmt=fmt, wide=wide, output=output, plot=plot,
                        report_file=report_file)

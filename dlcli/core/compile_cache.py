@@ -24,10 +24,11 @@ but not the safety around it, so this module adds that:
 
 - Growth. Every new shape of net adds an entry (0.3-1 MB on a CPU), and an upgrade
   leaves the old version's folder behind. After storing its entries a process trims the
-  cache to DLCLI_COMPILE_CACHE_MAX_MB (default 1000): other versions' and machines'
-  folders first, then the oldest entries. An entry trimmed away is compiled again when
+  cache to DLCLI_COMPILE_CACHE_MAX_MB (default 1000): other TensorFlow versions'
+  entries first, then the oldest. An entry trimmed away is compiled again when
   next needed. (Oldest, not least recently used: every process links every entry, so
-  which ones TensorFlow read is not known here.)
+  which ones TensorFlow read is not known here.) Other machines' entries sharing the
+  root are trimmed by age with this one's, not first.
 
 Turn it off with `dlcli --no-compile-cache` or DLCLI_COMPILE_CACHE=off; move it with
 DLCLI_COMPILE_CACHE=PATH. Standard library only: this runs before TensorFlow is imported.
@@ -39,10 +40,13 @@ import atexit
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import platform
+import re
 import shutil
 import socket
+import sys
 import tempfile
 from pathlib import Path
 
@@ -160,32 +164,44 @@ class Session:
 
 
 def max_bytes() -> int:
-    """DLCLI_COMPILE_CACHE_MAX_MB in bytes (one warning and the default when unreadable)."""
+    """DLCLI_COMPILE_CACHE_MAX_MB in bytes (one warning and the default when unreadable;
+    "inf": no limit)."""
     text = os.environ.get(MAX_MB_ENV, "").strip()
     if text:
         try:
             megabytes = float(text)
             if megabytes >= 0:
-                return int(megabytes * 1_000_000)
+                return int(megabytes * 1_000_000) if math.isfinite(megabytes) else sys.maxsize
         except ValueError:
             pass
         log.warning(f"{MAX_MB_ENV}={text!r} is not a number of megabytes >= 0; keeping the cache to {DEFAULT_MAX_MB}")
     return DEFAULT_MAX_MB * 1_000_000
 
 
+STORE_NAME = re.compile(r"tf-(?P<version>.+)-[0-9a-f]{16}")  # what `start` names a folder
+ENTRY_GLOB = "xla_compile_cache__*" + SUFFIX  # TensorFlow's entries' names
+
+
 def trim(root: Path, current: Path, limit: int) -> int:
-    """Remove entries under `root` (every version's and machine's folder) until they
-    take at most `limit` bytes: the folders other than `current` first, oldest entry
-    first within each. Returns how many went; a failure leaves an entry, never the run."""
+    """Remove entries under `root` until they take at most `limit` bytes: first those
+    of other TensorFlow versions (left behind by an upgrade), then the oldest, whatever
+    the machine (a root shared by several machines keeps each one's recent entries).
+    Only dlcli's folders and TensorFlow's entry files are touched. Returns how many
+    went; a failure leaves an entry, never the run."""
+    version = STORE_NAME.fullmatch(current.name)
     found = []
-    for store in root.glob("tf-*"):
-        for entry in store.glob("*" + SUFFIX):
+    for store in root.iterdir() if root.is_dir() else ():
+        match = STORE_NAME.fullmatch(store.name)
+        if match is None or not store.is_dir():
+            continue
+        stale = version is not None and match["version"] != version["version"]
+        for entry in store.glob(ENTRY_GLOB):
             with contextlib.suppress(OSError):
                 info = entry.stat()
-                found.append((store != current, info.st_mtime_ns, entry, info.st_size))
+                found.append((not stale, info.st_mtime_ns, entry, info.st_size))
     total = sum(size for *_, size in found)
     removed = 0
-    for _, _, entry, size in sorted(found, key=lambda item: (not item[0], item[1])):
+    for _, _, entry, size in sorted(found, key=lambda item: item[:2]):
         if total <= limit:
             break
         try:
@@ -193,6 +209,8 @@ def trim(root: Path, current: Path, limit: int) -> int:
                 entry.unlink()
                 with contextlib.suppress(OSError):
                     Path(str(entry) + CHECKSUM).unlink()
+        except FileNotFoundError:
+            pass  # another process trimming at the same moment removed it: gone all the same
         except OSError:
             continue
         total -= size

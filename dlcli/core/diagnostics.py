@@ -246,10 +246,13 @@ def sorted_percentiles(ordered: np.ndarray, percentiles) -> np.ndarray:
     array, bit for bit: numpy's default method ("linear": between the closest ranks,
     with numpy's two-sided interpolation formula), without its partitioning."""
     n = ordered.size
+    if np.isnan(ordered[-1]):  # NaN sorts last; numpy.percentile gives NaN throughout
+        return np.full(len(percentiles), np.nan)
     position = np.asarray(percentiles, dtype=np.float64) / 100 * (n - 1)
     below = np.floor(position).astype(np.intp)
     above = np.minimum(below + 1, n - 1)
     gamma = position - below
     low, high = ordered[below], ordered[above]
-    difference = high - low
-    return np.where(gamma >= 0.5, high - difference * (1 - gamma), low + difference * gamma)
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN, as numpy.percentile gives (and warns)
+        difference = high - low
+        return np.where(gamma >= 0.5, high - difference * (1 - gamma), low + difference * gamma)
