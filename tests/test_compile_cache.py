@@ -121,10 +121,12 @@ def test_a_damaged_entry_is_left_out_with_one_warning_and_the_same_numbers(cold,
     assert result_of(out) == cold[1]
     lines = warnings_in(out.stderr)
     assert len(lines) == 1 and "1 unreadable entry" in lines[0], out.stderr
-    # Compiled again and stored again, whole: the next run is quiet and warm.
+    # Compiled again and stored again, whole: the next run is quiet and warm (one more
+    # process; its checksum above says the same for the other damages).
     assert checksum.read_text() == compile_cache._digest(entry.read_bytes())
-    again = dlcli(XOR, tmp_path, DLCLI_COMPILE_CACHE=str(cache))
-    assert result_of(again) == cold[1] and again.stderr == ""  # TensorFlow's noise on loading an entry too
+    if damage == "garbage":
+        again = dlcli(XOR, tmp_path, DLCLI_COMPILE_CACHE=str(cache))
+        assert result_of(again) == cold[1] and again.stderr == ""  # TensorFlow's noise on loading an entry too
 
 
 # -- the folder's key and the process plumbing (no TensorFlow) ------------------------

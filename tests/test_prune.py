@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import (
     assert_clean_refusal,
@@ -15,6 +16,7 @@ from conftest import (
     invoke,
     stop_process,
     subprocess_env,
+    synthetic_digits,
     wait_until,
 )
 from test_resume import assert_same_state
@@ -97,11 +99,29 @@ def test_prune_refuses_what_it_cannot_do(runner, workdir, digits_npz, args, need
 # -- real runs ------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def serial_prune(tmp_path_factory):
+    """One serial `--prune` comparison, made once for the tests that check it or compare
+    another way of making it against it: (its folder, its data file, its table)."""
+    from click.testing import CliRunner
+
+    folder = tmp_path_factory.mktemp("serial-prune")
+    data = folder / "synthetic.npz"
+    np.savez(data, **dict(zip(("x_train", "y_train", "x_test", "y_test"), synthetic_digits())))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        for name in ("DLCLI_LOGDIR", "DLCLI_CHECKPOINT_DIR"):
+            patch.delenv(name, raising=False)
+        rows = rows_of(compare(CliRunner(), data, *PRUNE, "--format", "json"))
+    return folder, data, rows
+
+
 @pytest.mark.slow
-def test_prune_continues_the_best_exactly_and_keeps_the_pruned_rows(runner, workdir, digits_npz):
+def test_prune_continues_the_best_exactly_and_keeps_the_pruned_rows(runner, serial_prune, monkeypatch):
     from dlcli.core import summaries
 
-    pruned = rows_of(compare(runner, digits_npz, *PRUNE, "--format", "json"))
+    workdir, digits_npz, pruned = serial_prune
+    monkeypatch.chdir(workdir)  # the comparison's own folder: later steps read and add to its ledger
     entries = ledger(workdir)
 
     # One ledger line per (run, rung); each rung's runs are the best of the rung before.
@@ -161,7 +181,7 @@ def test_prune_continues_the_best_exactly_and_keeps_the_pruned_rows(runner, work
 
 
 @pytest.mark.slow
-def test_a_prune_killed_between_rungs_gives_the_same_table_when_run_again(runner, workdir, digits_npz):
+def test_a_prune_killed_between_rungs_gives_the_same_table_when_run_again(runner, workdir, digits_npz, serial_prune):
     args = ["compare", "--data", str(digits_npz), *GRID, *PRUNE]
     proc = subprocess.Popen([sys.executable, "-m", "dlcli", *args], cwd=workdir, env=subprocess_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
@@ -174,8 +194,7 @@ def test_a_prune_killed_between_rungs_gives_the_same_table_when_run_again(runner
     entries = ledger(workdir)
     assert all(n == 1 for n in collections.Counter((e["run"], e["epochs"]) for e in entries).values())
     assert len(entries) == 2 * (3 + 2 + 1)
-    uninterrupted = rows_of(invoke(runner, *args, "--format", "json", "--logdir", "fresh/logs", "--checkpoint-dir",
-                                   "fresh/ckpt"))  # fmt: skip
+    uninterrupted = serial_prune[2]  # the same comparison, never interrupted
     assert without(rows) == without(uninterrupted)
 
 
@@ -191,10 +210,10 @@ def test_prune_refuses_to_restart_runs_trained_past_its_first_rung(runner, workd
 
 
 @pytest.mark.slow
-def test_prune_with_jobs_gives_the_serial_table(runner, workdir, digits_npz):
+def test_prune_with_jobs_gives_the_serial_table(runner, workdir, digits_npz, serial_prune):
     # Each rung is an ordinary set of runs through the runner: worker processes too.
     parallel = rows_of(compare(runner, digits_npz, *PRUNE, "--jobs", "2", "--format", "json"))
-    serial = rows_of(compare(runner, digits_npz, *PRUNE, "--format", "json", where="serial"))
+    serial = serial_prune[2]
     assert without(parallel) == without(serial)
     assert [r["pruned_at"] for r in parallel.values()].count(None) == 1
 

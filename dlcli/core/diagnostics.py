@@ -50,6 +50,7 @@ SELU, GELU, softplus, swish and linear are neither, and report neither fraction.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -81,8 +82,10 @@ class Family:
     max_derivative: float
 
 
+@functools.lru_cache(maxsize=None)
 def activation_family(fn) -> Family:
-    """Classify an elementwise activation function by evaluating it on a grid."""
+    """Classify an elementwise activation function by evaluating it on a grid (once per
+    function and process: ~18 ms of eager work each time)."""
     grid = tf.concat([tf.linspace(-_GRID_LIMIT, _GRID_LIMIT, _GRID_POINTS), [0.0]], axis=0)
     with tf.GradientTape() as tape:
         tape.watch(grid)
