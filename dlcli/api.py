@@ -285,10 +285,8 @@ class Lab:
         """Continue the run in checkpoint folder `path` (or a RunResult) to its target,
         or to `epochs` (raising the target), as `dlcli resume` does."""
         for key in keywords:
-            setting = settings.BY_NAME.get(key.replace("_", "-"))
-            if setting is not None and setting.part == "model":
-                raise UnknownArgument(
-                    f"{setting.option} cannot change on resume: the architecture comes from the run's run.json")
+            if settings.fixed_on_resume(key):
+                raise UnknownArgument(settings.fixed_on_resume(key))
         _refuse_unknown("dlcli.resume", keywords, (), None)
         if epochs is not None:
             epochs = setting_value(settings.BY_NAME["epochs"], epochs, None)

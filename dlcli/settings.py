@@ -287,6 +287,15 @@ BY_NAME = {s.name: s for s in TABLE}
 VARIED = {s.name: s for s in TABLE if s.vary}  # what --vary and compare's shared options offer
 
 
+def fixed_on_resume(name: str) -> str | None:
+    """Why the setting `name` (an option, --layers, or a keyword, layers) cannot be
+    given to resume, or None: a run's network comes from its run.json."""
+    setting = BY_NAME.get(name.lstrip("-").replace("_", "-"))
+    if setting is None or setting.part != "model":
+        return None
+    return f"{setting.option} cannot change on resume: the architecture comes from the run's run.json"
+
+
 def for_command(task: str) -> list[Setting]:
     """The settings `dlcli TASK` offers as options, in the table's order."""
     return [s for s in TABLE if task in s.on_commands]

@@ -119,10 +119,6 @@ def mnist(as_json: bool, quiet: bool, strategy: str, devices, cpu_replicas: int,
     _train(config, auto_name=auto, quiet=quiet, as_json=as_json, distribute=distribute, plot=plot)
 
 
-# The network comes from run.json on resume: its options are refused, not ignored.
-ARCHITECTURE_FLAGS = tuple(s.option for s in settings.TABLE if s.part == "model")
-
-
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("checkpoint_dir", type=click.Path(file_okay=False))
 @click.option("--epochs", type=setting_type(settings.BY_NAME["epochs"], None), default=None,
@@ -140,10 +136,10 @@ def resume(checkpoint_dir: str, epochs: int | None, as_json: bool, quiet: bool, 
     Rebuilds the run from CHECKPOINT_DIR/run.json and its latest checkpoint and trains
     on to the run's target: the same weights and accuracy as a run never interrupted.
     """
-    if extra:
+    if extra:  # the network comes from run.json: its options are refused, not ignored
         flag = extra[0].split("=")[0]
-        if flag in ARCHITECTURE_FLAGS:
-            raise click.UsageError(f"{flag} cannot change on resume: the architecture comes from the run's run.json")
+        if flag.startswith("--") and settings.fixed_on_resume(flag):
+            raise click.UsageError(settings.fixed_on_resume(flag))
         raise click.UsageError(
             f"unexpected argument {extra[0]!r}; resume takes --epochs, --json, --quiet and the --strategy options"
         )
