@@ -285,8 +285,9 @@ class Lab:
         """Continue the run in checkpoint folder `path` (or a RunResult) to its target,
         or to `epochs` (raising the target), as `dlcli resume` does."""
         for key in keywords:
-            if settings.fixed_on_resume(key):
-                raise UnknownArgument(settings.fixed_on_resume(key))
+            why = settings.fixed_on_resume(key)
+            if why:
+                raise UnknownArgument(why)
         _refuse_unknown("dlcli.resume", keywords, (), None)
         if epochs is not None:
             epochs = setting_value(settings.BY_NAME["epochs"], epochs, None)

@@ -294,10 +294,11 @@ def batchnorm_figure(comparison, entries: dict, path: str) -> None:
     for ax, variant, letter in zip(axes[1:], the_plan.variants, "bcdefghijklmnopqrstuvwxyz"):
         # One sigmoid's input, as the paper's panels; a run made before dlcli logged one
         # unit's percentiles (0.3.0, reused from the ledger) shows the whole layer's.
-        logdir = folders[variant.name][0]
-        one_unit = any(layer_series(logdir, last, ("unit_p50",))["unit_p50"])
+        found = layer_series(folders[variant.name][0], last, tuple(f"{p}{q}" for p in ("unit_p", "preact_p")
+                                                                   for q in (15, 50, 85)))  # fmt: skip
+        one_unit = any(found["unit_p50"])
         prefix, shown = ("unit_p", f"one {last} sigmoid's input") if one_unit else ("preact_p", f"{last}'s inputs")
-        series = layer_series(logdir, last, tuple(f"{prefix}{q}" for q in (15, 50, 85)))
+        series = {q: points for q, points in found.items() if q.startswith(prefix)}
         for quantity, style in zip(series, (":", "-", "--")):
             points = series[quantity]
             ax.plot([s for s, _ in points], [v for _, v in points], style, color="black",

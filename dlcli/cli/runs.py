@@ -138,8 +138,9 @@ def resume(checkpoint_dir: str, epochs: int | None, as_json: bool, quiet: bool, 
     """
     if extra:  # the network comes from run.json: its options are refused, not ignored
         flag = extra[0].split("=")[0]
-        if flag.startswith("--") and settings.fixed_on_resume(flag):
-            raise click.UsageError(settings.fixed_on_resume(flag))
+        why = settings.fixed_on_resume(flag) if flag.startswith("--") else None
+        if why:
+            raise click.UsageError(why)
         raise click.UsageError(
             f"unexpected argument {extra[0]!r}; resume takes --epochs, --json, --quiet and the --strategy options"
         )

@@ -94,15 +94,15 @@ class Summaries:
             )
             hp.hparams(values, trial_id=self.logdir.name)
 
-    def histograms(self, step: int, activations: dict, weights: dict | None = None) -> None:
-        """Weights, biases and `activations` ({layer: tensor}) of every dense layer,
-        as one event (see `_write`). `weights` ({layer: (kernel, bias)}): the values
-        to show, when the caller has read them already; the model's variables if not."""
+    def histograms(self, step: int, activations: dict, weights: dict) -> None:
+        """`weights` ({layer: (kernel, bias)}) and `activations` ({layer: tensor}) of
+        every dense layer, as one event (see `_write`); both as the probe's compiled
+        call read them (an eager read per variable would cost ~0.3 ms)."""
         if not self._histograms:
             return
         data = {}
         for layer in models.dense_layers(self.model):
-            kernel, bias = weights[layer.name] if weights is not None else (layer.kernel, layer.bias)
+            kernel, bias = weights[layer.name]
             data[f"{layer.name}/weights"] = kernel
             data[f"{layer.name}/biases"] = bias
             if layer.name in activations:

@@ -44,7 +44,7 @@ class Window:
     loss: float
     accuracy: float
     activations: dict  # {layer name: activations on the probe inputs at `step`}
-    weights: dict | None = None  # {dense layer name: (kernel, bias)} at `step`, read by the same call
+    weights: dict  # {dense layer name: (kernel, bias)} at `step`, read by the same call
     layers: object = None  # diagnostics.Measurement: the per-layer diagnostics at `step`
 
 
