@@ -29,6 +29,7 @@ from dlcli.comparison.plan import DEFAULT_POINTS
 from dlcli.config import RunConfig, task_config
 from dlcli.errors import ConfigError
 from dlcli.settings import validate_run_name
+from dlcli.wording import counted
 
 TASKS = ("xor", "mnist")
 LOGDIR_ENV, CHECKPOINT_DIR_ENV = "DLCLI_LOGDIR", "DLCLI_CHECKPOINT_DIR"  # as the commands' --logdir, --checkpoint-dir
@@ -258,8 +259,8 @@ class Lab:
     def __repr__(self) -> str:
         loop = "a compiled loop" if self.reuse.loop is not None else "no compiled loop"
         count = len(self.reuse.datasets)
-        return (f"Lab(logdir={self.logdir!r}, checkpoint_dir={self.checkpoint_dir!r}; keeps {count} data "
-                f"set{'s' if count != 1 else ''} and {loop})")  # fmt: skip
+        return (f"Lab(logdir={self.logdir!r}, checkpoint_dir={self.checkpoint_dir!r}; keeps "
+                f"{counted(count, 'data set')} and {loop})")  # fmt: skip
 
     def _progress(self, quiet):
         from dlcli.core.progress import Progress

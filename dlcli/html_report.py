@@ -25,6 +25,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dlcli.wording import counted
+
 PLOT_HINT = "The plots need matplotlib: pip install 'dlcli[plot]'"
 
 # The picture TensorBoard already has for each task: (split, tag, what it shows).
@@ -132,14 +134,14 @@ def collect(the_plan, rows: list[dict], *, command: str, lines: list[str] = ()) 
     missing = [p.config.name for p in the_plan.runs if not (Path(p.config.logdir) / p.config.name).is_dir()]
     if missing:
         named = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
-        gone = f"The logs of {len(missing)} run{'s' if len(missing) != 1 else ''} ({named}) are gone: "
+        gone = f"The logs of {counted(len(missing), 'run')} ({named}) are gone: "
         plot_note = " ".join(filter(None, [plot_note, gone + "the curves and pictures leave them out."]))
     runs, trained_with = _runs(the_plan)
     seeds = len(the_plan.seeds)
     return Report(
         title=f"dlcli {the_plan.folder}",
-        summary=f"{the_plan.task}: {len(the_plan.variants)} variant{'s' if len(the_plan.variants) != 1 else ''} "
-        f"x {seeds} seed{'s' if seeds != 1 else ''} = {len(the_plan.variants) * seeds} runs",
+        summary=f"{the_plan.task}: {counted(len(the_plan.variants), 'variant')} x {counted(seeds, 'seed')} = "
+        f"{len(the_plan.variants) * seeds} runs",
         headers=headers,
         body=body,
         best=[comparisons.starred(r) for r in rows],

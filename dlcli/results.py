@@ -15,6 +15,7 @@ from pathlib import Path
 
 from dlcli import html_report
 from dlcli.errors import ConfigError
+from dlcli.wording import counted
 
 PANDAS_HINT = "to_pandas() needs pandas: pip install pandas"
 PLOT_HINT = "plot() needs matplotlib: pip install 'dlcli[plot]' (or pip install matplotlib)"
@@ -50,10 +51,6 @@ def _png_figure(title: str, caption: str, image) -> str:
     from dlcli.core.pictures import png
 
     return html_report._figure(html_report.Picture(title, caption, png(image)))
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'s' if count != 1 else ''}"
 
 
 # -- one run -------------------------------------------------------------------------------
@@ -226,7 +223,7 @@ class ComparisonResult:
         return fig
 
     def __repr__(self) -> str:
-        size = f"{_plural(len(self.plan.variants), 'variant')} x {_plural(len(self.plan.seeds), 'seed')}"
+        size = f"{counted(len(self.plan.variants), 'variant')} x {counted(len(self.plan.seeds), 'seed')}"
         if self.rows is None:
             return f"<dlcli comparison {self.plan.folder}: {size}, planned (dry run)>"
         best = self.best
@@ -238,7 +235,7 @@ class ComparisonResult:
         from dlcli import report
 
         e = html_report._e
-        size = f"{_plural(len(self.plan.variants), 'variant')} x {_plural(len(self.plan.seeds), 'seed')}"
+        size = f"{counted(len(self.plan.variants), 'variant')} x {counted(len(self.plan.seeds), 'seed')}"
         parts = [f"<p><strong>dlcli {e(self.plan.folder)}</strong>: {e(self.task)}, {e(size)}</p>"]
         if self.rows is None:
             headers = ["variant", "seed", "would", "run"]
@@ -287,7 +284,7 @@ class InspectionResult:
     def __repr__(self) -> str:
         layers = len({r["layer"] for r in self.rows})
         steps = " and ".join(map(str, self.steps))
-        return f"<dlcli inspection of {self.run}: {_plural(layers, 'layer')} at step {steps}>"
+        return f"<dlcli inspection of {self.run}: {counted(layers, 'layer')} at step {steps}>"
 
     def _repr_html_(self) -> str:
         from dlcli import report

@@ -9,6 +9,7 @@ import click
 from dlcli.cli.options import (
     logdir_option,
 )
+from dlcli.wording import counted
 
 
 @click.command()
@@ -53,7 +54,7 @@ def board(logdir: str, host: str, port: int | None, list_only: bool, wide: bool)
     tb.stop_on_signals()
     try:
         url = tb.serve(logdir, host=host, port=port)
-        click.echo(f"TensorBoard {url}  ({len(runs)} run{'s' if len(runs) != 1 else ''} in {logdir})")
+        click.echo(f"TensorBoard {url}  ({counted(len(runs), 'run')} in {logdir})")
         for run in runs:
             click.echo(f"  {run}")
         sys.stdout.flush()  # the URL must reach a pipe now, not when the server stops

@@ -28,6 +28,7 @@ from dlcli.config import (
     DataSpec,
 )
 from dlcli.errors import ConfigError
+from dlcli.wording import counted
 
 
 def _check_cluster(ctx, param, value):
@@ -120,18 +121,18 @@ def _summary(comparison, auto=None) -> str:
         # Over the whole plan: a dry run's statuses are its next round only.
         stored = sum(1 for planned in comparison.plan.runs if comparison.ledger.get(planned.config) is not None)
         summary = (
-            f"{variants} variant{'s' if variants != 1 else ''} x {auto.min_seeds} to {auto.max_seeds} seeds "
+            f"{counted(variants, 'variant')} x {auto.min_seeds} to {auto.max_seeds} seeds "
             f"(--seeds auto), at most {variants * auto.max_seeds} runs: {stored} in the ledger"
         )
     else:
         summary = (
-            f"{variants} variant{'s' if variants != 1 else ''} x {seeds} seed{'s' if seeds != 1 else ''} = {runs} "
+            f"{counted(variants, 'variant')} x {counted(seeds, 'seed')} = {runs} "
             f"runs: {comparison.count(RunStatus.IN_LEDGER)} in the ledger, {comparison.count(RunStatus.RESUME)} "
             f"to resume, {comparison.count(RunStatus.TRAIN)} to train"
         )
     older = comparison.ledger.older
     if older:
-        summary += f" ({older} result{'s' if older != 1 else ''} of dlcli 0.1 set aside: its initial weights differed)"
+        summary += f" ({counted(older, 'result')} of dlcli 0.1 set aside: its initial weights differed)"
     return summary
 
 
@@ -162,12 +163,12 @@ class _Progress:
     def rung(self, index, pruning, statuses) -> None:
         """--prune: a line as each rung starts (after the first: the plan line says it)."""
         if index:
-            from dlcli.comparison import RunStatus, prune
+            from dlcli.comparison import RunStatus
 
             n = {how: sum(1 for _, h in statuses if h is how) for how in RunStatus}
             self.bar.write(
-                f"rung {index + 1}/{len(pruning.rungs)}: {prune.variants(pruning.counts()[index])} to "
-                f"{prune.epochs(pruning.rungs[index])}: {n[RunStatus.IN_LEDGER]} in the ledger, "
+                f"rung {index + 1}/{len(pruning.rungs)}: {counted(pruning.counts()[index], 'variant')} to "
+                f"{counted(pruning.rungs[index], 'epoch')}: {n[RunStatus.IN_LEDGER]} in the ledger, "
                 f"{n[RunStatus.RESUME]} to continue, {n[RunStatus.TRAIN]} to train", file=sys.stderr,
             )  # fmt: skip
 
@@ -198,7 +199,7 @@ def _round_line(number: int, runs) -> str:
     span = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
     who = f"all {len(names)} variants" if number == 1 and len(names) > 3 else ", ".join(names)
     counts = {how: sum(1 for _, h in runs if h is how) for how in RunStatus}
-    return (f"round {number}: {span} for {who}: {len(runs)} run{'s' if len(runs) != 1 else ''}, "
+    return (f"round {number}: {span} for {who}: {counted(len(runs), 'run')}, "
             f"{counts[RunStatus.RESUME]} to resume, {counts[RunStatus.TRAIN]} to train")  # fmt: skip
 
 

@@ -38,6 +38,7 @@ from dlcli.comparison.runners import Runner
 from dlcli.comparison.stats import Judging, accuracies_of, summarize_all
 from dlcli.core.runs import RunFolder
 from dlcli.errors import ConfigError, DlcliError
+from dlcli.wording import counted
 
 DEFAULT_ETA = 3
 
@@ -61,14 +62,6 @@ def ranked(rows: list[dict]) -> list[str]:
     plan order (ties are decided, and the same way every time)."""
     order = sorted(range(len(rows)), key=lambda i: (-rows[i]["accuracy"], rows[i]["loss"], i))
     return [rows[i]["variant"] for i in order]
-
-
-def variants(n: int) -> str:
-    return f"{n} variant{'s' if n != 1 else ''}"
-
-
-def epochs(n: int) -> str:
-    return f"{n} epoch{'s' if n != 1 else ''}"
 
 
 def mark_pruned(row: dict, rung: int) -> None:
@@ -114,7 +107,7 @@ class Pruning:
         if len(self.rungs) == 1:
             return (f"--prune: with --epochs {self.epochs} and --prune-eta {self.eta} there is one rung, nothing to "
                     "prune: every variant trains all its epochs")  # fmt: skip
-        steps = ", ".join(f"{variants(n)} to {epochs(r)}" for n, r in zip(self.counts(), self.rungs))
+        steps = ", ".join(f"{counted(n, 'variant')} to {counted(r, 'epoch')}" for n, r in zip(self.counts(), self.rungs))
         return f"--prune (successive halving, keeping 1/{self.eta} a rung): {steps}"
 
     def rung_plan(self, rung: int, variants: list[Variant]) -> Plan:
