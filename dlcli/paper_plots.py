@@ -15,6 +15,7 @@ import statistics
 from pathlib import Path
 
 from dlcli.inspection import layer_order
+from dlcli.report import offscreen_pyplot
 
 DEPTH_SUFFIX, PAPER_SUFFIX = "-depth.png", "-paper.png"
 
@@ -120,15 +121,6 @@ def write_all(comparison, rows: list[dict], plot: str) -> list[str]:
     return written
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _save(fig, path: str, plt) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -163,7 +155,7 @@ def depth_profile_plot(profile: dict[str, dict[str, float]], variants: list[str]
     variant has diagnostics, nothing written)."""
     if not profile:
         return 0
-    plt = _pyplot()
+    plt = offscreen_pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     drawn = _profile_panel(ax, profile, variants, log=True,
                            title=f"{title}: weight-gradient norm ||dL/dW|| by layer at step 0 (mean over seeds)")  # fmt: skip
@@ -204,7 +196,7 @@ def glorot_figure(comparison, entries: dict, path: str) -> None:
     and at the last logged step, standard init (top) vs normalised (bottom), seed 0's
     run (the first seed). The activations at step 0 are the pre-activation histogram
     mapped through the activation (it is increasing), the only one logged at step 0."""
-    plt = _pyplot()
+    plt = offscreen_pyplot()
     the_plan = comparison.plan
     folders = run_logdirs(the_plan)
     variants = [v for v in the_plan.variants if folders[v.name]]
@@ -239,7 +231,7 @@ def he_figure(comparison, entries: dict, path: str) -> None:
     """He et al.'s Fig. 3 and why: the training loss against the step, and at step 0
     the activation std, the back-propagated gradient's std and the weight-gradient
     norm by layer, one line per variant (mean over seeds)."""
-    plt = _pyplot()
+    plt = offscreen_pyplot()
     the_plan = comparison.plan
     variants = [v.name for v in the_plan.variants]
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
@@ -276,7 +268,7 @@ def batchnorm_figure(comparison, entries: dict, path: str) -> None:
     one unit's, the whole layer's inputs, so titled."""
     from dlcli.comparison import learning_curves
 
-    plt = _pyplot()
+    plt = offscreen_pyplot()
     the_plan = comparison.plan
     accuracy, _ = learning_curves(the_plan)
     fig, axes = plt.subplots(1, 1 + len(the_plan.variants), figsize=(5 * (1 + len(the_plan.variants)), 4.2))

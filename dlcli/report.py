@@ -399,6 +399,16 @@ def comparison_plot(rows: list[dict], curves: tuple, path: str, *, task: str) ->
     return drawn
 
 
+def offscreen_pyplot():
+    """matplotlib.pyplot drawing off-screen (Agg): the pictures go to files, no window."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def comparison_png(rows: list[dict], curves: tuple, *, task: str) -> tuple[bytes, dict[str, int]]:
     """comparison_figure as PNG bytes, drawn off-screen (Agg), and {panel: curves drawn}."""
     import matplotlib
@@ -475,10 +485,7 @@ def boundary_plot(boundary, targets, path: str, *, title: str) -> None:
     """XOR's decision boundary, Playground style: the network's output over the input
     square with the 0.5 contour and the four points, and one small map per unit of
     the first hidden layer (what each unit "sees")."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = offscreen_pyplot()
     from matplotlib.colors import LinearSegmentedColormap
 
     from dlcli.core import pictures
@@ -517,10 +524,7 @@ def boundary_plot(boundary, targets, path: str, *, title: str) -> None:
 def mistakes_plots(mistakes, prefix: str) -> list[str]:
     """PREFIX-confusion.png (counts, rows true, columns predicted) and PREFIX-mistakes.png
     (the most confidently misclassified test digits); returns the two paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = offscreen_pyplot()
 
     fig = confusion_figure(mistakes.matrix)
     confusion = f"{prefix}-confusion.png"
@@ -548,10 +552,7 @@ def mistakes_plots(mistakes, prefix: str) -> list[str]:
 def confusion_figure(matrix):
     """counts[true, predicted] as a matplotlib figure: rows the true digit (y axis,
     "true"), columns the prediction (x axis, "predicted"), each count written in its cell."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = offscreen_pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 5.2))
     share = matrix / max(1, matrix.sum(axis=1).max())
@@ -638,10 +639,7 @@ def depth_profile_plot(rows: list[dict], path: str, *, title: str) -> None:
     """The depth profile: for each layer (input side left), the weight-gradient norm
     (log scale), the activation std, and the saturated / dead fraction, one line per
     step in `rows` (the first and the last logged step)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = offscreen_pyplot()
 
     steps = sorted({r["step"] for r in rows})
     layers = list(dict.fromkeys(r["layer"] for r in rows))
