@@ -63,7 +63,9 @@ def test_the_budget_is_never_exceeded_and_a_bigger_one_trains_only_the_new_seeds
     rows = json.loads(second.stdout)
     assert [r["seeds"] for r in rows] == [5, 5] and {r["verdict"] for r in rows} == {"open"}
     assert "budget of 5 seeds reached" in second.stderr and "4 trained now, the rest from the ledger" in second.stderr
-    assert "round 1: seed 3 for layers=2, layers=4: 2 runs" in second.stderr  # the replayed looks: seeds 0-2 done
+    # The looks are replayed from the start: round 1 (seeds 0-2) comes from the ledger, round 2 trains.
+    assert "round 1: seeds 0-2 for layers=2, layers=4: 6 runs, 0 to resume, 0 to train" in second.stderr
+    assert "round 2: seed 3 for layers=2, layers=4: 2 runs" in second.stderr
     assert len(ledger(workdir)) == 10 and len(run_folders(workdir)) == 10  # only seeds 3 and 4 trained
     assert {p: p.stat().st_mtime_ns for p in kept} == kept  # the first runs untouched
     assert calls["replay"] >= 3 and calls["next_round"] >= 3

@@ -15,7 +15,9 @@ or 2 (eta 3): one rung, nothing to prune. A rung keeps ceil(n / eta) of its n va
 (never none): 27 -> 9 -> 3.
 
 A rung is an ordinary set of runs through the driver (any runner: here, --jobs,
---cluster). A rung's run is the planned run with the rung's epochs: that is its
+--cluster); `Pruning` is a policy of the one comparison loop (`policy`): each rung's
+survivors follow from the complete results of the rung before it, so a rerun after a
+kill replays the same rungs from the ledger and ends with the same table. A rung's run is the planned run with the rung's epochs: that is its
 ledger key, so the ledger has one line per (run, rung) and a rerun reuses every rung.
 Its folder records the whole run, targeted at the rung (`session.train(...,
 epochs=rung)`), and the next rung resumes it to a higher target
@@ -31,9 +33,11 @@ import math
 from dataclasses import replace
 from typing import Callable
 
-from dlcli.comparison.driver import Hooks, drive
+from dlcli.comparison import policy
+from dlcli.comparison.driver import Hooks
 from dlcli.comparison.ledger import Ledger, RunStatus, status
 from dlcli.comparison.plan import Plan, PlannedRun, Variant
+from dlcli.comparison.policy import Step
 from dlcli.comparison.runners import Runner
 from dlcli.comparison.stats import Judging, accuracies_of, summarize_all
 from dlcli.core.runs import RunFolder
@@ -152,6 +156,43 @@ class Pruning:
                     )
                 break  # the first rung this run lacks is where it would continue
 
+    def start(self, judging: Judging) -> None:
+        """Make this the policy of the one comparison loop (`policy.run`): from the
+        first rung, with no results yet."""
+        self.judging = judging
+        self.alive, self.index, self.rows = list(self.plan.variants), 0, {}
+        self.seconds: dict[str, float] = {}
+
+    def next(self) -> Step | None:
+        """The next rung: the surviving variants' runs at its epochs (None when done)."""
+        if self.index >= len(self.rungs) or not self.alive:
+            return None
+        rung_plan = self.rung_plan(self.rungs[self.index], self.alive)
+        return Step(rung_plan, fresh=self.index == 0, planned_epochs=self.epochs)
+
+    def record(self, step: Step, entries: dict[str, list[dict]]) -> None:
+        """A rung's results: its rows, and which variants continue. Survivors' rows are
+        the last rung's, compared with each other as usual; a pruned variant's row is
+        its last rung's numbers, with `pruned_at` (its epochs there) and no verdict."""
+        rung, last = self.rungs[self.index], self.index == len(self.rungs) - 1
+        # The verdicts of a rung are among the variants still in it: at the last rung,
+        # the survivors compared with each other as usual.
+        self.decision = self.judging.decide(accuracies_of(entries))
+        rung_rows = summarize_all(step.plan, entries, self.decision)
+        for row in rung_rows:
+            # A row's seconds: all its rungs' (a continued run's entry has the rung's own).
+            self.seconds[row["variant"]] = self.seconds.get(row["variant"], 0.0) + row["seconds"]
+            row.update(seconds=self.seconds[row["variant"]], epochs=rung, planned_epochs=self.epochs, pruned_at=None)
+            self.rows[row["variant"]] = row
+        self.index += 1
+        if last:
+            return
+        survivors = set(ranked(rung_rows)[: kept(len(self.alive), self.eta)])
+        for row in rung_rows:
+            if row["variant"] not in survivors:
+                mark_pruned(row, rung)
+        self.alive = [v for v in self.alive if v.name in survivors]
+
     def drive(
         self,
         ledger: Ledger,
@@ -163,35 +204,10 @@ class Pruning:
         hooks: Hooks | None = None,
         on_rung: Callable[[int, Pruning, list], None] = lambda index, pruning, statuses: None,
     ) -> list[dict]:
-        """Train rung by rung; one row per variant, in plan order. Survivors' rows are
-        the last rung's, compared with each other as usual; a pruned variant's row is
-        its last rung's numbers, with `pruned_at` (its epochs there) and no verdict.
-        `force` retrains the first rung from scratch; later rungs continue it.
-        `on_rung(index, self, statuses)` hears each rung before it trains."""
-        alive, rows = list(self.plan.variants), {}
-        seconds: dict[str, float] = {}
-        for index, rung in enumerate(self.rungs):
-            rung_plan = self.rung_plan(rung, alive)
-            first = index == 0
-            ledger.refresh()  # what other drivers finished meanwhile
-            statuses = status(rung_plan, ledger, force=force and first)
-            on_rung(index, self, statuses)
-            entries = drive(rung_plan, statuses, ledger, runner=runner, force=force and first,
-                            distribute=distribute, hooks=hooks, planned_epochs=self.epochs)  # fmt: skip
-            # The verdicts of a rung are among the variants still in it: at the last rung,
-            # the survivors compared with each other as usual.
-            self.decision = judging.decide(accuracies_of(entries))
-            rung_rows = summarize_all(rung_plan, entries, self.decision)
-            for row in rung_rows:
-                # A row's seconds: all its rungs' (a continued run's entry has the rung's own).
-                seconds[row["variant"]] = seconds.get(row["variant"], 0.0) + row["seconds"]
-                row.update(seconds=seconds[row["variant"]], epochs=rung, planned_epochs=self.epochs, pruned_at=None)
-                rows[row["variant"]] = row
-            if index == len(self.rungs) - 1:
-                break
-            survivors = set(ranked(rung_rows)[: kept(len(alive), self.eta)])
-            for row in rung_rows:
-                if row["variant"] not in survivors:
-                    mark_pruned(row, rung)
-            alive = [v for v in alive if v.name in survivors]
-        return [rows[v.name] for v in self.plan.variants]
+        """Train rung by rung through the one comparison loop; one row per variant, in
+        plan order. `force` retrains the first rung from scratch; later rungs continue
+        it. `on_rung(index, self, statuses)` hears each rung before it trains."""
+        self.start(judging)
+        policy.run(self, ledger, runner=runner, force=force, distribute=distribute, hooks=hooks,
+                   on_step=lambda number, step, statuses: on_rung(number - 1, self, statuses))  # fmt: skip
+        return [self.rows[v.name] for v in self.plan.variants]

@@ -1,13 +1,15 @@
 """A comparison as one call: `compare(Request(...))` plans it, reads the ledger once,
-says what each run needs, runs the missing ones and returns the rows with their verdicts
-(with `auto`, in rounds that add seeds where the verdict is open: `sequential`)."""
+says what each run needs, runs the missing ones and returns the rows with their verdicts.
+Every comparison runs through the one loop of `policy`, with its policy: fixed seeds
+(`policy.Fixed`), `--seeds auto` (`sequential.SeedsAuto`) or `--prune` (`prune.Pruning`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
-from dlcli.comparison.driver import Hooks, drive
+from dlcli.comparison import policy
+from dlcli.comparison.driver import Hooks
 from dlcli.comparison.ledger import Ledger, RunStatus, status
 from dlcli.comparison.plan import DEFAULT_POINTS, MAX_RUNS, Plan, PlannedRun, plan
 from dlcli.comparison.prune import DEFAULT_ETA, Pruning
@@ -16,8 +18,6 @@ from dlcli.comparison.stats import (
     DEFAULT_ALPHA,
     AutoSeeds,
     Judging,
-    accuracies_of,
-    summarize_all,
 )
 from dlcli.config import RunConfig
 from dlcli.errors import ConfigError
@@ -136,10 +136,10 @@ def compare(
         comparison.decision = comparison.pruning.decision  # the last rung's: the survivors'
         comparison.plan = comparison.pruning.reached_plan(comparison.rows)
         return comparison
-    entries = drive(comparison.plan, comparison.statuses, comparison.ledger, runner=runner, force=request.force,
-                    distribute=request.distribute, hooks=hooks)  # fmt: skip
-    comparison.decision = request.judging.decide(accuracies_of(entries))
-    comparison.rows = summarize_all(comparison.plan, entries, comparison.decision)
+    fixed = policy.Fixed(comparison.plan, request.judging)
+    policy.run(fixed, comparison.ledger, runner=runner, force=request.force, distribute=request.distribute,
+               hooks=hooks)  # fmt: skip
+    comparison.decision, comparison.rows = fixed.decision, fixed.rows
     return comparison
 
 
