@@ -41,17 +41,11 @@ def checkpoint_values(folder) -> dict:
     }
 
 
-def assert_same_state(a, b, *, diagnostics=True):
-    """Every variable of the latest checkpoints equal, bit for bit.
-
-    `diagnostics=False` leaves out the gradient-norm sums: a run whose target was
-    raised on resume also sampled them at its first target, which a run trained
-    straight through did not (the training state is still compared in full).
-    """
+def assert_same_state(a, b):
+    """Every variable of the latest checkpoints equal, bit for bit: the diagnostics'
+    too (the gradient-norm sums, the update ratio's W_p, the logging window's sums),
+    also for a run whose target was raised on resume."""
     va, vb = checkpoint_values(a), checkpoint_values(b)
-    if not diagnostics:
-        va = {k: v for k, v in va.items() if not k.startswith("grad_norm_sums")}
-        vb = {k: v for k, v in vb.items() if not k.startswith("grad_norm_sums")}
     assert va.keys() == vb.keys()
     different = [k for k in va if not np.array_equal(va[k], vb[k])]
     assert not different, f"differ after resume: {different[:5]}"
@@ -92,7 +86,7 @@ def test_resume_at_an_epoch_boundary_is_exact(runner, workdir, digits_npz):
     resumed = invoke_json(runner, "resume", "checkpoints/part", "--epochs", "3")
     assert resumed["steps"] == whole["steps"] == 24
     assert resumed["accuracy"] == whole["accuracy"] and resumed["loss"] == whole["loss"]
-    assert_same_state(workdir / "checkpoints/whole", workdir / "checkpoints/part", diagnostics=False)
+    assert_same_state(workdir / "checkpoints/whole", workdir / "checkpoints/part")
     assert json.loads((workdir / "checkpoints/part/run.json").read_text())["target_epochs"] == 3
 
 
@@ -177,7 +171,7 @@ def test_resume_xor(runner, workdir):
     invoke_json(runner, "xor", "--epochs", "1200", "--name", "p")
     resumed = invoke_json(runner, "resume", "checkpoints/p", "--epochs", "3000")
     assert resumed["loss"] == whole["loss"]
-    assert_same_state(workdir / "checkpoints/w", workdir / "checkpoints/p", diagnostics=False)
+    assert_same_state(workdir / "checkpoints/w", workdir / "checkpoints/p")
 
 
 def test_architecture_flags_cannot_change(runner, digits_npz):

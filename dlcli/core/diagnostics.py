@@ -143,6 +143,10 @@ class LayerDiagnostics:
             for layer in self.dense
         ]
         self.measure = tf.function(self._measure, autograph=False)
+        # The same measurement without W_p := W: a run's target between two logging
+        # steps, measured for its result only (the next window still starts at the last
+        # logging step, as in the run trained straight through).
+        self.peek = tf.function(functools.partial(self._measure, commit=False), autograph=False)
 
     def checkpointables(self) -> dict:
         return {"previous_kernels": self.previous_kernels}
@@ -152,8 +156,8 @@ class LayerDiagnostics:
         for previous, layer in zip(self.previous_kernels, self.dense):
             previous.assign(tf.convert_to_tensor(layer.kernel))
 
-    def _measure(self, features, labels):
-        """Everything at once, then W_p := W. Returns a dict of tensors: "dense"
+    def _measure(self, features, labels, commit: bool = True):
+        """Everything at once, then W_p := W (unless not `commit`). Returns a dict of tensors: "dense"
         [layers, 4] (gradient norm, norm, ||W - W_p||, ||W_p||), "hidden" [hidden, 5]
         (_IN_GRAPH), "first_last" (the W1 and WN gradient norms), and the tensors
         behind the histograms ("weights": {dense layer: (kernel, bias)}). The
@@ -185,7 +189,8 @@ class LayerDiagnostics:
             value = tf.convert_to_tensor(kernel)
             dense.append(tf.stack([tf.norm(grad), tf.norm(value), tf.norm(value - previous), tf.norm(previous)]))
         with tf.control_dependencies(dense):
-            updates = [previous.assign(tf.convert_to_tensor(k)) for previous, k in zip(self.previous_kernels, kernels)]
+            updates = [previous.assign(tf.convert_to_tensor(k)) for previous, k in zip(self.previous_kernels, kernels)
+                       if commit]  # fmt: skip
 
         hidden = []
         for name, z, a, g in zip(self.hidden, pre, act, backprop):

@@ -170,7 +170,7 @@ def _resume(run: RunFolder, *, epochs, progress, distribute, reuse) -> Result:
     try:
         data = load_data(config, reuse)
         session = _Session(run, config, data, distribute, reuse)
-        session.restore()
+        session.restore(target)
         run.update(target_epochs=target, distribute=session.distribute_record, status="running")
     except BaseException:
         run.unlock()
@@ -246,8 +246,10 @@ class _Session:
         self._last_eval: tuple | None = None  # (step, loss, accuracy, predicted, confidence, mistakes)
         self._last_layers = None  # the latest logging step's diagnostics.Measurement
 
-    def restore(self) -> None:
+    def restore(self, target_epochs: int | None = None) -> None:
         """Restore the newest readable checkpoint; older ones stand in for a torn one.
+        `target_epochs`: where the run goes from here (a target raised past a step
+        between two logging steps drops the point logged there: see truncate_after).
 
         A checkpoint that cannot be read (truncated, corrupted) is reported and left
         where it is: nothing is deleted to "repair" the folder.
@@ -258,7 +260,8 @@ class _Session:
         problems = []
         for path in candidates:
             try:
-                checkpoint = self.checkpoint if _holds(path, "diagnostics") else self._checkpoint_before_diagnostics()
+                missing = [key for key in OPTIONAL_PARTS if not _holds(path, key)]
+                checkpoint = self._checkpoint_without(missing) if missing else self.checkpoint
                 status = checkpoint.restore(path)
                 status.assert_existing_objects_matched()
             except Exception as exc:  # OpError, AssertionError, IndexError on torn files...
@@ -271,19 +274,34 @@ class _Session:
                 gc.collect()
             for problem in problems:
                 log.warning("checkpoint %s is unreadable; falling back to %s", problem, Path(path).name)
-            if checkpoint is not self.checkpoint:
+            if "diagnostics" in missing:
                 # An older dlcli's checkpoint, without the kernels at the last logging
                 # step: the next update ratio is measured from here.
                 self.loop.diagnostics.restart()
             # Whatever the interrupted process logged after this checkpoint is logged again.
-            summaries.truncate_after(self.run.logdir, self.loop.global_step)
+            step = self.loop.global_step
+            continues = target_epochs is not None and target_epochs * self.loop.steps_per_epoch > step
+            summaries.truncate_after(self.run.logdir, step, and_at=self._logged_for_the_end(step) if continues else None)
             return
         raise CheckpointError(
             f"cannot restore any checkpoint in {self.run.path} ({'; '.join(problems)})"
         )
 
-    def _checkpoint_before_diagnostics(self):
-        parts = {k: v for k, v in self.loop.checkpointables().items() if k != "diagnostics"}
+    def _logged_for_the_end(self, step: int) -> dict:
+        """{split: tag predicate} of what a run that ended at `step` logged there only
+        because it ended there: a training window between two logging steps (train)
+        and a learning-curve point between two (the test subset)."""
+        out = {}
+        if step % self.config.train.log_every:
+            out["train"] = lambda tag: True
+        every = self._evaluate_every()
+        if every and step % every:
+            out["test"] = lambda tag: tag.endswith(("subset/loss", "subset/accuracy"))
+        return out
+
+    def _checkpoint_without(self, missing: list[str]):
+        """A checkpoint of an older dlcli lacks parts added since (OPTIONAL_PARTS)."""
+        parts = {k: v for k, v in self.loop.checkpointables().items() if k not in missing}
         return tf.train.Checkpoint(**parts)
 
     def log_layers_at_start(self) -> dict | None:
@@ -548,6 +566,12 @@ def _os_reason(exc: Exception) -> str:
         if reason in text:
             return reason
     return text.strip().splitlines()[0][-160:] if text.strip() else type(exc).__name__
+
+
+# Checkpoint parts a run of an older dlcli lacks: "diagnostics" (the update ratio's W_p,
+# 0.3.0) and "window" (the logging window's sums, 0.3.2): restored without them, the
+# run measures its next window from where it resumes.
+OPTIONAL_PARTS = ("diagnostics", "window")
 
 
 def _holds(checkpoint: str, key: str) -> bool:

@@ -253,8 +253,11 @@ def _wait_to_sort_last(folder: Path) -> None:
         time.sleep(delay)
 
 
-def truncate_after(logdir: Path, step: int) -> int:
+def truncate_after(logdir: Path, step: int, *, and_at: dict | None = None) -> int:
     """Drop every event past `step` from the run's event files; return how many.
+    `and_at`: {split: tag predicate}, the events at `step` itself whose tags match go
+    too (a run continued past a target that fell between two logging steps: the
+    points logged only because the run ended there are not the straight run's).
 
     A process that was killed after its last checkpoint logged steps the resumed run
     will log again. TensorBoard would show both, overlapping; removing them keeps every
@@ -267,10 +270,13 @@ def truncate_after(logdir: Path, step: int) -> int:
     dropped = 0
     for path in event_files(logdir):
         kept, changed = [], False
+        drop_here = (and_at or {}).get(path.parent.name)
         try:
             for record in tf.data.TFRecordDataset(str(path)):
                 raw = record.numpy()
-                if event_pb2.Event.FromString(raw).step > step:
+                event = event_pb2.Event.FromString(raw)
+                if event.step > step or (event.step == step and drop_here is not None and event.summary.value
+                                         and all(drop_here(v.tag) for v in event.summary.value)):  # fmt: skip
                     dropped += 1
                     changed = True
                 else:

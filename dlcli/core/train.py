@@ -176,6 +176,15 @@ class TrainingLoop:
         # (per-step norms cost 13% of an MNIST epoch) and does not depend on where
         # compiled calls begin and end, so it survives a resume exactly.
         self.grad_norm_sums = tf.Variable([0.0, 0.0], dtype=tf.float64, trainable=False)
+        # The training window's loss and correct-count sums since the last logging step,
+        # summed step after step inside the compiled calls: the logged window is then the
+        # same float32 sum however calls, resumes and higher targets split it.
+        self.window_sums = tf.Variable([0.0, 0.0], dtype=tf.float32, trainable=False)
+        # A target between two logging steps is measured for the result only (`_end`),
+        # never into the sums above nor the update ratio's W_p: a run continued past it
+        # then measures what the run trained straight through measures.
+        self._end: tuple[int, np.ndarray] | None = None  # (step, W1/WN gradient norms there)
+        self._log_every = 0
 
         # The per-layer diagnostics, W1/WN's gradient norms among them; its variables
         # (the kernels at the previous logging step) are made here, in the strategy's scope.
@@ -222,6 +231,8 @@ class TrainingLoop:
         self.epoch.assign(0)
         self.data_seed.assign(seed)
         self.grad_norm_sums.assign([0.0, 0.0])
+        self.window_sums.assign([0.0, 0.0])
+        self._end = None
         self.diagnostics.restart()
         self._order_cache = None
         self._iterator_state = None
@@ -241,6 +252,7 @@ class TrainingLoop:
             "data_seed": self.data_seed,
             "grad_norm_sums": self.grad_norm_sums,
             "diagnostics": self.diagnostics.checkpointables(),
+            "window": self.window_sums,
         }
 
     @property
@@ -249,8 +261,14 @@ class TrainingLoop:
 
     @property
     def grad_ratio(self) -> float:
-        """Mean gradient norm of W1 over that of WN during training (vanishing: << 1)."""
+        """Mean gradient norm of W1 over that of WN during training (vanishing: << 1),
+        over the logging steps and the step the run stands at (its target)."""
         first, last = (float(v) for v in self.grad_norm_sums.numpy())
+        step = self.global_step
+        if self._log_every and step % self._log_every:
+            if self._end is None or self._end[0] != step:  # resumed at its target: nothing trained
+                self._end = (step, self.diagnostics.peek(self.probe, self.probe_labels)["first_last"].numpy())
+            first, last = first + float(self._end[1][0]), last + float(self._end[1][1])
         return first / last if last > 0 else float("nan")
 
     # -- compiled pieces ----------------------------------------------------------
@@ -327,9 +345,10 @@ class TrainingLoop:
         def not_done(i, loss_sum, correct_sum, bad):
             return tf.logical_and(i < count, bad < 0)
 
-        start = (tf.constant(0), tf.constant(0.0), tf.constant(0.0), tf.constant(-1))
+        start = (tf.constant(0), self.window_sums[0], self.window_sums[1], tf.constant(-1))
         done, loss_sum, correct_sum, bad = tf.while_loop(not_done, body, start)
         self.step.assign_add(tf.cast(done, tf.int64))
+        self.window_sums.assign(tf.stack([loss_sum, correct_sum]))
         # One pass over the weights per call: a non-finite weight with a finite loss
         # (saturated units) must not reach a checkpoint either.
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in self.model.trainable_variables])
@@ -369,6 +388,7 @@ class TrainingLoop:
         """Train from the current step to the end of epoch `target_epochs`."""
         hooks = hooks or Hooks()
         progress = progress or Progress(enabled=False)
+        self._log_every = log_every
         schedule = Schedule(
             target=target_epochs * self.steps_per_epoch,
             steps_per_epoch=self.steps_per_epoch,
@@ -386,7 +406,10 @@ class TrainingLoop:
         if not per_epoch_bars:
             progress.start(schedule.target, initial=self.global_step, desc="training")
         step = self.global_step
-        window_steps, window_loss, window_correct = 0, 0.0, 0.0
+        # The window's sums so far (restored with the checkpoint): what each call adds is
+        # the progress bar's.
+        shown_loss, shown_correct = (float(v) for v in self.window_sums.numpy())
+        log_every = schedule.log_every
         try:
             while step < schedule.target:
                 epoch, position = divmod(step, spe)
@@ -406,19 +429,26 @@ class TrainingLoop:
                         f"{step + int(done)}; lower --lr (nothing from that step on was saved)"
                     )
                 step += int(done)
-                window_steps += int(done)
-                window_loss += float(loss_sum)
-                window_correct += float(correct_sum)
+                window_loss, window_correct = float(loss_sum), float(correct_sum)
                 progress.update(
                     int(done),
-                    loss=float(loss_sum) / int(done),
-                    acc=float(correct_sum) / (int(done) * self.batch_size),
+                    loss=(window_loss - shown_loss) / int(done),
+                    acc=(window_correct - shown_correct) / (int(done) * self.batch_size),
                 )
+                shown_loss, shown_correct = window_loss, window_correct
                 events = schedule.events(step)
                 if events.log:
-                    measured = self.diagnostics.measure(self.probe, self.probe_labels)
-                    self.grad_norm_sums.assign_add(tf.cast(measured["first_last"], tf.float64))
+                    # A logging step, or a target between two (`_end`: for the result
+                    # and its TensorBoard point, never for what follows).
+                    regular = step % log_every == 0
+                    probe = self.diagnostics.measure if regular else self.diagnostics.peek
+                    measured = probe(self.probe, self.probe_labels)
+                    if regular:
+                        self.grad_norm_sums.assign_add(tf.cast(measured["first_last"], tf.float64))
+                    else:
+                        self._end = (step, measured["first_last"].numpy())
                     layers = self.diagnostics.to_host(measured, step) if self.diagnostics.full else None
+                    window_steps = step - (step - 1) // log_every * log_every  # since the last logging step
                     hooks.on_log(
                         Window(
                             step=step,
@@ -430,7 +460,9 @@ class TrainingLoop:
                             layers=layers,
                         )
                     )
-                    window_steps, window_loss, window_correct = 0, 0.0, 0.0
+                    if regular:
+                        self.window_sums.assign([0.0, 0.0])
+                        shown_loss, shown_correct = 0.0, 0.0
                 if events.evaluate:
                     hooks.on_evaluate(step)
                 if events.epoch_end and hooks.on_epoch_end is not None:
