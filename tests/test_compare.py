@@ -157,8 +157,8 @@ def test_ledger_lines_of_an_older_dlcli_are_set_aside_never_reused(workdir):
             "grad_ratio": 0.1}  # fmt: skip
     ledger = workdir / "results.jsonl"
     ledger.write_text("".join(json.dumps(entry) + "\n" for entry in (
-        {**line, "key": format_1}, {**line, "key": key, "key_format": 2}, {"key": 3}, {**line, "key": key, "key_format": 3,
-        "accuracy": 0.5},
+        {**line, "key": format_1}, {**line, "key": key, "key_format": 2}, {"key": 3}, {**line, "key": key,
+        "key_format": experiments.KEY_FORMAT, "accuracy": 0.5},
     )) + "not json\n")  # fmt: skip
     entries, older = experiments.ledger_contents(ledger)
     assert list(entries) == [key] and entries[key]["accuracy"] == 0.5

@@ -1,5 +1,14 @@
 """The comparison ledger, `<logdir>/compare/results.jsonl`: one line per finished run,
-keyed by the run's whole configuration, appended by the driving processes alone.
+keyed by its configuration and the numerics format, appended by the driving processes alone.
+
+Keys that survive upgrades (format 4): a key names the settings that differ from their
+value in `KEY_BASELINE` (pinned here, never read from today's defaults) and `NUMERICS`,
+the version of what training computes. A setting added later is added to the baseline
+at its default, so every existing key stays the same; a change in what a run computes
+bumps `NUMERICS` (tests/test_ledger_keys.py pins a tiny run's fingerprint and fails until
+it is bumped), which changes every key on purpose: old results are then never reused for
+runs the new code would not reproduce. Lines of dlcli 0.3.1 (format 3, the whole
+configuration) are re-keyed as they are read, with the numerics they were made with.
 
 A command reads the ledger once (`Ledger.read`); after that it only reads the lines
 other processes appended since (`Ledger.refresh`), so two `dlcli compare` processes
@@ -12,21 +21,42 @@ import enum
 import fcntl
 import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlcli.config import RunConfig
+from dlcli.errors import ConfigError
 from dlcli.core.runs import RunFolder  # standard library and config only
 
 if TYPE_CHECKING:  # plan.py keys its comparison folders with ledger_key
     from dlcli.comparison.plan import Plan, PlannedRun
 
-# Ledger lines: format 3 (dlcli 0.2) keys are the whole run configuration. Lines of
-# formats 1 and 2 (dlcli 0.1) came from models whose layers shared one initializer seed
-# taken from Python's global random state; their numbers are not this version's, so
-# they are set aside (counted, never reused) and those runs train again.
-KEY_FORMAT = 3
+# Ledger lines: format 4 (dlcli 0.3.2) keys are the settings off the baseline and the
+# numerics format; format 3 (dlcli 0.2 to 0.3.1) keys are the whole run configuration,
+# re-keyed on reading. Lines of formats 1 and 2 (dlcli 0.1) came from models whose layers
+# shared one initializer seed taken from Python's global random state; their numbers are
+# not this version's, so they are set aside (counted, never reused) and those runs train again.
+KEY_FORMAT = 4
+LEGACY_FORMAT = 3
+
+# What training computes, as a number in every key. Bump it when the fingerprint in
+# tests/test_ledger_keys.py changes (initialization, data order, the step, the loss, the
+# diagnostics): results of older numerics are then set aside, not reused.
+NUMERICS = 1
+LEGACY_NUMERICS = 1  # the numerics of format-3 lines (dlcli 0.2 to 0.3.1): today's
+
+# Each setting's value at which a key leaves it out: dlcli 0.3.1's defaults, pinned (a
+# default that changes later must not change what an old key means). A setting added
+# later goes here with the value that reproduces the runs made before it existed.
+KEY_BASELINE = {
+    "model": {"activation": "relu", "batchnorm": False, "dropout": 0.0, "init": "xavier", "layers": 3,
+              "sync_batchnorm": False, "units": 256},
+    "train": {"batch_size": 128, "epochs": 1, "eval_points": 0, "keep": 3, "log_every": 100, "lr": 0.001,
+              "optimizer": "adam", "save_every": 0, "seed": 0},
+    "data": {"dataset": "mnist", "limit": None, "path": None},
+}  # fmt: skip
+LEGACY_FIELDS = {part: tuple(fields) for part, fields in KEY_BASELINE.items()}  # the fields dlcli 0.3.1 keyed
 
 
 class RunStatus(enum.Enum):
@@ -42,11 +72,42 @@ class RunStatus(enum.Enum):
         return {"in the ledger": "reused", "resume": "resumed", "train": "trained"}[self.value]
 
 
-def ledger_key(config: RunConfig) -> str:
-    """What makes two runs the same experiment: the whole configuration but its name
-    and folders. Derived from the config itself, so a setting added later is part of
-    the key without anyone remembering to add it."""
-    return json.dumps(replace(config, name="", logdir="", checkpoint_dir="").to_dict(), sort_keys=True)
+def ledger_key(config: RunConfig, *, numerics: int = NUMERICS) -> str:
+    """What makes two runs the same experiment: the task, every setting whose value is
+    not its baseline's (a setting missing from KEY_BASELINE always counts), and the
+    numerics format; never the run's name and folders."""
+    whole = config.to_dict()
+    changed = {part: {name: value for name, value in whole[part].items()
+                      if name not in KEY_BASELINE[part] or not _same(value, KEY_BASELINE[part][name])}
+               for part in KEY_BASELINE}  # fmt: skip
+    return json.dumps({"numerics": numerics, "task": config.task, **{p: v for p, v in changed.items() if v}},
+                      sort_keys=True)  # fmt: skip
+
+
+def folder_key(config: RunConfig) -> str:
+    """The whole configuration but its name and folders, as dlcli 0.3.1 keyed it (format 3),
+    plus any later setting off its baseline: what names a comparison's folder
+    (plan._label), so a folder keeps its name across upgrades."""
+    whole = {**config.to_dict(), "name": "", "logdir": "", "checkpoint_dir": ""}
+    for part, names in LEGACY_FIELDS.items():
+        whole[part] = {name: value for name, value in whole[part].items()
+                       if name in names or not _same(value, KEY_BASELINE[part].get(name, object()))}  # fmt: skip
+    return json.dumps(whole, sort_keys=True)
+
+
+def _same(value, baseline) -> bool:
+    # By their JSON: 1 and 1.0 and True stay apart, as they were in a format-3 key.
+    return json.dumps(value) == json.dumps(baseline)
+
+
+def rekeyed(legacy_key: str) -> str | None:
+    """The format-4 key of a format-3 line's key (its whole configuration); None when
+    it is not one."""
+    try:
+        config = RunConfig.from_dict(json.loads(legacy_key))
+    except (ConfigError, ValueError, TypeError):
+        return None
+    return ledger_key(config, numerics=LEGACY_NUMERICS)
 
 
 @dataclass
@@ -93,6 +154,8 @@ class Ledger:
             return
         if entry.get("key_format") == KEY_FORMAT:
             self.entries[key] = entry
+        elif entry.get("key_format") == LEGACY_FORMAT and (new := rekeyed(key)) is not None:
+            self.entries[new] = {**entry, "key": new, "key_format": KEY_FORMAT}
         else:
             self.older += 1
 

@@ -8,7 +8,7 @@ import itertools
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from dlcli.comparison.ledger import ledger_key
+from dlcli.comparison.ledger import folder_key
 from dlcli.comparison.presets import DEFAULT_PRESET, PAPERS, PRESETS, VARIANTS
 from dlcli.comparison.settings import (
     SETTINGS,
@@ -263,7 +263,8 @@ def _default_base(task: str, base: RunConfig) -> RunConfig:
 
 
 def _shared_part(base: RunConfig, columns: tuple[str, ...], points: int) -> str:
-    """The runs' key without the varied settings and the seed: what all variants share."""
+    """The runs' configuration without the varied settings and the seed: what all
+    variants share (in dlcli 0.3.1's terms, so a folder keeps its name across upgrades)."""
     blank = {name: None for name in columns}
     config = apply_settings(base, blank)
-    return ledger_key(replace(config, train=replace(config.train, seed=0, eval_points=points)))
+    return folder_key(replace(config, train=replace(config.train, seed=0, eval_points=points)))
