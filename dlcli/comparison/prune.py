@@ -17,12 +17,12 @@ or 2 (eta 3): one rung, nothing to prune. A rung keeps ceil(n / eta) of its n va
 A rung is an ordinary set of runs through the driver (any runner: here, --jobs,
 --cluster); `Pruning` is a policy of the one comparison loop (`policy`): each rung's
 survivors follow from the complete results of the rung before it, so a rerun after a
-kill replays the same rungs from the ledger and ends with the same table. A rung's run is the planned run with the rung's epochs: that is its
-ledger key, so the ledger has one line per (run, rung) and a rerun reuses every rung.
+kill replays the same rungs from the ledger and ends with the same table. A rung's
+run is the planned run with the rung's epochs: that is its ledger key, so the ledger has one line per (run, rung) and a rerun reuses every rung.
 Its folder records the whole run, targeted at the rung (`session.train(...,
 epochs=rung)`), and the next rung resumes it to a higher target
-(`RunFolder.continues_to`): bit for bit the run trained straight through, with the
-learning-curve points of the whole run (plus one at each rung's end).
+(`RunFolder.continues_to`): bit for bit the run trained straight through, diagnostics
+and learning curves included (the points logged at a rung's end go when it continues).
 
 Standard library only: the CLI plans a pruned comparison without TensorFlow.
 """
