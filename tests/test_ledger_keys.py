@@ -68,6 +68,7 @@ def test_the_numerics_format_is_in_every_key():
         assert ledgers.ledger_key(config, numerics=ledgers.NUMERICS + 1) != ledgers.ledger_key(config)
 
 
+@pytest.mark.slow
 def test_the_numerics_are_pinned(workdir):
     """Fails when what training computes changes: then bump ledgers.NUMERICS."""
     import tensorflow as tf
