@@ -46,6 +46,7 @@ record("busy", status="created")
 busy = os.open("checkpoints/busy/.lock", os.O_RDWR | os.O_CREAT)
 fcntl.flock(busy, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as another process training in it
 os.makedirs("ckpts-only-folder/a/b")
+open("a-file", "w").close()
 with open("ledger-bad.jsonl", "w") as f:
     f.write('{"torn\n')
 CASES = [
@@ -60,6 +61,8 @@ CASES = [
     (["xor", "--name", "x" * 300], 2, "at most 200 bytes"),
     (["xor", "--name", "finished-no-ckpt"], 1, "already exists"),
     (["mnist", "--name", "a/b"], 2, "invalid run name"),
+    (["xor", "--checkpoint-dir", "a-file/sub"], 1, "a-file is not a folder"),
+    (["xor", "--logdir", "a-file/sub"], 1, "a-file is not a folder"),
     (["compare", "--data", "missing.npz", "--vary", "lr=0.1,0.2"], 1, "missing.npz: no such file"),
     (["compare", "--task", "xor", "--prune", "--seeds", "auto"], 2, "exclude each other"),
     (["compare", "--task", "xor", "--data", "x.npz"], 2, "xor runs have no data"),

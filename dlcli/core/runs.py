@@ -165,6 +165,8 @@ class RunFolder:
     def check_new(cls, config: RunConfig, *, auto_name: bool) -> None:
         """`create`'s refusal of a taken name, asked before anything is imported or
         made (an automatic name never is: it gains a suffix)."""
+        for base, option in ((Path(config.checkpoint_dir), "--checkpoint-dir"), (Path(config.logdir), "--logdir")):
+            _check_base(base, option)
         ckpt, logs = Path(config.checkpoint_dir) / config.name, Path(config.logdir) / config.name
         if not auto_name and (ckpt.exists() or (logs.is_dir() and any(logs.iterdir()))):
             raise RunError(_taken(config.name, ckpt, logs))
@@ -350,6 +352,18 @@ def _check_record(record: dict) -> None:
     if record["target_epochs"] < 1:
         raise ConfigError(f"target_epochs must be at least 1, got {record['target_epochs']}")
     RunConfig.from_dict(record["config"]).validate()
+
+
+def _check_base(base: Path, option: str) -> None:
+    """Whether `_make_base` can make `base`, asked without making anything: its nearest
+    existing folder must be a writable folder (the same refusals, before TensorFlow)."""
+    existing = next((p for p in [base, *base.parents] if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise RunError(f"cannot create {option} {base}: {existing} is not a folder; choose a writable folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if os.statvfs(existing).f_flag & os.ST_RDONLY:
+            raise RunError(f"cannot create {option} {base}: Read-only file system; choose a writable folder")
+        raise RunError(f"{option} {base} is not writable; choose a writable folder")
 
 
 def _make_base(base: Path, option: str) -> list[Path]:
