@@ -352,17 +352,14 @@ def test_a_closed_pipe_ends_quietly(workdir):
     assert proc.wait() == 0 and err == "", err
 
 
-@pytest.mark.parametrize("command", [["board", "--list"], [*COMPARE[:4], "lr=1.0", "--epochs", "20", "--format", "csv"]],
+@pytest.mark.parametrize("command", [["board", "--list"], [*COMPARE, "--format", "csv", "--dry-run"]],
                          ids=["board", "compare"])  # fmt: skip
 def test_a_pipe_closed_while_printing_ends_quietly(runner, workdir, monkeypatch, command):
     import click
 
-    from dlcli import report
-
     def closed(*args, **kwargs):
         raise BrokenPipeError(32, "Broken pipe")
 
-    monkeypatch.setattr(report, "compare_table", closed)
     monkeypatch.setattr(click, "echo", lambda *a, err=False, **k: closed() if not err else None)
     monkeypatch.setattr("dlcli.board.list_runs", lambda logdir: [])
     result = runner.invoke(cli, command)
