@@ -104,6 +104,17 @@ def command_config(task: str, values: dict, *, name: str | None, logdir: str, ch
     return config.validate(), name is None
 
 
+def check_before_training(config: RunConfig, auto_name: bool) -> None:
+    """What a new run needs of the file system, checked before TensorFlow loads: its
+    --data is there, and its name is not taken (the command and `dlcli.TASK` ask here)."""
+    from dlcli.core.data import check_path  # NumPy only
+    from dlcli.core.runs import RunFolder
+
+    if config.data.path is not None:
+        check_path(config.data.path)
+    RunFolder.check_new(config, auto_name=auto_name)
+
+
 def run_config(task: str, keywords: dict, *, logdir=None, checkpoint_dir=None) -> tuple[RunConfig, bool]:
     """The run `dlcli.TASK(**keywords)` asks for: every setting `dlcli TASK` offers as an
     option, by its Python name, read through the settings table; `name` as --name."""
@@ -147,7 +158,7 @@ def _vary_items(vary) -> tuple[str, ...]:
                 texts.append(text)
             items.append(f"{name}={','.join(texts)}")
         return tuple(items)
-    if all(isinstance(item, str) for item in vary):
+    if isinstance(vary, (list, tuple)) and all(isinstance(item, str) for item in vary):
         return tuple(vary)
     raise ConfigError(f"vary must be a dict {{setting: [values]}} or 'NAME=V1,V2' texts, got {vary!r}")
 
@@ -157,7 +168,7 @@ def _words(option: str, value) -> tuple[str, ...]:
         return ()
     if isinstance(value, str):
         words = (value,)
-    elif hasattr(value, "__iter__"):
+    elif isinstance(value, (list, tuple)):
         words = tuple(value)
     else:
         raise ConfigError(f"{option} takes a name or a list of names, got {value!r}")
@@ -165,6 +176,22 @@ def _words(option: str, value) -> tuple[str, ...]:
         if not isinstance(word, str):
             raise ConfigError(f"{option} takes names, got {word!r}")
     return words
+
+
+def _flag(option: str, value, default: bool | None = False) -> bool | None:
+    """A yes/no argument: True or False (None: `default`), never a truthy stand-in."""
+    value = _plain(value)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ConfigError(f"{option} must be True or False, got {value!r}")
+    return value
+
+
+def _choice(option: str, value, choices) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"unknown {option} {value!r}; choose one of: {', '.join(choices)}")
+    return value
 
 
 def _integer(option: str, value) -> int:
@@ -200,12 +227,8 @@ def compare_request(keywords: dict, *, logdir=None, checkpoint_dir=None):
     shared = {s.param: s for s in settings.VARIED.values()}
     data = {settings.BY_NAME[n].param: settings.BY_NAME[n] for n in COMPARE_DATA}
     _refuse_unknown("dlcli.compare", keywords, (*COMPARE_OPTIONS, *shared, *data), None)
-    task = keywords.get("task", "mnist")
-    if task not in TASKS:
-        raise ConfigError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    sort = keywords.get("sort", "order")
-    if sort not in comparisons.SORT_KEYS:
-        raise ConfigError(f"unknown sort {sort!r}; choose one of: {', '.join(comparisons.SORT_KEYS)}")
+    task = _choice("task", keywords.get("task", "mnist"), TASKS)
+    sort = _choice("sort", keywords.get("sort", "order"), tuple(comparisons.SORT_KEYS))
     given = {s.name: setting_value(s, keywords[p], None) for p, s in shared.items() if keywords.get(p) is not None}
     explicit = frozenset(given)
     # compare's data options are mnist's; on an xor comparison base_config refuses them
@@ -227,8 +250,8 @@ def compare_request(keywords: dict, *, logdir=None, checkpoint_dir=None):
         tolerance=_fraction("tolerance", keywords.get("tolerance"), None),
         first_seed=_integer("seed", keywords.get("seed", 0)),
         points=_integer("points", keywords.get("points", DEFAULT_POINTS)),
-        force=bool(keywords.get("force", False)), dry_run=bool(keywords.get("dry_run", False)),
-        allow_many=bool(keywords.get("yes", False)),
+        force=_flag("force", keywords.get("force")), dry_run=_flag("dry_run", keywords.get("dry_run")),
+        allow_many=_flag("yes", keywords.get("yes")),
     )  # fmt: skip
     return request, sort
 
@@ -253,7 +276,7 @@ class Lab:
 
         self.logdir = _folder(logdir, LOGDIR_ENV, "logs")
         self.checkpoint_dir = _folder(checkpoint_dir, CHECKPOINT_DIR_ENV, "checkpoints")
-        self.quiet = quiet
+        self.quiet = _flag("quiet", quiet)
         self.reuse = Reuse()
 
     def __repr__(self) -> str:
@@ -265,11 +288,14 @@ class Lab:
     def _progress(self, quiet):
         from dlcli.core.progress import Progress
 
+        quiet = _flag("quiet", quiet, None)
         # tqdm.auto: a widget bar in Jupyter (with ipywidgets), text on a terminal.
         return Progress(enabled=False if (self.quiet if quiet is None else quiet) else None)
 
     def _train(self, task: str, keywords: dict, quiet):
+        _flag("quiet", quiet, None)
         config, auto = run_config(task, keywords, logdir=self.logdir, checkpoint_dir=self.checkpoint_dir)
+        check_before_training(config, auto)
         from dlcli.core import session
         from dlcli.results import RunResult
 
@@ -292,6 +318,10 @@ class Lab:
         _refuse_unknown("dlcli.resume", keywords, (), None)
         if epochs is not None:
             epochs = setting_value(settings.BY_NAME["epochs"], epochs, None)
+        _flag("quiet", quiet, None)
+        from dlcli.core.runs import RunFolder
+
+        RunFolder.for_resume(_run_folder(path), epochs)  # the refusals that need no TensorFlow, before it loads
         from dlcli.core import session
         from dlcli.results import RunResult
 
@@ -299,6 +329,7 @@ class Lab:
         return RunResult.of(result)
 
     def compare(self, *, quiet=None, **keywords):
+        _flag("quiet", quiet, None)
         request, sort = compare_request(keywords, logdir=self.logdir, checkpoint_dir=self.checkpoint_dir)
         import dlcli.comparison as comparisons
         from dlcli.results import ComparisonResult
@@ -317,6 +348,7 @@ class Lab:
         from dlcli import inspection
         from dlcli.results import InspectionResult
 
+        inspection.check(_run_folder(run))  # the refusals that need no TensorFlow, before it loads
         found = inspection.load(_run_folder(run))
         return InspectionResult(found, found.rows(inspection.chosen_steps(found, step)))
 

@@ -44,4 +44,10 @@ class DivergedError(DlcliError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training, after the current state was checkpointed (exit 130)."""
+    """Ctrl-C during a run (exit 130). The message says what happened and what to run
+    next; `what` is its first half alone (what was interrupted and what was kept), for
+    callers that know better what comes next (a comparison: run it again)."""
+
+    def __init__(self, message: str = "", *, what: str = ""):
+        super().__init__(message)
+        self.what = what or message

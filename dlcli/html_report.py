@@ -195,7 +195,7 @@ def _runs(the_plan) -> tuple[list[list[str]], list[tuple[str, int]]]:
     run.json, the versions that trained it."""
     from dlcli import comparison as comparisons
 
-    ledger, _ = comparisons.ledger_contents(the_plan.ledger_path)
+    ledger, _ = comparisons.ledger_contents(the_plan.ledger_path, warn=False)  # warned when compare read it
     runs, versions = [], Counter()
     for planned in the_plan.runs:
         entry = ledger.get(comparisons.ledger_key(planned.config), {})

@@ -53,23 +53,36 @@ class Inspection:
         return rows
 
 
-def load(path) -> Inspection:
-    """The run in checkpoint folder `path`, its per-layer series read from its logs."""
+def check(path):
+    """The run folder at `path`, after the checks that need no TensorFlow: a run folder
+    whose log folder holds event files."""
     from dlcli.core.runs import RunFolder
 
     run = RunFolder.open(Path(path))
     logdir = run.logdir
-    train = logdir / "train"
     if not logdir.is_dir():
         raise RunError(f"run {run.name} has no logs: its log folder {logdir} is missing (moved or deleted?)")
-    from dlcli.core.summaries import event_files, read_scalars
+    if not any(p.is_file() for p in (logdir / "train").rglob("events.out.tfevents.*")):
+        raise _nothing_logged(run, path)
+    return run
 
-    scalars = read_scalars(logdir, "train") if event_files(train) else {}
+
+def _nothing_logged(run, path) -> RunError:
+    return RunError(
+        f"run {run.name} has no logs in {run.logdir / 'train'} yet (it stopped before logging anything); "
+        f"resume it with `dlcli resume {path}`, then inspect it"
+    )
+
+
+def load(path) -> Inspection:
+    """The run in checkpoint folder `path`, its per-layer series read from its logs."""
+    run = check(path)
+    logdir = run.logdir
+    from dlcli.core.summaries import read_scalars
+
+    scalars = read_scalars(logdir, "train")
     if not scalars:
-        raise RunError(
-            f"run {run.name} has no logs in {train} yet (nothing was logged before it stopped); "
-            f"resume it with `dlcli resume {path}`"
-        )
+        raise _nothing_logged(run, path)
     series: dict = {}
     for tag, points in scalars.items():
         if tag.startswith(PREFIX) and tag.count("/") == 2:

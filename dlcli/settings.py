@@ -327,6 +327,9 @@ def shown(setting: Setting, value) -> str:
 # Besides letters and digits of any script (and their combining marks): '.', '_', '-',
 # and '=' and ',', because compare names its runs by their settings (lr=0.01,units=8-s0).
 _NAME_PUNCTUATION = "._-=,"
+# A name is a folder name: file systems allow 255 bytes, and an automatic name may gain
+# a '-2' suffix; 200 bytes (UTF-8) leaves that room and is still far beyond any real name.
+MAX_NAME_BYTES = 200
 
 
 def _name_part_ok(part: str) -> bool:
@@ -349,5 +352,11 @@ def validate_run_name(name: str, *, nested: bool = False) -> str:
         raise ConfigError(
             f"invalid run name {name!r}: use letters, digits, '.', '_', '-', '=' and ',', starting with a "
             "letter or digit (it becomes a folder name)"
+        )
+    longest = max(parts, key=lambda p: len(p.encode("utf-8")))
+    if len(longest.encode("utf-8")) > MAX_NAME_BYTES:
+        raise ConfigError(
+            f"run name {longest[:24]}... is {len(longest.encode('utf-8'))} bytes long; a run name becomes a "
+            f"folder name, at most {MAX_NAME_BYTES} bytes: choose a shorter one"
         )
     return name

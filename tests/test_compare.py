@@ -512,7 +512,7 @@ def test_the_ledger_is_read_once_then_only_what_was_appended(workdir):
     config = mnist_plan(("activation",)).runs[0].config
     path = workdir / "results.jsonl"
     line = {"key": experiments.ledger_key(config), "key_format": experiments.KEY_FORMAT, "accuracy": 0.5,
-            "loss": 1.0}  # fmt: skip
+            "loss": 1.0, "seed": 0, "seconds": 1.0, "params": 10}  # fmt: skip
     experiments.append_ledger(path, line)
     ledger = experiments.Ledger.read(path)
     assert ledger.get(config)["accuracy"] == 0.5
@@ -539,7 +539,7 @@ def test_statuses_are_a_type_not_strings(workdir):
     assert [run for run, _ in statuses] == list(the_plan.runs)
     experiments.append_ledger(the_plan.ledger_path, {"key": experiments.ledger_key(the_plan.runs[0].config),
                                                      "key_format": experiments.KEY_FORMAT, "accuracy": 0.5,
-                                                     "loss": 1.0})  # fmt: skip
+                                                     "loss": 1.0, "seed": 0, "seconds": 1.0, "params": 10})  # fmt: skip
     ledger.refresh()
     assert experiments.status(the_plan, ledger)[0][1] is experiments.RunStatus.IN_LEDGER
     assert experiments.RunStatus.IN_LEDGER.value == "in the ledger" and experiments.RunStatus.RESUME.done == "resumed"

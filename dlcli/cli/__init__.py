@@ -6,6 +6,10 @@ and bad options answer instantly.
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
+
 import click
 
 from dlcli import __version__
@@ -14,8 +18,15 @@ from dlcli.errors import DlcliError, ExitStatus
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 
 
+ARGV = "dlcli.argv"  # ctx.meta: the command line as given, for "run it again" advice
+
+
 class DlcliGroup(click.Group):
     """Turns library errors into one-line messages; the traceback only with --debug."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[ARGV] = list(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -25,8 +36,13 @@ class DlcliGroup(click.Group):
         except KeyboardInterrupt as exc:
             if _debug(ctx):
                 raise
-            click.echo(f"\n{exc or 'interrupted'}", err=True)
+            click.echo(f"\n{interrupted(exc, ctx.invoked_subcommand, ctx.meta.get(ARGV, []))}", err=True)
             ctx.exit(ExitStatus.INTERRUPTED)
+        except BrokenPipeError:
+            # The reader went away (`| head -1`): what it wanted it has; end quietly, as
+            # the tools `head` reads from do.
+            _silence_stdout()
+            ctx.exit(ExitStatus.SUCCESS)
         except DlcliError as exc:
             if _debug(ctx):
                 raise
@@ -43,6 +59,36 @@ class DlcliGroup(click.Group):
                 f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
                 "(run `dlcli --debug ...` for the traceback and please report it)"
             ) from None
+
+
+def interrupted(exc: KeyboardInterrupt, command: str | None, argv: list[str]) -> str:
+    """What Ctrl-C stopped and what to run next: a comparison is continued by running it
+    again (its finished runs are in the ledger), a run by `dlcli resume` once it has a
+    checkpoint, and anything stopped before that by running the command again."""
+    again = shlex.join(["dlcli", *argv])
+    what = getattr(exc, "what", "")
+    if command == "compare":
+        return (f"{what or 'interrupted'}; the runs finished before it are in the ledger: continue the comparison "
+                f"with `{again}` (it reuses them and trains only what is missing)")  # fmt: skip
+    if str(exc):  # a run's own advice: `dlcli resume ...`
+        return str(exc)
+    if command == "resume":
+        return f"interrupted before the run went on; nothing changed: run `{again}` again"
+    if command in ("xor", "mnist"):
+        return f"interrupted before the run started training; nothing was kept: run `{again}` again"
+    return f"interrupted: run `{again}` again" if command else "interrupted"
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush at exit does not fail
+    on the closed pipe again ('Exception ignored ... BrokenPipeError')."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (CliRunner's)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _debug(ctx: click.Context) -> bool:

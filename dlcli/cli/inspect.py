@@ -37,6 +37,8 @@ def inspect_run(run: str, step: int | None, fmt: str, wide: bool, plot: str | No
     layer's first) over the probe examples. "-": does not apply.
     """
     from dlcli import inspection, report
+
+    inspection.check(run)  # the refusals that need no TensorFlow, before it loads
     from dlcli.core.tf_setup import tensorflow
 
     tensorflow()  # reading event files loads it anyway; this way its start-up noise stays quiet

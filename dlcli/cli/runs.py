@@ -32,6 +32,9 @@ def _print_result(result, *, as_json: bool, table: bool) -> None:
 
 
 def _train(config: RunConfig, *, auto_name: bool, quiet: bool, as_json: bool, distribute=None, plot=None) -> None:
+    from dlcli.api import check_before_training
+
+    check_before_training(config, auto_name)
     from dlcli.core import session
 
     result = session.train(config, auto_name=auto_name, progress=progress_bar(quiet), distribute=distribute)
@@ -145,6 +148,9 @@ def resume(checkpoint_dir: str, epochs: int | None, as_json: bool, quiet: bool, 
             f"unexpected argument {extra[0]!r}; resume takes --epochs, --json, --quiet and the --strategy options"
         )
     distribute = distribute_spec(strategy, devices, cpu_replicas)
+    from dlcli.core.runs import RunFolder
+
+    RunFolder.for_resume(checkpoint_dir, epochs)  # every refusal that needs no TensorFlow, before it loads
     from dlcli.core import session
 
     result = session.resume(checkpoint_dir, epochs=epochs, progress=progress_bar(quiet), distribute=distribute)

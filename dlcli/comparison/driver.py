@@ -19,6 +19,7 @@ from dlcli.comparison.plan import Plan, PlannedRun
 from dlcli.comparison.runners import Runner, RunTask, SerialRunner
 from dlcli.comparison.settings import setting_value
 from dlcli.config import TEST_SUBSET
+from dlcli.errors import TrainingInterrupted
 
 
 def _ignore(*args) -> None:
@@ -77,9 +78,14 @@ def drive(
     footprint = Footprint(the_plan)
     try:
         trained = _train(tasks, runner or SerialRunner(), ledger, by_name, footprint, hooks, finished)
-    except BaseException:
+    except BaseException as exc:
         claims.tidy(ledger.path.parent)
         footprint.undo_unless_trained()
+        if isinstance(exc, KeyboardInterrupt):
+            # For a comparison the way on is to run it again, not `dlcli resume` of one run.
+            what = getattr(exc, "what", "") or "interrupted"
+            raise TrainingInterrupted(f"{what}; the runs finished before it are in the ledger: run the same "
+                                      "comparison again to continue", what=what) from None  # fmt: skip
         raise
     claims.tidy(ledger.path.parent)
     if trained:

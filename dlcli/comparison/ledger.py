@@ -20,6 +20,8 @@ from __future__ import annotations
 import enum
 import fcntl
 import json
+import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +59,8 @@ KEY_BASELINE = {
     "data": {"dataset": "mnist", "limit": None, "path": None},
 }  # fmt: skip
 LEGACY_FIELDS = {part: tuple(fields) for part, fields in KEY_BASELINE.items()}  # the fields dlcli 0.3.1 keyed
+
+log = logging.getLogger("dlcli")
 
 
 class RunStatus(enum.Enum):
@@ -118,22 +122,33 @@ class Ledger:
     entries: dict[str, dict] = field(default_factory=dict)  # {key: entry}, the last line of a key wins
     older: int = 0  # entries of an older dlcli, set aside (see KEY_FORMAT)
     offset: int = 0  # bytes read so far: whole lines only
+    lines: int = 0  # lines read so far (to name a malformed one by its number)
+    malformed: list[int] = field(default_factory=list)  # numbers of the lines set aside as malformed
+    warn: bool = True  # say so for each malformed line (once per command: its first read)
 
     @classmethod
-    def read(cls, path: Path, *, force: bool = False) -> "Ledger":
+    def read(cls, path: Path, *, force: bool = False, warn: bool = True) -> "Ledger":
         """The ledger as it is now. `force`: what is in it already is ignored (never
-        reused), but lines appended from now on are read by `refresh`."""
-        ledger = cls(Path(path))
+        reused), but lines appended from now on are read by `refresh`. `warn`: log one
+        warning per malformed line (off for a second reader in the same command)."""
+        ledger = cls(Path(path), warn=warn)
         if force:
-            ledger.offset = _size(ledger.path)
+            try:
+                data = ledger.path.read_bytes()
+            except FileNotFoundError:
+                data = b""
+            ledger.offset, ledger.lines = len(data), data.count(b"\n")
         else:
             ledger.refresh()
         return ledger
 
     def refresh(self) -> None:
-        """Read the lines appended since the last read (by this or another process). A
-        torn last line (a kill mid-append), lines that are not ledger entries and
-        entries of an older dlcli are skipped."""
+        """Read the lines appended since the last read (by this or another process).
+        A line still being written (no newline yet) waits for the next read; entries
+        of an older dlcli are set aside and counted; any other line that is not a whole,
+        valid entry (torn by a kill, hand-edited, a wrong type, a missing key, a number
+        out of range) is set aside with a warning naming the file and the line, and its
+        run trains again."""
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
@@ -142,22 +157,37 @@ class Ledger:
             return
         complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next read
         self.offset += len(complete)
-        for line in complete.decode("utf-8", errors="replace").splitlines():
-            self._take(line)
+        for line in complete.decode("utf-8", errors="replace").split("\n")[:-1]:
+            self.lines += 1
+            self._take(line, self.lines)
 
-    def _take(self, line: str) -> None:
+    def _take(self, line: str, number: int) -> None:
+        if not line.strip():
+            return  # an empty line holds no run
         try:
             entry = json.loads(line)
-            key = entry["key"]
-            float(entry["accuracy"]), float(entry["loss"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        except json.JSONDecodeError:
+            return self._set_aside(number, "not a whole JSON line (torn by a kill, or edited)")
+        if not isinstance(entry, dict):
+            return self._set_aside(number, "not a JSON object")
+        key_format = entry.get("key_format")
+        if key_format not in (KEY_FORMAT, LEGACY_FORMAT) and _problem(entry, OLDER_FIELDS) is None:
+            self.older += 1
             return
-        if entry.get("key_format") == KEY_FORMAT:
-            self.entries[key] = entry
-        elif entry.get("key_format") == LEGACY_FORMAT and (new := rekeyed(key)) is not None:
+        problem = _problem(entry, FIELDS)
+        if problem is not None:
+            return self._set_aside(number, problem)
+        if key_format == KEY_FORMAT:
+            self.entries[entry["key"]] = entry
+        elif key_format == LEGACY_FORMAT and (new := rekeyed(entry["key"])) is not None:
             self.entries[new] = {**entry, "key": new, "key_format": KEY_FORMAT}
         else:
             self.older += 1
+
+    def _set_aside(self, number: int, problem: str) -> None:
+        self.malformed.append(number)
+        if self.warn:
+            log.warning("%s line %d is set aside: %s; its run trains again", self.path, number, problem)
 
     def get(self, config: RunConfig) -> dict | None:
         return self.entries.get(ledger_key(config))
@@ -179,11 +209,45 @@ class Ledger:
             os.fsync(f.fileno())
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
+# What a ledger entry holds: (field, check, what the check wants), every field required
+# unless OPTIONAL says otherwise. A line that fails one is set aside, never half-used.
+def _number(low=0.0, high=math.inf):
+    return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and low <= v <= high
+
+
+def _integer(low=0):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+FIELDS = {
+    "key": (lambda v: isinstance(v, str) and v != "", "a non-empty text"),
+    "seed": (_integer(0), "an integer >= 0"),
+    "accuracy": (_number(0.0, 1.0), "a number from 0 to 1"),
+    "loss": (_number(), "a finite number >= 0"),
+    "seconds": (_number(), "a finite number >= 0"),
+    "params": (_integer(0), "an integer >= 0"),
+    "variant": (lambda v: isinstance(v, str), "a text"),
+    "run": (lambda v: isinstance(v, str), "a text"),
+    "epochs": (_integer(1), "an integer >= 1"),
+    "trained_steps": (_integer(0), "an integer >= 0"),
+    "grad_ratio": (lambda v: v is None or _number()(v), "a finite number >= 0 or null"),
+    "diagnostics": (lambda v: v is None or isinstance(v, dict), "an object or null"),
+}
+OPTIONAL = {"variant", "run", "epochs", "trained_steps", "grad_ratio", "diagnostics"}
+OLDER_FIELDS = {k: FIELDS[k] for k in ("key", "accuracy", "loss")}  # enough to count an older dlcli's line
+
+
+def _problem(entry: dict, fields: dict) -> str | None:
+    """What is wrong with `entry` ("accuracy must be a number from 0 to 1, got '1.0'"),
+    or None when every field of `fields` is there with a value it takes."""
+    for name, (ok, wanted) in fields.items():
+        if name not in entry:
+            if name in OPTIONAL:
+                continue
+            return f"it has no {name!r}"
+        if not ok(entry[name]):
+            return f"{name} must be {wanted}, got {entry[name]!r}"
+    return None
 
 
 def read_ledger(path: Path) -> dict[str, dict]:
@@ -191,9 +255,9 @@ def read_ledger(path: Path) -> dict[str, dict]:
     return Ledger.read(path).entries
 
 
-def ledger_contents(path: Path) -> tuple[dict[str, dict], int]:
+def ledger_contents(path: Path, *, warn: bool = True) -> tuple[dict[str, dict], int]:
     """read_ledger's entries, and how many entries an older dlcli wrote (set aside)."""
-    ledger = Ledger.read(path)
+    ledger = Ledger.read(path, warn=warn)
     return ledger.entries, ledger.older
 
 

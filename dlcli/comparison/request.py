@@ -113,6 +113,10 @@ def compare(
     trains; `hooks` each run as it starts and finishes; `on_rung` each --prune rung
     (see Pruning.drive)."""
     comparison = prepare(request)
+    if not request.dry_run and request.base.data.path is not None:
+        from dlcli.core.data import check_path  # NumPy only: refused before TensorFlow loads
+
+        check_path(request.base.data.path)
     if request.auto is not None:
         from dlcli.comparison.sequential import compare_auto
 

@@ -86,9 +86,14 @@ def load(dataset: str = "mnist", path: str | None = None, limit: int | None = No
 def read_path(path: Path) -> tuple[tuple, str]:
     if path.is_dir():
         return read_idx_folder(path), f"idx:{path.resolve()}"
-    if path.is_file():
-        return read_npz(path), f"npz:{path.resolve()}"
-    raise DataError(f"--data {path}: no such file or folder; give an .npz or a folder of IDX files")
+    check_path(path)
+    return read_npz(path), f"npz:{path.resolve()}"
+
+
+def check_path(path) -> None:
+    """--data names a file or a folder (what it holds is read and checked when loaded)."""
+    if not (Path(path).is_dir() or Path(path).is_file()):
+        raise DataError(f"--data {path}: no such file or folder; give an .npz or a folder of IDX files")
 
 
 def read_npz(path: Path) -> tuple:

@@ -100,10 +100,7 @@ class RunFolder:
                 except OSError as exc:
                     raise RunError(f"cannot create {ckpt}: {exc.strerror}; choose another --checkpoint-dir") from None
             if not auto_name:
-                raise RunError(
-                    f"run {name!r} already exists ({ckpt if ckpt.exists() else logs}); "
-                    f"continue it with `dlcli resume {ckpt}` or choose another --name"
-                )
+                raise RunError(_taken(name, ckpt, logs))
             suffix += 1
             name = f"{config.name}-{suffix}"
         try:
@@ -142,7 +139,13 @@ class RunFolder:
             raise RunError(f"{path} is not a folder; give a run folder such as checkpoints/<run>")
         record_path = path / RECORD
         if not record_path.is_file():
-            raise RunError(f"{path} is not a dlcli run folder (no {RECORD})")
+            runs = sorted(p.parent for p in path.glob(f"*/{RECORD}"))
+            if runs:  # the folder above the runs (checkpoints/): name one of them
+                shown = ", ".join(str(r) for r in runs[:3]) + (", ..." if len(runs) > 3 else "")
+                raise RunError(f"{path} holds {len(runs)} run folder{'s' if len(runs) != 1 else ''}, not one run; "
+                               f"give one of them: {shown}")  # fmt: skip
+            raise RunError(f"{path} is not a dlcli run folder (no {RECORD}); give a run folder such as "
+                           "checkpoints/<run>")  # fmt: skip
         try:
             record = json.loads(record_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -157,6 +160,44 @@ class RunFolder:
         except ConfigError as exc:
             raise RunError(f"{record_path} is not a valid run record ({exc})") from None
         return cls(path, record)
+
+    @classmethod
+    def check_new(cls, config: RunConfig, *, auto_name: bool) -> None:
+        """`create`'s refusal of a taken name, asked before anything is imported or
+        made (an automatic name never is: it gains a suffix)."""
+        for base, option in ((Path(config.checkpoint_dir), "--checkpoint-dir"), (Path(config.logdir), "--logdir")):
+            _check_base(base, option)
+        ckpt, logs = Path(config.checkpoint_dir) / config.name, Path(config.logdir) / config.name
+        if not auto_name and (ckpt.exists() or (logs.is_dir() and any(logs.iterdir()))):
+            raise RunError(_taken(config.name, ckpt, logs))
+
+    @classmethod
+    def for_resume(cls, path: Path, epochs: int | None = None) -> tuple["RunFolder", int]:
+        """The run folder at `path` and the target `dlcli resume --epochs` gives it,
+        after every check that needs no TensorFlow: a run folder, a valid record, a
+        target not below the run's, something to resume from, no other process in it."""
+        run = cls.open(path)
+        target = int(run.record["target_epochs"])
+        if epochs is not None:
+            if epochs < target:
+                raise RunError(f"--epochs {epochs} is below the run's target of {target} epochs")
+            target = epochs
+        if not checkpoint_paths(run.path) and not run.starts_over:
+            raise RunError(
+                f"{run.path} holds no checkpoint to resume from (its checkpoints were deleted?); "
+                f"train the run again under a new --name, or delete the folder"
+            )
+        run.lock()  # the same refusal a busy folder gets later, now
+        run.unlock()
+        return run, target
+
+    @property
+    def starts_over(self) -> bool:
+        """A run killed before its first checkpoint (its start-up: building the model,
+        compiling): no checkpoint at all and never finished. run.json holds all it
+        needs, so `resume` trains it from step 0, as the run would have."""
+        return (not checkpoint_paths(self.path) and self.record.get("result") is None
+                and self.record.get("status") in ("created", "running"))  # fmt: skip
 
     # -- record -------------------------------------------------------------------
 
@@ -280,6 +321,24 @@ class RunFolder:
             self._lock_fd = None
 
 
+def _taken(name: str, ckpt: Path, logs: Path) -> str:
+    if ckpt.exists():
+        return f"run {name!r} already exists ({ckpt}); continue it with `dlcli resume {ckpt}` or choose another --name"
+    return f"run {name!r} already exists: its logs are in {logs}; choose another --name (or move those logs)"
+
+
+def checkpoint_paths(folder: Path) -> list[str]:
+    """Checkpoint prefixes in `folder`, newest step first (from the files themselves,
+    so a lost or stale `checkpoint` state file hides nothing)."""
+    steps = []
+    for index in Path(folder).glob("ckpt-*.index"):
+        try:
+            steps.append(int(index.name[len("ckpt-") : -len(".index")]))
+        except ValueError:
+            continue
+    return [str(Path(folder) / f"ckpt-{step}") for step in sorted(steps, reverse=True)]
+
+
 def _check_record(record: dict) -> None:
     """Every field resume reads, with its type; the config in full (RunConfig.from_dict)."""
     kinds = {"run": (str, "a run name"), "logdir": (str, "a folder path"), "target_epochs": (int, "an integer"),
@@ -293,6 +352,18 @@ def _check_record(record: dict) -> None:
     if record["target_epochs"] < 1:
         raise ConfigError(f"target_epochs must be at least 1, got {record['target_epochs']}")
     RunConfig.from_dict(record["config"]).validate()
+
+
+def _check_base(base: Path, option: str) -> None:
+    """Whether `_make_base` can make `base`, asked without making anything: its nearest
+    existing folder must be a writable folder (the same refusals, before TensorFlow)."""
+    existing = next((p for p in [base, *base.parents] if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise RunError(f"cannot create {option} {base}: {existing} is not a folder; choose a writable folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if os.statvfs(existing).f_flag & os.ST_RDONLY:
+            raise RunError(f"cannot create {option} {base}: Read-only file system; choose a writable folder")
+        raise RunError(f"{option} {base} is not writable; choose a writable folder")
 
 
 def _make_base(base: Path, option: str) -> list[Path]:

@@ -23,7 +23,7 @@ from dlcli.core import models, pictures, summaries
 from dlcli.core.distribute import DistributeSpec, is_chief_task, make_strategy
 from dlcli.core.progress import Progress
 from dlcli.core.reuse import Reuse
-from dlcli.core.runs import RunFolder
+from dlcli.core.runs import RunFolder, checkpoint_paths  # noqa: F401  (checkpoint_paths: session's name too)
 from dlcli.core.tf_setup import tensorflow
 from dlcli.core.train import Hooks, TrainingLoop, Window
 from dlcli.errors import CheckpointError, DivergedError, RunError, TrainingInterrupted
@@ -123,14 +123,8 @@ def _train(config, *, auto_name, progress, hparams, distribute, reuse, images, s
     try:
         config = run.config  # the name may have gained a suffix
         session = _Session(run, config, data, distribute, reuse, images, layers)
-        at_start = session.log_layers_at_start()
-        run.update(data_source=data.source, status="running", distribute=session.distribute_record,
-                   layers_at_start=at_start)  # fmt: skip
-        if hparams:
-            session.summaries.hparams(hparams)
-        session.summaries.flush()  # the step-0 diagnostics belong to checkpoint 0
-        session.manager.save(checkpoint_number=0)  # every run is resumable from its start
-    except BaseException:
+        session.begin(hparams)
+    except BaseException:  # Ctrl-C included: the command says to run it again
         run.unlock()
         _remove_run(run)  # nothing half-made stays behind
         raise
@@ -160,17 +154,22 @@ def resume(
 
 
 def _resume(run: RunFolder, *, epochs, progress, distribute, reuse) -> Result:
+    run, target = RunFolder.for_resume(run.path, epochs)
     config = run.config
-    target = int(run.record["target_epochs"])
-    if epochs is not None:
-        if epochs < target:
-            raise RunError(f"--epochs {epochs} is below the run's target of {target} epochs")
-        target = epochs
     run.lock()
     try:
         data = load_data(config, reuse)
-        session = _Session(run, config, data, distribute, reuse)
-        session.restore(target)
+        if run.starts_over:
+            # Killed before its first checkpoint: whatever it logged goes, and the run
+            # starts at step 0 from its record, as it would have (hparams are compare's,
+            # whose run folders are never resumed this way).
+            shutil.rmtree(run.logdir, ignore_errors=True)
+            run.logdir.mkdir(parents=True, exist_ok=True)
+            session = _Session(run, config, data, distribute, reuse)
+            session.begin()
+        else:
+            session = _Session(run, config, data, distribute, reuse)
+            session.restore(target)
         run.update(target_epochs=target, distribute=session.distribute_record, status="running")
     except BaseException:
         run.unlock()
@@ -304,6 +303,17 @@ class _Session:
         parts = {k: v for k, v in self.loop.checkpointables().items() if k not in missing}
         return tf.train.Checkpoint(**parts)
 
+    def begin(self, hparams: dict | None = None) -> None:
+        """Step 0 of a new run: its diagnostics before any training, its record, and
+        checkpoint 0 (every run is resumable from its start)."""
+        at_start = self.log_layers_at_start()
+        self.run.update(data_source=self.data.source, status="running", distribute=self.distribute_record,
+                        layers_at_start=at_start)  # fmt: skip
+        if hparams:
+            self.summaries.hparams(hparams)
+        self.summaries.flush()  # the step-0 diagnostics belong to checkpoint 0
+        self.manager.save(checkpoint_number=0)
+
     def log_layers_at_start(self) -> dict | None:
         """The per-layer diagnostics at step 0, before any training (to TensorBoard);
         returns them for run.json."""
@@ -316,6 +326,7 @@ class _Session:
     def fit(self, target_epochs: int, progress: Progress | None) -> Result:
         loop, run, train_cfg = self.loop, self.run, self.config.train
         start_step = loop.global_step
+        earlier = run.record.get("result") or {}  # a finished run's, when it is resumed
         # XOR's test set is its training set: the train series says it all.
         on_epoch_end = None if self.config.task == "xor" else self._on_epoch_end
         hooks = Hooks(
@@ -335,6 +346,10 @@ class _Session:
             if trained:
                 self._save(loop.global_step)
             seconds = time.perf_counter() - started
+            if not trained and earlier.get("steps") == loop.global_step and _is_number(earlier.get("train_seconds")):
+                # Nothing trained now (a finished run resumed, or read back by compare
+                # after a kill before its ledger line): its time is the one it took.
+                seconds = float(earlier["train_seconds"])
         except DivergedError:
             run.update(status="diverged")
             raise
@@ -346,12 +361,22 @@ class _Session:
             if step not in self._saved_steps():
                 self._save(step)
             run.update(status="interrupted")
-            raise TrainingInterrupted(
-                f"interrupted at step {step}; checkpoint saved, continue with `dlcli resume {display_path(run.path)}`"
-            ) from None
+            what = f"interrupted at step {step} of run {run.name}; checkpoint saved"
+            raise TrainingInterrupted(f"{what}, continue with `dlcli resume {display_path(run.path)}`",
+                                      what=what) from None  # fmt: skip
         finally:
             self.summaries.close()
             run.unlock()
+        try:
+            return self._result(target_epochs, trained, seconds)
+        except KeyboardInterrupt:
+            what = f"interrupted after run {run.name} finished training (step {loop.global_step}, checkpoint saved)"
+            raise TrainingInterrupted(f"{what}; `dlcli resume {display_path(run.path)}` evaluates it and records "
+                                      "its result", what=what) from None  # fmt: skip
+
+    def _result(self, target_epochs: int, trained: int, seconds: float) -> Result:
+        """The finished run's evaluation, pictures and record."""
+        loop, run = self.loop, self.run
         if self._last_eval is not None and self._last_eval[0] == loop.global_step:
             # The last epoch's test pass: the same weights.
             loss, accuracy, predicted, confidence, mistakes = self._last_eval[1:]
@@ -514,18 +539,6 @@ def mistake_pictures(data: datasets.Dataset, predicted: np.ndarray, confidence: 
                            data.y_test[worst], predicted[worst], confidence[worst])  # fmt: skip
 
 
-def checkpoint_paths(folder: Path) -> list[str]:
-    """Checkpoint prefixes in `folder`, newest step first (from the files themselves,
-    so a lost or stale `checkpoint` state file hides nothing)."""
-    steps = []
-    for index in Path(folder).glob("ckpt-*.index"):
-        try:
-            steps.append(int(index.name[len("ckpt-") : -len(".index")]))
-        except ValueError:
-            continue
-    return [str(Path(folder) / f"ckpt-{step}") for step in sorted(steps, reverse=True)]
-
-
 def truth_table(data: datasets.Dataset, probabilities: np.ndarray) -> list[dict]:
     rows = []
     for (x1, x2), (target,), (p,) in zip(data.x_test, data.y_test, probabilities):
@@ -583,6 +596,10 @@ def _finite_record(record: dict) -> dict:
     """A diagnostics record as plain JSON numbers (Measurement keeps finite values only)."""
     layers = {layer: {q: float(v) for q, v in values.items()} for layer, values in record["layers"].items()}
     return {"step": int(record["step"]), "layers": layers}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
 
 
 def _finite_or_none(value: float):
