@@ -222,13 +222,15 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
     json/csv). Then, while the table is too wide: loss goes, the difference and its
     interval take two lines, so do the verdicts, the setting columns go, grid names are
     shown as their values under one header ("sigmoid,he" under "activation,init"), the
-    accuracy interval goes, the accuracy header takes two lines, and long names are
+    accuracy interval goes, and long names are
     wrapped at their commas.
     """
     from dlcli.comparison import format_value
 
-    accuracy = accuracy_header(rows)
+    # Headers in lines as narrow as the numbers under them: a terminal is narrow.
+    accuracy = accuracy_header(rows).replace(" (", "\n(").replace(", ", ",\n")
     seed_column = ["seeds"] if len({r["seeds"] for r in rows}) > 1 else []
+    ci_header, loss = CI_HEADER.replace(" of", "\nof"), loss_header(rows).replace(" (", "\n(")
     columns, _ = split_columns(rows, columns)  # what every row shares is said under the table
     stated = [c for c in columns if all(f"{c}={format_value(r[c])}" in r["variant"].split(",") for r in rows)]
     settings = [c for c in columns if c not in stated]
@@ -237,17 +239,17 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
         "variant": [r["variant"] for r in rows],
         **{c: [format_value(r[c]) for r in rows] for c in settings},
         accuracy: [_accuracy(r) for r in rows],
-        CI_HEADER: [_interval(r) for r in rows],
+        ci_header: [_interval(r) for r in rows],
         versus: [_versus(r, " ") for r in rows],
         "verdict": [r["verdict"] for r in rows],
-        SOLVED_HEADER: [_solved(r) for r in rows] if "solved" in rows[0] else None,
+        SOLVED_HEADER.replace(" (", "\n("): [_solved(r) for r in rows] if "solved" in rows[0] else None,
         **({h: [_paper_cells(r)[i] for r in rows] for i, h in enumerate(PAPER_HEADERS)} if PAPER_KEY in rows[0] else {}),
-        loss_header(rows): [f"{r['loss']:.4f}" for r in rows],
+        loss: [f"{r['loss']:.4f}" for r in rows],
         "seeds": [str(r["seeds"]) for r in rows] if seed_column else None,
     }
     cells = {header: column for header, column in cells.items() if column is not None}
-    if all(c == "-" for c in cells[CI_HEADER]):
-        del cells[CI_HEADER]  # one seed: no intervals to show
+    if all(c == "-" for c in cells[ci_header]):
+        del cells[ci_header]  # one seed: no intervals to show
     if all(r["diff_ci_low"] is None for r in rows):
         cells["vs best"] = cells.pop(versus)
         versus = "vs best"
@@ -256,7 +258,7 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
 
     def narrower():
         yield cells
-        cells.pop(loss_header(rows))
+        cells.pop(loss)
         yield cells
         # The difference over its interval, and its header in two lines as well.
         cells[versus] = [_versus(r, "\n") for r in rows]
@@ -276,10 +278,7 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
             cells.pop("variant")
             cells.update({",".join(keys): values})
             cells.update({k: cells.pop(k) for k in list(cells)[:-1]})  # the names first again
-        if cells.pop(CI_HEADER, None) is not None:
-            yield cells
-        if accuracy in cells and " (" in accuracy:
-            _rename(cells, {accuracy: accuracy.replace(" (", "\n(")})
+        if cells.pop(ci_header, None) is not None:
             yield cells
 
     return fit(narrower(), fmt, width)

@@ -44,7 +44,7 @@ def board(logdir: str, host: str, port: int | None, list_only: bool, wide: bool)
 
         width = terminal_width(wide)
         click.echo(tb.runs_table(tb.list_runs(logdir), width=width))
-        click.echo("\n" + wrap_line(tb.LEGEND, width))
+        click.echo(wrap_line(tb.LEGEND, width), err=True)  # which loss is which; stdout stays the table
         return
     runs = tb.check_logdir(logdir)
     if host in tb.PUBLIC_HOSTS:
