@@ -26,8 +26,9 @@ def variant_colors(names) -> dict[str, str]:
     a variant has the same colour in the comparison's plot, its depth profile and its
     paper's figure, sorted or not."""
     import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
 
-    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    cycle = [to_hex(c) for c in plt.rcParams["axes.prop_cycle"].by_key()["color"]]
     return {name: cycle[i % len(cycle)] for i, name in enumerate(dict.fromkeys(names))}
 
 
