@@ -6,6 +6,7 @@ number), and every compare table shows what differs and says what it aggregates.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,6 +39,10 @@ def figure_problems(fig) -> list[str]:
     from matplotlib.container import BarContainer
     from matplotlib.text import Text
 
+    if not hasattr(fig.canvas, "get_renderer"):  # closed by pyplot after saving: draw it off-screen again
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
     fig.canvas.draw()  # tick labels exist only once drawn
     problems = []
     axes = list(_data_axes(fig))
@@ -288,3 +293,42 @@ def test_board_list_says_which_loss_each_column_is():
     header = board.runs_table(runs).splitlines()[0]
     assert "train/loss (window mean)" in header and "test/loss (test set)" in header
     assert "printed result" in board.LEGEND and "window" in board.LEGEND
+
+
+# -- every figure of a real comparison, through the command ----------------------------
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """Every matplotlib figure a command saves, {file name: figure}, kept open."""
+    from matplotlib.figure import Figure
+
+    saved, original = {}, Figure.savefig
+
+    def savefig(self, fname, *args, **kwargs):
+        saved[getattr(fname, "name", None) or str(fname)] = self
+        return original(self, fname, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    return saved
+
+
+@pytest.mark.slow
+def test_every_figure_of_an_xor_comparison_keeps_the_style_and_every_file_is_named(runner, workdir, saved_figures):
+    out = invoke(runner, "compare", "--task", "xor", "--epochs", "300", "--sort", "accuracy",
+                 "--plot", "x.png", "--report", "x.html", "-q")  # fmt: skip
+    assert "plots: x.png, x-depth.png" in out.output and "report: x.html" in out.output  # every file named
+    assert (workdir / "x.html").is_file()
+    # The plot and the report's copy of it go through PNG bytes, the depth profile to its file.
+    assert "x-depth.png" in {Path(name).name for name in saved_figures} and len(saved_figures) == 3
+    run = next((workdir / "checkpoints" / "compare").glob("*/layers=2-s0"))
+    inspected = invoke(runner, "inspect", str(run), "--plot", "i.png")
+    assert "plot: i.png" in inspected.output
+    invoke(runner, "xor", "--epochs", "200", "--log-every", "100", "--plot", "b.png", "--name", "b")
+    colours: dict[str, set] = {}
+    for name, fig in saved_figures.items():
+        assert figure_problems(fig) == [], name
+        for label, found in colours_by_label(fig).items():
+            if label.startswith("layers="):
+                colours.setdefault(label, set()).update(found)
+    assert len(colours) == 3 and all(len(found) == 1 for found in colours.values()), colours  # one colour each
