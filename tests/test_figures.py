@@ -298,21 +298,6 @@ def test_board_list_says_which_loss_each_column_is():
 # -- every figure of a real comparison, through the command ----------------------------
 
 
-@pytest.fixture
-def saved_figures(monkeypatch):
-    """Every matplotlib figure a command saves, {file name: figure}, kept open."""
-    from matplotlib.figure import Figure
-
-    saved, original = {}, Figure.savefig
-
-    def savefig(self, fname, *args, **kwargs):
-        saved[getattr(fname, "name", None) or str(fname)] = self
-        return original(self, fname, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", savefig)
-    return saved
-
-
 @pytest.mark.slow
 def test_every_figure_of_an_xor_comparison_keeps_the_style_and_every_file_is_named(runner, workdir, saved_figures):
     out = invoke(runner, "compare", "--task", "xor", "--epochs", "300", "--sort", "accuracy",
