@@ -219,7 +219,7 @@ def glorot_figure(comparison, entries: dict, path: str) -> None:
     the_plan = comparison.plan
     folders = run_logdirs(the_plan)
     variants = [v for v in the_plan.variants if folders[v.name]]
-    fig, axes = figures.new_figure(len(variants), 4, figsize=(17, 3.0 * len(variants)), squeeze=False)
+    fig, axes = figures.new_figure(len(variants), 4, figsize=(17, 3.3 * len(variants)), squeeze=False)
     for row, variant in zip(axes, variants):
         activation = dict(variant.settings).get("activation", the_plan.base.model.activation)
         f = _ACTIVATIONS.get(activation)
@@ -233,7 +233,7 @@ def glorot_figure(comparison, entries: dict, path: str) -> None:
                 centres, density = _density(buckets, f if kind == "activations" and f else None)
                 ax.plot(centres, density, label=layer, linewidth=1.2)
             shown = kind if f or kind != "activations" else "pre-activations"
-            ax.set_title(f"{variant.name}: {shown}, step {step}")
+            ax.set_title(f"{variant.name}\n{shown}, step {step}")
             ax.set_yscale("log")
             ax.grid(alpha=0.3)
             ax.set_xlabel({"activations": "activation value", "pre-activations": "pre-activation value"}.get(
@@ -308,7 +308,7 @@ def batchnorm_figure(comparison, entries: dict, path: str) -> None:
                 figures.final_marker(axes[0], curve[0][-1], finals[variant.name], colors[variant.name])
     axes[0].set_xlabel(figures.STEP)
     axes[0].set_ylabel("test accuracy (first 1000 test digits)")
-    axes[0].set_title("(a) test accuracy; diamond: whole test set, the table's")
+    axes[0].set_title("(a) test accuracy\n(diamond: whole test set, the table's)")
     axes[0].grid(alpha=0.3)
     last = f"hidden{the_plan.base.model.layers - 1}"
     folders = run_logdirs(the_plan)
@@ -331,7 +331,7 @@ def batchnorm_figure(comparison, entries: dict, path: str) -> None:
             # at mean 0, variance 1 and move 1% a step (Keras' momentum 0.99): 99% of the
             # way after 459 steps. Before that the inputs shown are not yet normalised.
             ax.axvspan(0, BATCHNORM_WARMUP, color="grey", alpha=0.15, label="moving averages warming up")
-        ax.set_title(f"({letter}) {variant.name}: {shown}, seed {the_plan.seeds[0]}")
+        ax.set_title(f"({letter}) {variant.name}\n{shown}, seed {the_plan.seeds[0]}")
         ax.set_xlabel(figures.STEP)
         ax.set_ylabel("input to the sigmoid (percentiles)")
         ax.grid(alpha=0.3)

@@ -742,6 +742,7 @@ def depth_profile_figure(rows: list[dict], *, title: str):
         (axes[1], ("act_std",), "activation std", "std of the layer's activations", False),
         (axes[2], ("saturated", "dead"), "saturated / dead units", "fraction of the layer's units", False),
     ]
+    drawn_keys = set()
     for ax, keys, title_, label, log in panels:
         shown = [layer for layer in layers if any(r["layer"] == layer and r.get(k) is not None
                                                   for r in rows for k in keys)]  # fmt: skip
@@ -752,6 +753,7 @@ def depth_profile_figure(rows: list[dict], *, title: str):
                           for layer in shown]  # fmt: skip
                 if all(v != v for v in values):  # all NaN: the quantity does not apply
                     continue
+                drawn_keys.add(key)
                 line, marker = styles.get(key, ("-", "o"))
                 ax.plot(range(len(shown)), values, linestyle=line, marker=marker, color=colours[f"step {step}"],
                         label=f"step {step}", alpha=0.9)  # fmt: skip
@@ -764,11 +766,10 @@ def depth_profile_figure(rows: list[dict], *, title: str):
         ax.grid(alpha=0.3)
         if not ax.lines:
             ax.text(0.5, 0.5, "does not apply to this activation", ha="center", va="center", transform=ax.transAxes)
-    axes[2].set_ylim(0, 1.03)
+    axes[2].set_ylim(-0.02, 1.03)  # a fraction; 0 stays visible above the axis
     handles = [Line2D([], [], color=colours[f"step {step}"], marker="o", label=f"step {step}") for step in steps]
-    if axes[2].lines:
-        handles += [Line2D([], [], color="black", linestyle=line, marker=marker, label=f"{key} (right)")
-                    for key, (line, marker) in styles.items()]  # fmt: skip
+    handles += [Line2D([], [], color="black", linestyle=line, marker=marker, label=f"{key} (right)")
+                for key, (line, marker) in styles.items() if key in drawn_keys]  # fmt: skip
     figures.legend_outside(fig, handles, [h.get_label() for h in handles])
     fig.suptitle(title)
     return fig

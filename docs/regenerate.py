@@ -60,6 +60,16 @@ def digits(work: Path, mnist: Path) -> Path:
     return path
 
 
+def small(path: Path) -> None:
+    """A docs picture in 64 colours (what matplotlib's antialiasing adds beyond them
+    does not show), so the repository stays small."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        reduced = image.convert("RGB").quantize(colors=64)
+    reduced.save(path, optimize=True)
+
+
 def replace_block(page: Path, name: str, text: str) -> None:
     """The text between `<!-- regenerate: NAME -->` and the next `<!-- /regenerate -->`."""
     source = page.read_text()
@@ -106,8 +116,10 @@ def paper(name: str, work: Path, data: Path) -> None:
     replace_block(page, "output", f"`{shown}` printed (here in {seconds:.0f} s, {time.strftime('%Y-%m-%d')}):\n"
                                   f"```\n{out.strip()}\n```")  # fmt: skip
     shutil.copy(work / f"{name}-paper.png", DOCS / "papers" / f"{name}-figure.png")
+    small(DOCS / "papers" / f"{name}-figure.png")
     if name == "glorot":
         shutil.copy(work / f"{name}-depth.png", DOCS / "papers" / f"{name}-depth.png")
+        small(DOCS / "papers" / f"{name}-depth.png")
     rows = json.loads(dlcli(["compare", *PAPERS[name], "--data", str(data), "--format", "json", "--quiet"], work)[0])
     variants = [r["variant"] for r in rows]
     latest = {(e["variant"], e["seed"]): e for e in ledger(work) if e.get("variant") in variants}  # the last of each
@@ -128,6 +140,8 @@ def readme(work: Path) -> None:
             shutil.rmtree(work / folder / name, ignore_errors=True)
     dlcli(["xor", "--plot", str(DOCS / "xor-boundary.png"), "--name", "readme-xor"], work)
     dlcli(["xor", "--layers", "1", "--plot", str(DOCS / "xor-boundary-1-layer.png"), "--name", "readme-xor-1"], work)
+    small(DOCS / "xor-boundary.png")
+    small(DOCS / "xor-boundary-1-layer.png")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         print("no chromium on PATH: docs/report-screenshot.png and docs/api-display.png left as they are")
@@ -143,6 +157,8 @@ def readme(work: Path) -> None:
         subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                         f"--window-size={size}", f"--screenshot={DOCS / picture}", (work / page).as_uri()],
                        check=True, capture_output=True)  # fmt: skip
+    for picture in ("report-screenshot.png", "api-display.png"):
+        small(DOCS / picture)
     print("README pictures: docs/xor-boundary*.png, docs/report-screenshot.png, docs/api-display.png")
 
 

@@ -276,7 +276,7 @@ def test_help_summaries_are_whole_sentences(runner):
 @pytest.mark.parametrize("args, meant", [
     (["compare", "--what", "inits"], "'init'"),
     (["compare", "--sort", "acuracy"], "'accuracy'"),
-    (["compare", "--vary", "init=xavir"], "'xavier'"),
+    (["compare", "--format", "jsn"], "'json'"),
     (["mnist", "--activation", "rleu"], "'relu'"),
 ])  # fmt: skip
 def test_a_mistyped_choice_gets_did_you_mean(runner, args, meant):
