@@ -183,6 +183,9 @@ def compare_cells(rows: list[dict], columns: tuple[str, ...] = ()) -> tuple[list
         line += _paper_cells(r) if paper else []
         line += [f"{r['loss']:.4f}", f"{r['seconds']:.1f}", f"{r['params']:,}", _ratio(r), r["seeds"]]
         body.append(line)
+    if all(r["ci_low"] is None for r in rows):  # one seed: a column of "-" says nothing (a line under it says why)
+        at = headers.index(CI_HEADER)
+        headers, body = headers[:at] + headers[at + 1 :], [line[:at] + line[at + 1 :] for line in body]
     return headers, body
 
 
@@ -522,7 +525,8 @@ def comparison_figure(rows: list[dict], curves: tuple, *, task: str, colors: dic
     ends = [r["ci_low"] for r in with_ci] + [r["ci_high"] for r in with_ci] + [r["accuracy"] for r in rows]
     low, high = min(ends), max(ends)
     pad = max(0.01, 0.1 * (high - low))
-    ax.set_xlim(max(0.0, low - pad), min(1.0, high + pad) + 0.002)
+    low, high = max(0.0, low - pad), min(1.0, high + pad)
+    ax.set_xlim(low - 0.03 * (high - low), high + 0.03 * (high - low))  # room for a dot at 0 or 1
     ax.grid(axis="x", alpha=0.3)
     drawn = {"final": len(rows)}
     where = CURVE_DATA[task]

@@ -60,13 +60,13 @@ def digits(work: Path, mnist: Path) -> Path:
     return path
 
 
-def small(path: Path) -> None:
-    """A docs picture in 64 colours (what matplotlib's antialiasing adds beyond them
+def small(path: Path, colours: int = 64) -> None:
+    """A docs picture in few colours (what matplotlib's antialiasing adds beyond them
     does not show), so the repository stays small."""
     from PIL import Image
 
     with Image.open(path) as image:
-        reduced = image.convert("RGB").quantize(colors=64)
+        reduced = image.convert("RGB").quantize(colors=colours)
     reduced.save(path, optimize=True)
 
 
@@ -113,7 +113,8 @@ def paper(name: str, work: Path, data: Path) -> None:
     args = ["compare", *PAPERS[name], "--data", str(data), "--plot", f"{name}.png", "--quiet", "--wide"]
     out, seconds = dlcli(args, work)
     shown = " ".join(["dlcli", "compare", *PAPERS[name], "--data", "digits.npz", "--plot", f"{name}.png"])
-    replace_block(page, "output", f"`{shown}` printed (here in {seconds:.0f} s, {time.strftime('%Y-%m-%d')}):\n"
+    replace_block(page, "output", f"`{shown}` printed ({time.strftime('%Y-%m-%d')}; the seconds column is the "
+                                  "runs' training time):\n"
                                   f"```\n{out.strip()}\n```")  # fmt: skip
     shutil.copy(work / f"{name}-paper.png", DOCS / "papers" / f"{name}-figure.png")
     small(DOCS / "papers" / f"{name}-figure.png")
@@ -135,11 +136,11 @@ def paper(name: str, work: Path, data: Path) -> None:
 def readme(work: Path) -> None:
     """The README's pictures: XOR's boundaries, and (with Chromium) the report and the
     notebook display of a two-seed XOR comparison."""
-    for name in ("readme-xor", "readme-xor-1"):  # trained afresh: a finished run draws nothing new
+    for name in ("xor", "xor-1-layer"):  # trained afresh: a finished run draws nothing new
         for folder in ("checkpoints", "logs"):
             shutil.rmtree(work / folder / name, ignore_errors=True)
-    dlcli(["xor", "--plot", str(DOCS / "xor-boundary.png"), "--name", "readme-xor"], work)
-    dlcli(["xor", "--layers", "1", "--plot", str(DOCS / "xor-boundary-1-layer.png"), "--name", "readme-xor-1"], work)
+    dlcli(["xor", "--plot", str(DOCS / "xor-boundary.png"), "--name", "xor"], work)
+    dlcli(["xor", "--layers", "1", "--plot", str(DOCS / "xor-boundary-1-layer.png"), "--name", "xor-1-layer"], work)
     small(DOCS / "xor-boundary.png")
     small(DOCS / "xor-boundary-1-layer.png")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -148,7 +149,8 @@ def readme(work: Path) -> None:
         return
     dlcli(["compare", "--task", "xor", "--seeds", "2", "--report", "report.html", "--quiet"], work)
     code = ("import dlcli, pathlib; r = dlcli.compare(task='xor', seeds=2); "
-            "pathlib.Path('display.html').write_text('<meta charset=utf-8><body style=\"font: 14px sans-serif\">' "
+            "pathlib.Path('display.html').write_text('<meta charset=utf-8><style>img {max-width: 100%}</style>' "
+            "'<body style=\"font: 14px sans-serif\">' "
             "+ r._repr_html_())")  # fmt: skip
     subprocess.run([sys.executable, "-c", code], cwd=work, env=dict(os.environ, PYTHONPATH=str(ROOT)), check=True,
                    capture_output=True)  # fmt: skip
@@ -158,7 +160,7 @@ def readme(work: Path) -> None:
                         f"--window-size={size}", f"--screenshot={DOCS / picture}", (work / page).as_uri()],
                        check=True, capture_output=True)  # fmt: skip
     for picture in ("report-screenshot.png", "api-display.png"):
-        small(DOCS / picture)
+        small(DOCS / picture, 256)  # a screenshot holds every figure's colours
     print("README pictures: docs/xor-boundary*.png, docs/report-screenshot.png, docs/api-display.png")
 
 
