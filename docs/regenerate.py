@@ -155,7 +155,7 @@ def readme(work: Path) -> None:
     subprocess.run([sys.executable, "-c", code], cwd=work, env=dict(os.environ, PYTHONPATH=str(ROOT)), check=True,
                    capture_output=True)  # fmt: skip
     for page, picture, size in (("report.html", "report-screenshot.png", "1400,2600"),
-                                ("display.html", "api-display.png", "1300,1300")):  # fmt: skip
+                                ("display.html", "api-display.png", "1300,1000")):  # fmt: skip
         subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                         f"--window-size={size}", f"--screenshot={DOCS / picture}", (work / page).as_uri()],
                        check=True, capture_output=True)  # fmt: skip
