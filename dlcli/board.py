@@ -97,6 +97,16 @@ def list_runs(logdir: Path) -> list[RunSummary]:
 
 
 SCALARS = ["train/loss", "train/accuracy", "test/loss", "test/accuracy"]
+# Which loss and accuracy each column is: the table's full headers, and a terminal's short ones.
+HEADERS = {"train/loss": "train/loss (window mean)", "train/accuracy": "train/accuracy (window mean)",
+           "test/loss": "test/loss (test set)", "test/accuracy": "test/accuracy (test set)"}  # fmt: skip
+SHORT_HEADERS = {"train/loss": "train loss", "train/accuracy": "train acc", "test/loss": "test loss",
+                 "test/accuracy": "test acc"}  # fmt: skip
+LEGEND = (
+    "train: the mean over the training steps of the last logging window (with dropout on, if any); "
+    "test: the whole test set at the last epoch end (mnist). A run's printed result is its final evaluation: "
+    "the test set (mnist) or the 4 points (xor), so an xor run's train loss is not its printed loss."
+)
 
 
 def runs_table(summaries: list[RunSummary], *, width: int | None = None) -> str:
@@ -106,19 +116,17 @@ def runs_table(summaries: list[RunSummary], *, width: int | None = None) -> str:
     None: every column."""
     from dlcli import report
 
+    headers = HEADERS if width is None else SHORT_HEADERS
     cells = {
         "run": [s.run for s in summaries],
         "step": [str(s.step) for s in summaries],
-        **{c: [_fmt(s.values.get(c)) for s in summaries] for c in SCALARS},
+        **{headers[c]: [_fmt(s.values.get(c)) for s in summaries] for c in SCALARS},
         "images": [_images(s.images) for s in summaries],
     }
     if width is None:
         from tabulate import tabulate
 
         return tabulate(list(zip(*cells.values())), headers=list(cells), tablefmt="github", disable_numparse=True)
-    short = {"train/loss": "train loss", "train/accuracy": "train acc", "test/loss": "test loss",
-             "test/accuracy": "test acc"}  # fmt: skip
-    cells = {short.get(header, header): column for header, column in cells.items()}
 
     def narrower():
         yield cells

@@ -127,7 +127,10 @@ def collect(the_plan, rows: list[dict], *, command: str, lines: list[str] = ()) 
     if importlib.util.find_spec("matplotlib") is None:
         plot_note = PLOT_HINT + " (the table and TensorBoard's pictures below need nothing)."
     else:
-        png, _ = tables.comparison_png(rows, comparisons.learning_curves(the_plan), task=the_plan.task)
+        from dlcli.paper_plots import plan_colors
+
+        png, _ = tables.comparison_png(rows, comparisons.learning_curves(the_plan), task=the_plan.task,
+                                       colors=plan_colors(the_plan))  # fmt: skip
         plots.append(Picture("final accuracy and learning curves", _plot_caption(the_plan), png))
     pictures = _tensorboard_pictures(the_plan)
     picture_note = None if pictures else "The runs' TensorBoard event files hold no pictures."
@@ -153,7 +156,7 @@ def collect(the_plan, rows: list[dict], *, command: str, lines: list[str] = ()) 
         picture_note=picture_note,
         variants=[(v.name, [(n, comparisons.format_value(x)) for n, x in v.settings]) for v in the_plan.variants],
         seeds=list(the_plan.seeds),
-        base=_shared_settings(the_plan),
+        base=_shared_settings(the_plan, rows),
         runs=runs,
         trained_with=trained_with,
         machine=_machine(),
@@ -163,11 +166,19 @@ def collect(the_plan, rows: list[dict], *, command: str, lines: list[str] = ()) 
 
 
 def _plot_caption(the_plan) -> str:
-    where = "the 4 XOR points (its training set)" if the_plan.task == "xor" else "the first 1000 test examples"
+    return plot_caption(the_plan.task, len(the_plan.seeds))
+
+
+def plot_caption(task: str, seeds: int) -> str:
+    """What compare's figure shows, for the report and the notebook display."""
+    where = ("the 4 XOR points (its training set), each point the mean over a logging window" if task == "xor"
+             else "the first 1000 test examples")  # fmt: skip
+    final = "the 4 points" if task == "xor" else "the whole test set"
+    interval = " with its 95% interval (as in the table)" if seeds > 1 else " (one seed: no interval)"
     return (
-        "Left: each variant's final accuracy with its 95% interval over the seeds (the std with one seed). "
-        f"Middle and right: accuracy and loss while training, on {where}; the line is the mean over the seeds, "
-        "the band their range."
+        f"Left: each variant's final accuracy{interval}. Middle and right: accuracy and loss while training, "
+        f"on {where}; the line is the mean over the seeds, the band their range. Each curve ends in a diamond "
+        f"at the table's number: the final evaluation on {final}."
     )
 
 
@@ -231,13 +242,17 @@ def _machine() -> list[tuple[str, str]]:
     ]
 
 
-def _shared_settings(the_plan) -> list[tuple[str, str]]:
-    """Every run's configuration without what differs between runs (the variants'
-    settings, the seed, the folder name): the first run's, so per-task details the
-    plan fills in (learning-curve points) are shown as the runs had them."""
+def _shared_settings(the_plan, rows: list[dict]) -> list[tuple[str, str]]:
+    """Every run's configuration without what differs between runs (the settings
+    whose values differ between the variants, the seed, the folder name): the first
+    run's, so per-task details the plan fills in (learning-curve points) are shown as
+    the runs had them. A setting the plan names but every variant has at one value is
+    shared, and shown with it."""
+    from dlcli import report
     from dlcli.comparison import SETTINGS
 
-    varied = {f"{SETTINGS[name].part}.{SETTINGS[name].field}" for name in the_plan.columns}
+    differ, _ = report.split_columns(rows, the_plan.columns)
+    varied = {f"{SETTINGS[name].part}.{SETTINGS[name].field}" for name in differ}
     config = the_plan.runs[0].config.to_dict()
     del config["name"]
     shared = []
@@ -298,11 +313,31 @@ def _settings(settings: list[tuple[str, str]]) -> str:
     return ", ".join(f"{name}={value}" for name, value in settings) or "(the shared run)"
 
 
-LEGEND = (
-    "<p>* a variant that is <em>clearly best</em>: every other variant is clearly behind it. Every row but the one "
-    "with the highest mean shows its difference to that one, paired over the seeds they share, with an interval "
-    "at the verdicts' adjusted level; the verdict says whether the difference is clear (docs/statistics.md). "
-    "An interval end marked * was cut at the bound of what it can be.</p>"
+READING = "reading"  # the id of the section that says how to read the table
+
+
+def legend(report: "Report") -> str:
+    """What the marks of this table mean, only those it has: the highlighted row when
+    one is clearly best, an interval end cut at its bound when one is; and a link to
+    the section on reading the table."""
+    parts = []
+    if any(report.best):
+        parts.append("The highlighted row is <em>clearly best</em>: every other variant is clearly behind it.")
+    if any("*" in str(cell) for row in report.body for cell in row):
+        parts.append("An interval end marked * was cut at the bound of what it can be.")
+    parts.append(f'<a href="#{READING}">How to read the table</a>.')
+    return "<p>" + " ".join(parts) + "</p>"
+
+
+READING_TEXT = (
+    "<p>Every variant ran with the same seeds. <strong>accuracy</strong>: the mean over its seeds ± their standard "
+    "deviation, measured at the end of training on the whole test set (xor: the 4 points), the number the learning "
+    "curves end on. <strong>95% CI of the mean</strong>: the Student-t interval of that mean, cut at 0 and 1. "
+    "<strong>vs best</strong>: every row but the one with the highest mean shows its difference to that one, "
+    "paired over the seeds they share, with an interval at the verdicts' adjusted level. <strong>verdict</strong>: "
+    "whether the difference is clear (Holm-adjusted over every pair; the line under the table says at which "
+    "level). The other columns say what they aggregate over a variant's seeds. The whole story is in "
+    "docs/statistics.md of dlcli's source.</p>"
 )
 RERUN = (
     "<p>Run again where its logs are, the same command trains nothing: every finished run comes from the "
@@ -325,7 +360,7 @@ def render(report: Report) -> str:
         '<div class="results">',
         _table(report.headers, report.body, ["best" if b else "" for b in report.best]),
         "</div>",
-        LEGEND,
+        legend(report),
     ]
     parts += [f'<p class="note">{_e(line)}</p>' for line in report.verdict]
     parts.append("<h2>Plots</h2>")
@@ -343,6 +378,8 @@ def render(report: Report) -> str:
         f"<p>In <code>{_e(report.folder)}</code>:</p>",
         f"<pre><code>{_e(report.command)}</code></pre>",
         RERUN,
+        f'<h2 id="{READING}">Reading the table</h2>',
+        READING_TEXT,
         "<h2>Settings</h2>",
         f"<p>Seeds: {_e(', '.join(map(str, report.seeds)))}. Each variant's settings replace the shared run's.</p>",
         _table(["variant", "settings"], [[n, _settings(s)] for n, s in report.variants]),

@@ -111,7 +111,8 @@ def write_all(comparison, rows: list[dict], plot: str) -> list[str]:
     variants = [r["variant"] for r in rows]
     written = []
     depth = stem + DEPTH_SUFFIX
-    if depth_profile_plot(at_start(entries, "weight_grad_norm"), variants, depth, title=comparison.plan.folder):
+    if depth_profile_plot(at_start(entries, "weight_grad_norm"), variants, depth, title=comparison.plan.folder,
+                          colors=plan_colors(comparison.plan)):  # fmt: skip
         written.append(depth)
     figure = FIGURES.get(comparison.plan.paper)
     if figure is not None:
@@ -121,14 +122,26 @@ def write_all(comparison, rows: list[dict], plot: str) -> list[str]:
     return written
 
 
-def _save(fig, path: str, plt) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+def plan_colors(the_plan) -> dict[str, str]:
+    """{variant: colour}, the same in every figure of the comparison (figures.variant_colors)."""
+    from dlcli import figures
+
+    return figures.variant_colors(v.name for v in the_plan.variants)
 
 
-def _profile_panel(ax, profile: dict[str, dict[str, float]], variants: list[str], *, log: bool, title: str) -> int:
-    """One line per variant: a quantity by layer (input side left). Returns lines drawn."""
+def _save(fig, path: str) -> None:
+    from dlcli import figures
+
+    figures.save(fig, path, dpi=90)
+
+
+def _profile_panel(ax, profile: dict[str, dict[str, float]], variants: list[str], *, log: bool, title: str,
+                   label: str, colors: dict | None = None) -> int:  # fmt: skip
+    """One line per variant: a quantity (`label`, the y axis) by layer (input side
+    left). Returns lines drawn."""
+    from dlcli import figures
+
+    colors = colors or figures.variant_colors(variants)
     layers = sorted({layer for values in profile.values() for layer in values}, key=layer_order)
     drawn = 0
     for variant in variants:
@@ -136,31 +149,35 @@ def _profile_panel(ax, profile: dict[str, dict[str, float]], variants: list[str]
         if not values:
             continue
         ax.plot(range(len(layers)), [values.get(layer, math.nan) for layer in layers], "-o", markersize=3,
-                label=variant)  # fmt: skip
+                label=variant, color=colors.get(variant))  # fmt: skip
         drawn += 1
     step = max(1, len(layers) // 12)  # 30 layers: every third name
-    ax.set_xticks(range(0, len(layers), step), layers[::step], rotation=30, ha="right", fontsize=7)
+    ax.set_xticks(range(0, len(layers), step), layers[::step], rotation=30, ha="right")
+    ax.set_xlabel(figures.LAYER)
+    ax.set_ylabel(label + (" (log scale)" if log else ""))
     if log:
         ax.set_yscale("log")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
-    if drawn:
-        ax.legend(fontsize=7)
     return drawn
 
 
-def depth_profile_plot(profile: dict[str, dict[str, float]], variants: list[str], path: str, *, title: str) -> int:
+def depth_profile_plot(profile: dict[str, dict[str, float]], variants: list[str], path: str, *, title: str,
+                       colors: dict | None = None) -> int:  # fmt: skip
     """compare's depth profile: the weight-gradient norm of every layer at step 0, one
     line per variant (mean over seeds), log scale. Returns the lines drawn (0: no
     variant has diagnostics, nothing written)."""
     if not profile:
         return 0
-    plt = offscreen_pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    drawn = _profile_panel(ax, profile, variants, log=True,
-                           title=f"{title}: weight-gradient norm ||dL/dW|| by layer at step 0 (mean over seeds)")  # fmt: skip
-    ax.set_ylabel("||dL/dW||")
-    _save(fig, path, plt)
+    from dlcli import figures
+
+    offscreen_pyplot()
+    fig, ax = figures.new_figure(figsize=(9, 4.4))
+    drawn = _profile_panel(ax, profile, variants, log=True, colors=colors, label="||dL/dW|| at step 0, mean over seeds",
+                           title="weight-gradient norm by layer at step 0")  # fmt: skip
+    figures.legend_outside(fig, title="variant")
+    fig.suptitle(title)
+    _save(fig, path)
     return drawn
 
 
@@ -196,11 +213,13 @@ def glorot_figure(comparison, entries: dict, path: str) -> None:
     and at the last logged step, standard init (top) vs normalised (bottom), seed 0's
     run (the first seed). The activations at step 0 are the pre-activation histogram
     mapped through the activation (it is increasing), the only one logged at step 0."""
-    plt = offscreen_pyplot()
+    from dlcli import figures
+
+    offscreen_pyplot()
     the_plan = comparison.plan
     folders = run_logdirs(the_plan)
     variants = [v for v in the_plan.variants if folders[v.name]]
-    fig, axes = plt.subplots(len(variants), 4, figsize=(14, 2.3 * len(variants)), squeeze=False)
+    fig, axes = figures.new_figure(len(variants), 4, figsize=(17, 3.3 * len(variants)), squeeze=False)
     for row, variant in zip(axes, variants):
         activation = dict(variant.settings).get("activation", the_plan.base.model.activation)
         f = _ACTIVATIONS.get(activation)
@@ -214,50 +233,55 @@ def glorot_figure(comparison, entries: dict, path: str) -> None:
                 centres, density = _density(buckets, f if kind == "activations" and f else None)
                 ax.plot(centres, density, label=layer, linewidth=1.2)
             shown = kind if f or kind != "activations" else "pre-activations"
-            ax.set_title(f"{variant.name}: {shown}, step {step}", fontsize=8)
+            ax.set_title(f"{variant.name}\n{shown}, step {step}")
             ax.set_yscale("log")
-            ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
+            ax.set_xlabel({"activations": "activation value", "pre-activations": "pre-activation value"}.get(
+                shown, "dL/da (gradient at the activations)"))  # fmt: skip
+            ax.set_ylabel("density (log scale)")
             if kind != "activations":
                 ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 2))
-        row[0].legend(fontsize=6)
-        row[0].set_ylabel("density (log)", fontsize=7)
+    figures.legend_outside(fig, title="hidden layer")
     fig.suptitle("Glorot & Bengio 2010, Figs. 6-7: per-layer distributions (TensorBoard histograms of the "
-                 "256 probe digits, seed 0)", fontsize=10)  # fmt: skip
-    _save(fig, path, plt)
+                 "256 probe digits, seed 0)")  # fmt: skip
+    _save(fig, path)
 
 
 def he_figure(comparison, entries: dict, path: str) -> None:
     """He et al.'s Fig. 3 and why: the training loss against the step, and at step 0
     the activation std, the back-propagated gradient's std and the weight-gradient
     norm by layer, one line per variant (mean over seeds)."""
-    plt = offscreen_pyplot()
+    from dlcli import figures
+
+    offscreen_pyplot()
     the_plan = comparison.plan
     variants = [v.name for v in the_plan.variants]
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
+    colors = plan_colors(the_plan)
+    fig, axes = figures.new_figure(1, 4, figsize=(20, 4.6))
     for variant, series in training_loss(the_plan).items():
         curve = mean_curve(series)
         if curve is None:
             continue
         steps, mean, low, high = curve
-        line = axes[0].plot(steps, mean, label=variant)[0]
+        axes[0].plot(steps, mean, label=variant, color=colors[variant])
         if len(series) > 1:
-            axes[0].fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+            axes[0].fill_between(steps, low, high, color=colors[variant], alpha=0.2, linewidth=0)
     axes[0].axhline(math.log(10), color="grey", linestyle=":", linewidth=1, label="ln 10 (chance)")
-    axes[0].set_xlabel("step")
-    axes[0].set_title("training loss (Fig. 3's curves)", fontsize=9)
+    axes[0].set_xlabel(figures.STEP)
+    axes[0].set_ylabel("training loss (mean over each logging window)")
+    axes[0].set_title("training loss (Fig. 3's curves)")
     axes[0].grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    panels = [("act_std", False, "activation std by layer at step 0"),
-              ("backprop_std", True, "back-propagated gradient std by layer at step 0 (log)"),
-              ("weight_grad_norm", True, "weight-gradient norm ||dL/dW|| by layer at step 0 (log)")]  # fmt: skip
-    for ax, (quantity, log, title) in zip(axes[1:], panels):
-        _profile_panel(ax, at_start(entries, quantity), variants, log=log, title=title)
-    axes[1].set_yscale("log")  # Xavier's std halves every other layer: a straight line on a log scale
-    axes[1].set_title("activation std by layer at step 0 (log)", fontsize=9)
+    panels = [("act_std", True, "activation std at step 0", "activation std"),
+              ("backprop_std", True, "back-propagated gradient std at step 0", "std of dL/da"),
+              ("weight_grad_norm", True, "weight-gradient norm at step 0", "||dL/dW||")]  # fmt: skip
+    for ax, (quantity, log, title, label) in zip(axes[1:], panels):
+        # Xavier's std halves every other layer: a straight line on a log scale.
+        _profile_panel(ax, at_start(entries, quantity), variants, log=log, title=title, label=label, colors=colors)
+    seeds = len(the_plan.seeds)
+    figures.legend_outside(fig, title="variant (mean over seeds)" if seeds > 1 else "variant (1 seed)")
     fig.suptitle(f"He et al. 2015, Fig. 3 at small scale: {the_plan.base.model.layers} dense layers of "
-                 f"{the_plan.base.model.units} ReLU units, SGD {the_plan.base.train.lr:g}", fontsize=10)  # fmt: skip
-    _save(fig, path, plt)
+                 f"{the_plan.base.model.units} ReLU units, SGD {the_plan.base.train.lr:g}")  # fmt: skip
+    _save(fig, path)
 
 
 def batchnorm_figure(comparison, entries: dict, path: str) -> None:
@@ -268,18 +292,24 @@ def batchnorm_figure(comparison, entries: dict, path: str) -> None:
     one unit's, the whole layer's inputs, so titled."""
     from dlcli.comparison import learning_curves
 
-    plt = offscreen_pyplot()
+    from dlcli import figures
+
+    offscreen_pyplot()
     the_plan = comparison.plan
+    colors = plan_colors(the_plan)
     accuracy, _ = learning_curves(the_plan)
-    fig, axes = plt.subplots(1, 1 + len(the_plan.variants), figsize=(5 * (1 + len(the_plan.variants)), 4.2))
+    fig, axes = figures.new_figure(1, 1 + len(the_plan.variants), figsize=(5.4 * (1 + len(the_plan.variants)), 4.6))
+    finals = {name: statistics.fmean(e["accuracy"] for e in seeds) for name, seeds in entries.items() if seeds}
     for variant in the_plan.variants:
         curve = mean_curve(list(accuracy.by_variant.get(variant.name, {}).values()))
         if curve is not None:
-            axes[0].plot(curve[0], curve[1], label=variant.name)
-    axes[0].set_xlabel("step")
-    axes[0].set_title("(a) test accuracy (first 1000 test digits)", fontsize=9)
+            axes[0].plot(curve[0], curve[1], label=variant.name, color=colors[variant.name])
+            if variant.name in finals:  # the table's number: the whole test set at the end
+                figures.final_marker(axes[0], curve[0][-1], finals[variant.name], colors[variant.name])
+    axes[0].set_xlabel(figures.STEP)
+    axes[0].set_ylabel("test accuracy (first 1000 test digits)")
+    axes[0].set_title("(a) test accuracy\n(diamond: whole test set, the table's)")
     axes[0].grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
     last = f"hidden{the_plan.base.model.layers - 1}"
     folders = run_logdirs(the_plan)
     limits = []
@@ -301,17 +331,26 @@ def batchnorm_figure(comparison, entries: dict, path: str) -> None:
             # at mean 0, variance 1 and move 1% a step (Keras' momentum 0.99): 99% of the
             # way after 459 steps. Before that the inputs shown are not yet normalised.
             ax.axvspan(0, BATCHNORM_WARMUP, color="grey", alpha=0.15, label="moving averages warming up")
-        ax.set_title(f"({letter}) {variant.name}: {shown}, seed {the_plan.seeds[0]}", fontsize=9)
-        ax.set_xlabel("step")
+        ax.set_title(f"({letter}) {variant.name}\n{shown}, seed {the_plan.seeds[0]}")
+        ax.set_xlabel(figures.STEP)
+        ax.set_ylabel("input to the sigmoid (percentiles)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
     if limits:
         low, high = min(limits), max(limits)
         pad = 0.05 * (high - low or 1)
         for ax in axes[1:]:
             ax.set_ylim(low - pad, high + pad)  # one scale: the drift shows against the steady one
-    fig.suptitle("Ioffe & Szegedy 2015, Fig. 1 at small scale", fontsize=10)
-    _save(fig, path, plt)
+    handles, labels = [], []
+    for ax in fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    handles.append(figures.final_handle("final, whole test set: the table's number"))
+    labels.append(handles[-1].get_label())
+    figures.legend_outside(fig, handles, labels)
+    fig.suptitle("Ioffe & Szegedy 2015, Fig. 1 at small scale")
+    _save(fig, path)
 
 
 BATCHNORM_WARMUP = math.ceil(math.log(0.01) / math.log(0.99))  # steps until 0.99**n < 1%: 459

@@ -9,6 +9,8 @@ import sys
 
 from tabulate import tabulate
 
+from dlcli.wording import counted
+
 
 def truth_table(rows: list[dict], *, tablefmt: str = "github") -> str:
     headers = list(rows[0])
@@ -18,9 +20,10 @@ def truth_table(rows: list[dict], *, tablefmt: str = "github") -> str:
 
 def run_summary(result) -> str:
     """The lines printed after training: result, speed, and where everything went."""
-    evaluated = "accuracy on the 4 XOR points" if result.task == "xor" else "test accuracy"
+    evaluated, lost = ("accuracy on the 4 XOR points", "loss on them") if result.task == "xor" else \
+        ("test accuracy", "test loss")
     lines = [
-        f"{evaluated} {result.accuracy:.4f}   loss {result.loss:.4f}   "
+        f"{evaluated} {result.accuracy:.4f}   {lost} {result.loss:.4f}   "
         f"(epoch {result.epochs}, step {result.steps})"
     ]
     if result.trained_steps:
@@ -117,24 +120,72 @@ def compare_table(rows: list[dict], fmt: str = "github", columns: tuple[str, ...
 VERSUS = "vs best (adjusted CI)"
 
 
+def split_columns(rows: list[dict], columns: tuple[str, ...]) -> tuple[tuple[str, ...], list[tuple[str, str]]]:
+    """`columns` (the settings a plan names) split into those whose values differ
+    between the rows (a table column each) and [(setting, value)] of those every row
+    shares (one line beside the table: a column of one repeated value says nothing)."""
+    from dlcli.comparison import format_value
+
+    varying, shared = [], []
+    for c in columns:
+        values = list(dict.fromkeys(format_value(r[c]) for r in rows))
+        if len(values) > 1:
+            varying.append(c)
+        else:
+            shared.append((c, values[0]))
+    return tuple(varying), shared
+
+
+def shared_line(rows: list[dict], columns: tuple[str, ...]) -> str | None:
+    """'every variant: activation=relu, layers=2' (the settings no row differs in), or None."""
+    _, shared = split_columns(rows, columns)
+    return "every variant: " + ", ".join(f"{name}={value}" for name, value in shared) if shared else None
+
+
+def accuracy_header(rows: list[dict]) -> str:
+    """What the accuracy column aggregates: 'accuracy (1 seed)', 'accuracy (mean ± std,
+    3 seeds)', or over a varying number of seeds 'accuracy (mean ± std over seeds)'."""
+    seeds = {r["seeds"] for r in rows}
+    if len(seeds) > 1:
+        return "accuracy (mean ± std over seeds)"
+    n = seeds.pop()
+    return f"accuracy ({counted(n, 'seed')})" if n == 1 else f"accuracy (mean ± std, {counted(n, 'seed')})"
+
+
+def loss_header(rows: list[dict]) -> str:
+    """Which loss the loss column is: the final evaluation's, on the test set or (xor) the 4 points."""
+    return ("loss on the 4 points" if "solved" in rows[0] else "test loss") + " (mean)"
+
+
+# What the other columns aggregate over a variant's seeds (json/csv keep the bare keys).
+CI_HEADER = "95% CI of the mean"
+SECONDS_HEADER, PARAMS_HEADER, RATIO_HEADER = "seconds (sum over seeds)", "params (per run)", "grad ratio W1/WN (mean)"
+SOLVED_HEADER = "solved (seeds)"
+
+
 def compare_cells(rows: list[dict], columns: tuple[str, ...] = ()) -> tuple[list[str], list[list]]:
     """compare's table as headers and rows of cell texts (the tabulate table and the
-    HTML report show the same cells): every column."""
-    from dlcli.comparison import format_value, starred
+    HTML report show the same cells): every column but the settings every row shares
+    (`shared_line` says those once). A "clearly best" row says so in its verdict."""
+    from dlcli.comparison import format_value
 
+    columns, _ = split_columns(rows, columns)
     xor, paper = "solved" in rows[0], PAPER_KEY in rows[0]
-    headers = ["", "variant", *columns, "accuracy", "95% CI", VERSUS, "verdict"]
-    headers += ["solved"] if xor else []
+    headers = ["variant", *columns, accuracy_header(rows), CI_HEADER, VERSUS, "verdict"]
+    headers += [SOLVED_HEADER] if xor else []
     headers += list(PAPER_HEADERS) if paper else []
-    headers += ["loss", "seconds", "params", "grad ratio W1/WN", "seeds"]
+    headers += [loss_header(rows), SECONDS_HEADER, PARAMS_HEADER, RATIO_HEADER, "seeds"]
     body = []
     for r in rows:
-        line = ["*" if starred(r) else "", r["variant"], *(format_value(r[c]) for c in columns), _accuracy(r),
-                _interval(r), _versus(r, " "), r["verdict"]]  # fmt: skip
+        line = [r["variant"], *(format_value(r[c]) for c in columns), _accuracy(r), _interval(r), _versus(r, " "),
+                r["verdict"]]  # fmt: skip
         line += [_solved(r)] if xor else []
         line += _paper_cells(r) if paper else []
         line += [f"{r['loss']:.4f}", f"{r['seconds']:.1f}", f"{r['params']:,}", _ratio(r), r["seeds"]]
         body.append(line)
+    if all(r["ci_low"] is None for r in rows):  # one seed: a column of "-" says nothing (a line under it says why)
+        at = headers.index(CI_HEADER)
+        headers, body = headers[:at] + headers[at + 1 :], [line[:at] + line[at + 1 :] for line in body]
     return headers, body
 
 
@@ -174,18 +225,16 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
     json/csv). Then, while the table is too wide: loss goes, the difference and its
     interval take two lines, so do the verdicts, the setting columns go, grid names are
     shown as their values under one header ("sigmoid,he" under "activation,init"), the
-    accuracy interval goes, the accuracy header takes two lines, and long names are
+    accuracy interval goes, and long names are
     wrapped at their commas.
     """
     from dlcli.comparison import format_value
 
-    seeds = {r["seeds"] for r in rows}
-    if len(seeds) == 1:
-        n = seeds.pop()
-        accuracy = f"accuracy ({n} seed{'s' if n > 1 else ''})"
-        seed_column = []
-    else:
-        accuracy, seed_column = "accuracy", ["seeds"]
+    # Headers in lines as narrow as the numbers under them: a terminal is narrow.
+    accuracy = accuracy_header(rows).replace(" (", "\n(").replace(", ", ",\n")
+    seed_column = ["seeds"] if len({r["seeds"] for r in rows}) > 1 else []
+    ci_header, loss = CI_HEADER.replace(" of", "\nof"), loss_header(rows).replace(" (", "\n(")
+    columns, _ = split_columns(rows, columns)  # what every row shares is said under the table
     stated = [c for c in columns if all(f"{c}={format_value(r[c])}" in r["variant"].split(",") for r in rows)]
     settings = [c for c in columns if c not in stated]
     versus = VERSUS
@@ -193,17 +242,17 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
         "variant": [r["variant"] for r in rows],
         **{c: [format_value(r[c]) for r in rows] for c in settings},
         accuracy: [_accuracy(r) for r in rows],
-        "95% CI": [_interval(r) for r in rows],
+        ci_header: [_interval(r) for r in rows],
         versus: [_versus(r, " ") for r in rows],
         "verdict": [r["verdict"] for r in rows],
-        "solved": [_solved(r) for r in rows] if "solved" in rows[0] else None,
+        SOLVED_HEADER.replace(" (", "\n("): [_solved(r) for r in rows] if "solved" in rows[0] else None,
         **({h: [_paper_cells(r)[i] for r in rows] for i, h in enumerate(PAPER_HEADERS)} if PAPER_KEY in rows[0] else {}),
-        "loss": [f"{r['loss']:.4f}" for r in rows],
+        loss: [f"{r['loss']:.4f}" for r in rows],
         "seeds": [str(r["seeds"]) for r in rows] if seed_column else None,
     }
     cells = {header: column for header, column in cells.items() if column is not None}
-    if all(c == "-" for c in cells["95% CI"]):
-        del cells["95% CI"]  # one seed: no intervals to show
+    if all(c == "-" for c in cells[ci_header]):
+        del cells[ci_header]  # one seed: no intervals to show
     if all(r["diff_ci_low"] is None for r in rows):
         cells["vs best"] = cells.pop(versus)
         versus = "vs best"
@@ -212,7 +261,7 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
 
     def narrower():
         yield cells
-        cells.pop("loss")
+        cells.pop(loss)
         yield cells
         # The difference over its interval, and its header in two lines as well.
         cells[versus] = [_versus(r, "\n") for r in rows]
@@ -232,10 +281,7 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
             cells.pop("variant")
             cells.update({",".join(keys): values})
             cells.update({k: cells.pop(k) for k in list(cells)[:-1]})  # the names first again
-        if cells.pop("95% CI", None) is not None:
-            yield cells
-        if accuracy in cells and " (" in accuracy:
-            _rename(cells, {accuracy: accuracy.replace(" (", "\n(")})
+        if cells.pop(ci_header, None) is not None:
             yield cells
 
     return fit(narrower(), fmt, width)
@@ -391,9 +437,10 @@ def plan_table(statuses, fmt: str = "github") -> str:
     return tabulate(body, headers=["variant", "seed", "would", "run"], tablefmt=fmt, disable_numparse=True)
 
 
-def comparison_plot(rows: list[dict], curves: tuple, path: str, *, task: str) -> dict[str, int]:
+def comparison_plot(rows: list[dict], curves: tuple, path: str, *, task: str, colors: dict | None = None,
+                    ) -> dict[str, int]:  # fmt: skip
     """`compare --plot`: the comparison_png picture written to `path`."""
-    png, drawn = comparison_png(rows, curves, task=task)
+    png, drawn = comparison_png(rows, curves, task=task, colors=colors)
     with open(path, "wb") as f:
         f.write(png)
     return drawn
@@ -409,12 +456,13 @@ def offscreen_pyplot():
     return plt
 
 
-def comparison_png(rows: list[dict], curves: tuple, *, task: str) -> tuple[bytes, dict[str, int]]:
+def comparison_png(rows: list[dict], curves: tuple, *, task: str, colors: dict | None = None,
+                   ) -> tuple[bytes, dict[str, int]]:  # fmt: skip
     """comparison_figure as PNG bytes, drawn off-screen (Agg), and {panel: curves drawn}."""
     import matplotlib
 
     matplotlib.use("Agg")
-    fig, drawn = comparison_figure(rows, curves, task=task)
+    fig, drawn = comparison_figure(rows, curves, task=task, colors=colors)
     return figure_png(fig), drawn
 
 
@@ -424,39 +472,70 @@ def figure_png(fig, dpi: int = 110) -> bytes:
 
     import matplotlib.pyplot as plt
 
+    from dlcli import figures
+
+    figures.finish(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return buffer.getvalue()
 
 
-def comparison_figure(rows: list[dict], curves: tuple, *, task: str):
-    """Three panels: final accuracy per variant with its 95% interval (or std), and the
-    accuracy and loss curves of every variant (the mean over seeds as a line, the
-    seeds' range as a band). Returns the figure and {panel: curves drawn}. The backend
-    is left as it is (a notebook's inline one stays: the Python API's .plot())."""
-    import matplotlib.pyplot as plt
+# What the curves of a comparison are measured on, and what its table's numbers are.
+CURVE_DATA = {"xor": "4 points, logging-window mean", "mnist": "first 1000 test examples"}
+FINAL_DATA = {"xor": "the 4 points", "mnist": "whole test set"}
+
+
+def comparison_figure(rows: list[dict], curves: tuple, *, task: str, colors: dict | None = None):
+    """Three panels in the figure style (dlcli.figures): each variant's final accuracy
+    as a dot with its 95% interval where the table has one (a forest plot: the
+    differences are small, and a dot's position, unlike a bar's length, need not start
+    at 0), and the accuracy and loss curves of every variant (the mean over seeds as a
+    line, the seeds' range as a band), each ending in a diamond at the table's own
+    number (the final evaluation on the whole test set; the curves are on a subset).
+    `colors`: {variant: colour} shared by the comparison's figures (default: in the
+    rows' order). Returns the figure and {panel: curves drawn}. The backend is left as
+    it is (a notebook's inline one stays: the Python API's .plot())."""
     import numpy as np
 
-    fig, axes = plt.subplots(1, 3, figsize=(max(13, 4 + 1.2 * len(rows)), 4.2))
+    from dlcli import figures
+
+    colors = colors or figures.variant_colors(r["variant"] for r in rows)
+    fig, axes = figures.new_figure(1, 3, figsize=(15, max(4.4, 1.5 + 0.35 * len(rows))))
     ax = axes[0]
-    names = [r["variant"] for r in rows]
-    means = [r["accuracy"] for r in rows]
-    errors = [(r["ci_high"] - r["accuracy"]) if r["ci_high"] is not None else r["accuracy_std"] for r in rows]
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    ax.bar(range(len(rows)), means, yerr=errors, capsize=4, color=[colors[i % len(colors)] for i in range(len(rows))])
-    ax.set_xticks(range(len(rows)), names, rotation=30, ha="right", fontsize=8)
-    low = min(m - e for m, e in zip(means, errors))
-    ax.set_ylim(max(0.0, low - 0.02), min(1.005, max(m + e for m, e in zip(means, errors)) + 0.01))
     evaluated = "accuracy on the 4 XOR points" if task == "xor" else "test accuracy"
-    ax.set_ylabel(evaluated)
-    seeds = rows[0]["seeds"]
-    ax.set_title(f"final {evaluated} ({seeds} seed{'s' if seeds > 1 else ''}, 95% CI)", fontsize=10)
+    seeds = {r["seeds"] for r in rows}
+    with_ci = [r for r in rows if r["ci_low"] is not None]
+    for y, r in enumerate(rows):
+        color = colors[r["variant"]]
+        if r["ci_low"] is not None:
+            ax.errorbar([r["accuracy"]], [y], xerr=[[r["accuracy"] - r["ci_low"]], [r["ci_high"] - r["accuracy"]]],
+                        fmt="o", color=color, capsize=4, markersize=7)  # fmt: skip
+        else:
+            ax.plot([r["accuracy"]], [y], "o", color=color, markersize=7)
+    ax.set_yticks(range(len(rows)), [r["variant"] for r in rows])
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # the table's order, top down
+    ax.set_ylabel("variant")
+    n = seeds.pop() if len(seeds) == 1 else None
+    aggregate = "" if n == 1 else " (mean over seeds)"
+    ax.set_xlabel(f"final {evaluated}{aggregate}")
+    interval = "95% CI of the mean" if with_ci else "no interval"
+    told = counted(n, "seed") if n else "seeds differ"
+    ax.set_title(f"final accuracy: {told}, {interval}")
+    ends = [r["ci_low"] for r in with_ci] + [r["ci_high"] for r in with_ci] + [r["accuracy"] for r in rows]
+    low, high = min(ends), max(ends)
+    pad = max(0.01, 0.1 * (high - low))
+    low, high = max(0.0, low - pad), min(1.0, high + pad)
+    ax.set_xlim(low - 0.03 * (high - low), high + 0.03 * (high - low))  # room for a dot at 0 or 1
+    ax.grid(axis="x", alpha=0.3)
     drawn = {"final": len(rows)}
-    where = "training set = the 4 points" if task == "xor" else "first 1000 test examples"
+    where = CURVE_DATA[task]
+    names = {"accuracy": "accuracy, fraction correct", "loss": "cross-entropy loss"}
+    final = {"accuracy": "accuracy", "loss": "loss"}
     for ax, metric in zip(axes[1:], curves):
-        count = 0
-        for i, r in enumerate(rows):
+        count, last = 0, 0
+        ends = []
+        for r in rows:
             by_seed = metric.by_variant.get(r["variant"], {})
             series = [s for s in by_seed.values() if s]
             if not series:
@@ -464,20 +543,27 @@ def comparison_figure(rows: list[dict], curves: tuple, *, task: str):
             length = min(len(s) for s in series)
             steps = np.array([step for step, _ in series[0][:length]])
             values = np.array([[v for _, v in s[:length]] for s in series])
-            color = colors[i % len(colors)]
+            color = colors[r["variant"]]
             # Markers where a short run logged only a few points (one point draws no line).
             ax.plot(steps, values.mean(axis=0), color=color, label=r["variant"], linewidth=1.6,
-                    marker="o" if length < 10 else None)  # fmt: skip
+                    marker="o" if length < 10 else None, markersize=4)  # fmt: skip
             if len(series) > 1:
                 ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=color, alpha=0.2, linewidth=0)
+            last = max(last, int(steps[-1]))
+            ends.append((r, color))
             count += 1
-        ax.set_xlabel("step")
-        ax.set_ylabel(metric.metric)
-        ax.set_title(f"{metric.metric} while training ({where})", fontsize=10)
+        for r, color in ends:  # the table's number, where every curve ends
+            figures.final_marker(ax, last, r[final[metric.metric]], color)
+        ax.set_xlabel(figures.STEP)
+        ax.set_ylabel(f"{names.get(metric.metric, metric.metric)}\n({where})")
+        ax.set_title(f"{metric.metric} while training")
         ax.grid(alpha=0.3)
         drawn[metric.metric] = count
-    axes[1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    handles = [*axes[1].get_legend_handles_labels()[0],
+               figures.final_handle(f"final, {FINAL_DATA[task]}: the table's number")]  # fmt: skip
+    labels = [h.get_label() for h in handles]
+    figures.legend_outside(fig, handles, labels, title="variant (mean over seeds; band: their range)"
+                           if max(r["seeds"] for r in rows) > 1 else "variant")  # fmt: skip
     return fig, drawn
 
 
@@ -488,6 +574,7 @@ def boundary_plot(boundary, targets, path: str, *, title: str) -> None:
     plt = offscreen_pyplot()
     from matplotlib.colors import LinearSegmentedColormap
 
+    from dlcli import figures
     from dlcli.core import pictures
 
     cmap = LinearSegmentedColormap.from_list(
@@ -506,8 +593,8 @@ def boundary_plot(boundary, targets, path: str, *, title: str) -> None:
         colour = pictures.BLUE / 255 if target else pictures.ORANGE / 255
         ax.scatter([x1], [x2], s=160, c=[colour], edgecolors="black", linewidths=1.5, zorder=3)
         ax.annotate(f"y={int(target)}", (x1, x2), textcoords="offset points", xytext=(0, 11), ha="center", fontsize=9)
-    ax.set_xlabel("x1")
-    ax.set_ylabel("x2")
+    ax.set_xlabel("input x1")
+    ax.set_ylabel("input x2")
     ax.set_title(title, fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="hypothesis (probability of 1)")
     for i, unit in enumerate(boundary.hidden):
@@ -515,37 +602,34 @@ def boundary_plot(boundary, targets, path: str, *, title: str) -> None:
         sub.imshow(unit, extent=extent, cmap=cmap, interpolation="bilinear")
         sub.set_xticks([])
         sub.set_yticks([])
-        sub.set_title(f"hidden1 unit {i + 1}", fontsize=7)
+        sub.set_title(f"hidden1 unit {i + 1}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    figures.save(fig, path)
 
 
 def mistakes_plots(mistakes, prefix: str) -> list[str]:
     """PREFIX-confusion.png (counts, rows true, columns predicted) and PREFIX-mistakes.png
     (the most confidently misclassified test digits); returns the two paths."""
-    plt = offscreen_pyplot()
+    from dlcli import figures
 
-    fig = confusion_figure(mistakes.matrix)
+    plt = offscreen_pyplot()
     confusion = f"{prefix}-confusion.png"
-    fig.savefig(confusion, dpi=110)
-    plt.close(fig)
+    figures.save(confusion_figure(mistakes.matrix), confusion)
 
     count = len(mistakes.digits)
     columns = min(8, max(count, 1))
     rows = max(1, -(-count // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.55 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.5 * columns, 1.75 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, digit, true, guess, sure in zip(axes.ravel(), mistakes.digits, mistakes.true, mistakes.predicted,
                                             mistakes.confidence):  # fmt: skip
         ax.imshow(digit, cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(f"true {true}, said {guess}\n{sure:.0%} sure", fontsize=7)
-    fig.suptitle("the most confident mistakes" if count else "no mistakes", fontsize=10)
+        ax.set_title(f"true {true}, said {guess}\n{sure:.0%} sure", fontsize=9)
+    fig.suptitle("the most confident mistakes" if count else "no mistakes", fontsize=11)
     fig.tight_layout()
     path = f"{prefix}-mistakes.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    figures.save(fig, path)
     return [confusion, path]
 
 
@@ -554,17 +638,17 @@ def confusion_figure(matrix):
     "true"), columns the prediction (x axis, "predicted"), each count written in its cell."""
     plt = offscreen_pyplot()
 
-    fig, ax = plt.subplots(figsize=(6, 5.2))
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
     share = matrix / max(1, matrix.sum(axis=1).max())
     ax.imshow(matrix / matrix.sum(axis=1, keepdims=True).clip(min=1), cmap="Blues", vmin=0, vmax=1)
     for t in range(len(matrix)):
         for p in range(len(matrix)):
-            ax.text(p, t, str(matrix[t, p]), ha="center", va="center", fontsize=8,
+            ax.text(p, t, str(matrix[t, p]), ha="center", va="center", fontsize=9,
                     color="white" if t == p and share[t, p] > 0.05 else "black")  # fmt: skip
     ax.set_xticks(range(len(matrix)))
     ax.set_yticks(range(len(matrix)))
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true\ndigit", rotation=0, ha="right", va="center")
     total, right = int(matrix.sum()), int(matrix.trace())
     ax.set_title(f"confusion matrix: {right} of {total} right ({right / total:.2%})", fontsize=10)
     fig.tight_layout()
@@ -636,42 +720,60 @@ def layer_cells(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
 
 
 def depth_profile_plot(rows: list[dict], path: str, *, title: str) -> None:
+    """`dlcli inspect --plot`: depth_profile_figure written to `path`."""
+    from dlcli import figures
+
+    offscreen_pyplot()
+    figures.save(depth_profile_figure(rows, title=title), path)
+
+
+def depth_profile_figure(rows: list[dict], *, title: str):
     """The depth profile: for each layer (input side left), the weight-gradient norm
-    (log scale), the activation std, and the saturated / dead fraction, one line per
-    step in `rows` (the first and the last logged step)."""
-    plt = offscreen_pyplot()
+    (log scale), the activation std, and the saturated / dead fraction, one colour per
+    step in `rows` (the first and the last logged step); each panel's axis names only
+    the layers that have its quantity (the output layer has no activation std)."""
+    from matplotlib.lines import Line2D
+
+    from dlcli import figures
 
     steps = sorted({r["step"] for r in rows})
     layers = list(dict.fromkeys(r["layer"] for r in rows))
-    fig, axes = plt.subplots(1, 3, figsize=(max(12, 3 + 1.1 * len(layers)), 4))
+    fig, axes = figures.new_figure(1, 3, figsize=(max(13, 4 + 1.1 * len(layers)), 4.4))
+    colours = figures.variant_colors(f"step {step}" for step in steps)
+    styles = {"saturated": ("-", "o"), "dead": (":", "x")}
     panels = [
-        (axes[0], ("weight_grad_norm",), "weight-gradient norm ||dL/dW||", True),
-        (axes[1], ("act_std",), "activation std", False),
-        (axes[2], ("saturated", "dead"), "saturated / dead fraction", False),
+        (axes[0], ("weight_grad_norm",), "weight-gradient norm", "||dL/dW|| (log scale)", True),
+        (axes[1], ("act_std",), "activation std", "std of the layer's activations", False),
+        (axes[2], ("saturated", "dead"), "saturated / dead units", "fraction of the layer's units", False),
     ]
-    for ax, keys, label, log in panels:
-        for i, step in enumerate(steps):
+    drawn_keys = set()
+    for ax, keys, title_, label, log in panels:
+        shown = [layer for layer in layers if any(r["layer"] == layer and r.get(k) is not None
+                                                  for r in rows for k in keys)]  # fmt: skip
+        for step in steps:
             at = {r["layer"]: r for r in rows if r["step"] == step}
             for key in keys:
-                values = [at[layer][key] if layer in at and at[layer][key] is not None else float("nan")
-                          for layer in layers]  # fmt: skip
+                values = [at[layer][key] if layer in at and at[layer].get(key) is not None else float("nan")
+                          for layer in shown]  # fmt: skip
                 if all(v != v for v in values):  # all NaN: the quantity does not apply
                     continue
-                style = "-o" if i == len(steps) - 1 else "--s"
-                name = f"step {step}" + (f" ({key})" if len(keys) > 1 else "")
-                ax.plot(range(len(layers)), values, style, label=name, alpha=0.9)
-        ax.set_xticks(range(len(layers)), layers, rotation=30, ha="right", fontsize=8)
-        ax.set_title(label, fontsize=10)
+                drawn_keys.add(key)
+                line, marker = styles.get(key, ("-", "o"))
+                ax.plot(range(len(shown)), values, linestyle=line, marker=marker, color=colours[f"step {step}"],
+                        label=f"step {step}", alpha=0.9)  # fmt: skip
+        ax.set_xticks(range(len(shown)), shown, rotation=30, ha="right")
+        ax.set_xlabel(figures.LAYER)
+        ax.set_ylabel(label)
+        ax.set_title(title_)
         if log:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=7)
-        else:
-            ax.text(0.5, 0.5, "does not apply to this activation", ha="center", va="center", transform=ax.transAxes,
-                    fontsize=8)  # fmt: skip
-    axes[2].set_ylim(-0.03, 1.03)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        if not ax.lines:
+            ax.text(0.5, 0.5, "does not apply to this activation", ha="center", va="center", transform=ax.transAxes)
+    axes[2].set_ylim(-0.02, 1.03)  # a fraction; 0 stays visible above the axis
+    handles = [Line2D([], [], color=colours[f"step {step}"], marker="o", label=f"step {step}") for step in steps]
+    handles += [Line2D([], [], color="black", linestyle=line, marker=marker, label=f"{key} (right)")
+                for key, (line, marker) in styles.items() if key in drawn_keys]  # fmt: skip
+    figures.legend_outside(fig, handles, [h.get_label() for h in handles])
+    fig.suptitle(title)
+    return fig

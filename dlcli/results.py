@@ -190,7 +190,8 @@ class ComparisonResult:
 
         if self.rows is None:
             return None
-        lines = report.verdict_lines(self.comparison.decision, stop=self.comparison.stop)
+        shared = report.shared_line(self.rows, self.columns)
+        lines = ([shared] if shared else []) + report.verdict_lines(self.comparison.decision, stop=self.comparison.stop)
         return "\n".join(lines) or None
 
     def table(self, fmt: str = "github", *, width: int | None = None) -> str:
@@ -218,7 +219,10 @@ class ComparisonResult:
         from dlcli import report
         from dlcli.comparison import learning_curves
 
-        fig, _ = report.comparison_figure(self.rows, learning_curves(self.plan), task=self.task)
+        from dlcli.paper_plots import plan_colors
+
+        fig, _ = report.comparison_figure(self.rows, learning_curves(self.plan), task=self.task,
+                                          colors=plan_colors(self.plan))  # fmt: skip
         _pyplot().close(fig)  # shown once, as the cell's value, not again by pyplot
         return fig
 
@@ -247,7 +251,7 @@ class ComparisonResult:
             parts.append(f"<p><em>note: {e(self.verdict)}</em></p>")
         if importlib.util.find_spec("matplotlib") is not None:
             png = report.figure_png(self.plot())
-            caption = "final accuracy with its 95% interval over the seeds; the learning curves"
+            caption = html_report.plot_caption(self.task, len(self.plan.seeds))
             parts.append(html_report._figure(html_report.Picture("accuracy and learning curves", caption, png),
                                              wide=True))  # fmt: skip
         pictures = html_report._tensorboard_pictures(self.plan)

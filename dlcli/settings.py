@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from dlcli.errors import ConfigError
+from dlcli.wording import did_you_mean
 from dlcli.names import ACTIVATIONS, DATASETS, INITIALIZERS, OPTIMIZERS, TASKS
 
 # -- types: how a value is written in an option or --vary, and in run.json -------------
@@ -106,7 +107,7 @@ class KnownName:
     def refusal(self, option: str, value, task: str | None) -> str | None:
         if value in self.known or keras_knows(self.kind, value):
             return None
-        return f"unknown {self.kind} {value!r}; choose one of: {', '.join(self.known)}"
+        return f"unknown {self.kind} {value!r}; choose one of: {', '.join(self.known)}.{did_you_mean(value, self.known)}"
 
 
 @dataclass(frozen=True)

@@ -185,3 +185,19 @@ def stop_process(proc, sig, *, limit: float = PATIENCE) -> int:
         proc.kill()
         proc.wait()
         raise AssertionError(f"the process did not stop within {limit} s of signal {sig}") from None
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """Every matplotlib figure a command saves, {file name: figure}, kept for reading
+    back (tests/test_figures.py: figure_problems)."""
+    from matplotlib.figure import Figure
+
+    saved, original = {}, Figure.savefig
+
+    def savefig(self, fname, *args, **kwargs):
+        saved[getattr(fname, "name", None) or str(fname)] = self
+        return original(self, fname, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    return saved

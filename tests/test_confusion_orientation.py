@@ -27,13 +27,14 @@ def test_the_counts_are_true_by_predicted(matrix):
 
 def cell(image: np.ndarray, row: int, column: int) -> np.ndarray:
     """The colour of a cell's corner (clear of the count written in its middle)."""
-    size = (image.shape[0] - _offset(image)) // 10
-    offset = _offset(image)
-    return image[offset + row * size + 2, offset + column * size + 2]
+    size = pictures.CONFUSION_CELL
+    top, left = _offsets(image)
+    return image[top + row * size + 2, left + column * size + 2]
 
 
-def _offset(image: np.ndarray) -> int:
-    return image.shape[0] - 10 * 26  # the margins above and left of the cells (26-pixel cells)
+def _offsets(image: np.ndarray) -> tuple[int, int]:
+    """The margins above and left of the cells."""
+    return image.shape[0] - 10 * pictures.CONFUSION_CELL, image.shape[1] - 10 * pictures.CONFUSION_CELL
 
 
 def test_tensorboards_picture_has_the_mistakes_in_row_3_column_5_and_names_its_axes(matrix):
@@ -43,12 +44,11 @@ def test_tensorboards_picture_has_the_mistakes_in_row_3_column_5_and_names_its_a
     assert tuple(cell(image, 3, 3)) == tuple(pictures.WHITE)
     rows, columns = pictures.CONFUSION_AXES
     assert (rows, columns) == ("TRUE", "PREDICTED")
-    offset = _offset(image)
-    above, left_of = image[: offset - 14, offset:], image[offset:, : offset - 14]
+    top, left = _offsets(image)
+    above, left_of = image[: top - 14, left:], image[top:, : left - 14]
     assert contains(above, word(columns)), "PREDICTED is not written above the columns"
     assert not contains(left_of, word(columns).T)
-    for letter in rows:  # written one letter under the other, down the left
-        assert contains(left_of, word(letter)), f"{letter} of TRUE is not written left of the rows"
+    assert contains(left_of, word(rows)), "TRUE is not written across, left of the rows"
 
 
 def word(text: str) -> np.ndarray:
@@ -91,7 +91,7 @@ def test_the_plot_has_the_count_in_row_3_column_5_and_labels_its_axes(matrix):
     fig = report.confusion_figure(matrix)
     try:
         ax = fig.axes[0]
-        assert ax.get_ylabel() == "true" and ax.get_xlabel() == "predicted"
+        assert ax.get_ylabel() == "true\ndigit" and ax.get_xlabel() == "predicted digit"
         shading = np.asarray(ax.images[0].get_array())  # imshow: first index is the y axis, the rows
         assert shading[3, 5] == 1 and shading[5, 3] == 0
         counts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}

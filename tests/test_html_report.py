@@ -123,8 +123,9 @@ def assert_self_contained(text: str) -> Page:
     the PNG data URIs, and every image an intact PNG."""
     page = Page(text)
     assert not page.tags & {"script", "link", "iframe", "object", "embed", "base", "video", "audio", "source"}
-    assert not [ref for ref in page.references if not (ref[1] == "src" and ref[2].startswith(DATA_PNG))], \
-        page.references  # fmt: skip
+    # Only the embedded PNGs, and links within the page (#reading: nothing to fetch).
+    assert not [ref for ref in page.references if not (ref[1] == "src" and ref[2].startswith(DATA_PNG))
+                and not (ref[0] == "a" and ref[1] == "href" and ref[2].startswith("#"))], page.references  # fmt: skip
     outside = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text)
     for needle in ("http:", "https:", "//", "url(", "@import"):
         assert needle not in outside, f"{needle!r} in the report: ...{outside[outside.find(needle) - 80:][:160]}..."
@@ -167,12 +168,13 @@ def test_xor_report_is_one_self_contained_file_with_the_table_plots_and_boundari
     # The table: exactly the cells `dlcli compare` prints, one row per variant.
     headers, body = report.compare_cells(rows, ("layers",))
     assert results_table(page) == [headers, *[[str(c) for c in line] for line in body]]
-    assert [line[1] for line in results_table(page)[1:]] == ["layers=1", "layers=2", "layers=4"]
+    assert [line[0] for line in results_table(page)[1:]] == ["layers=1", "layers=2", "layers=4"]
     # The lines under the table: what the verdicts were adjusted for (XOR_ARGS have two seeds).
     assert html.escape("verdicts Holm-adjusted over 6 tests (both directions of 3 pairs) at alpha 0.05") in text
     verdicts = [line[headers.index("verdict")] for line in results_table(page)[1:]]
     assert verdicts == [r["verdict"] for r in rows]
-    assert [line[0] for line in results_table(page)[1:]] == ["*" if comparisons.starred(r) else "" for r in rows]
+    # No star column: a clearly best row says so in its verdict, and only then is it highlighted and explained.
+    assert results_table(page)[0][0] == "variant" and ("highlighted row" in text) == any(map(comparisons.starred, rows))
     # The plot (3 panels, wide) and one boundary per variant: seed 0's last picture.
     pngs = pngs_of(page)
     assert len(pngs) == 4 and decode_png(pngs[0])[0] > 1000
@@ -287,8 +289,8 @@ def made_up_report(**changes) -> html_report.Report:
 
     picture = pictures.png(np.linspace(0, 255, 30 * 40 * 3).astype(np.uint8).reshape(30, 40, 3))
     fields = {
-        "title": "dlcli compare/<b>x</b>", "summary": "xor: 2 variants", "headers": ["", "variant", "accuracy"],
-        "body": [["*", "a&b", "0.5000"], ["", "<i>c</i>", "0.2500"]], "best": [True, False],
+        "title": "dlcli compare/<b>x</b>", "summary": "xor: 2 variants", "headers": ["variant", "accuracy"],
+        "body": [["a&b", "0.5000"], ["<i>c</i>", "0.2500"]], "best": [True, False],
         "verdict": ["a is not clearly ahead of <c>"], "plots": [html_report.Picture("plot", "caption", picture)],
         "plot_note": None, "pictures": [html_report.Picture("a&b", "seed 0, step 3", picture)],
         "picture_about": "decision boundary", "picture_note": None, "variants": [("a&b", [("layers", "2")])],
@@ -306,7 +308,7 @@ def test_every_string_is_escaped_and_the_page_is_self_contained():
     page = assert_self_contained(text)
     assert "<script" not in text and "<i>c</i>" not in text and "<b>x</b>" not in text
     assert page.code == ["/tmp/<here>", "dlcli compare --output '</code><script>alert(1)</script>'"]
-    assert results_table(page)[1:] == [["*", "a&b", "0.5000"], ["", "<i>c</i>", "0.2500"]]
+    assert results_table(page)[1:] == [["a&b", "0.5000"], ["<i>c</i>", "0.2500"]]
     assert 'http-equiv="Content-Security-Policy"' in text and "default-src &#x27;none&#x27;" in text
 
 

@@ -225,8 +225,19 @@ def test_compare_plot_adds_the_depth_profile_mean_over_seeds(runner, workdir, di
 @pytest.mark.parametrize("what,args", [("glorot", ["--epochs", "1", "--limit", "100"]),
                                        ("he", ["--layers", "6", "--epochs", "2", "--limit", "64"]),
                                        ("batchnorm", ["--epochs", "2", "--limit", "120"])])  # fmt: skip
-def test_each_paper_draws_its_figure(runner, workdir, real_digits, what, args):
+def test_each_paper_draws_its_figure(runner, workdir, real_digits, what, args, saved_figures):
+    from test_figures import colours_by_label, figure_problems
+
     out = invoke(runner, "compare", "--what", what, "--data", real_digits, *args, "--quiet", "--plot", f"{what}.png")
     assert f"{what}.png, {what}-depth.png, {what}-paper.png" in out.stderr
     for suffix in ("", "-depth", "-paper"):
         assert not_blank(workdir / f"{what}{suffix}.png"), suffix
+    # In the figure style (tests/test_figures.py), each variant in one colour in all three.
+    colours: dict[str, set] = {}
+    variants = {line.split("|")[1].strip() for line in out.stdout.splitlines()[2:] if line.startswith("|")}
+    for name, fig in saved_figures.items():
+        assert figure_problems(fig) == [], name
+        for label, found in colours_by_label(fig).items():
+            if label in variants:
+                colours.setdefault(label, set()).update(found)
+    assert colours and all(len(found) == 1 for found in colours.values()), colours

@@ -140,7 +140,19 @@ def _show_warnings() -> None:
 
 from dlcli.cli import board, compare, inspect, runs  # noqa: E402  (the commands, registered below)
 
+
+
+def first_sentence(help_text: str) -> str:
+    """A command's summary for `dlcli --help`: its docstring's first sentence, whole
+    (Click would cut it at the listing's width, mid-sentence)."""
+    import re
+
+    paragraph = " ".join(help_text.split("\n\n", 1)[0].split())
+    return re.split(r"(?<=[a-z0-9)][.!?])\s+(?=[A-Z])", paragraph, maxsplit=1)[0]
+
+
 for _command in (runs.xor, runs.mnist, runs.resume, compare.compare, inspect.inspect_run, board.board):
+    _command.short_help = _command.short_help or first_sentence(_command.help or "")
     cli.add_command(_command)
 
 

@@ -40,9 +40,11 @@ def board(logdir: str, host: str, port: int | None, list_only: bool, wide: bool)
 
     tensorflow()  # TensorBoard loads it anyway; this way its start-up noise stays quiet
     if list_only:
-        from dlcli.report import terminal_width
+        from dlcli.report import terminal_width, wrap_line
 
-        click.echo(tb.runs_table(tb.list_runs(logdir), width=terminal_width(wide)))
+        width = terminal_width(wide)
+        click.echo(tb.runs_table(tb.list_runs(logdir), width=width))
+        click.echo(wrap_line(tb.LEGEND, width), err=True)  # which loss is which; stdout stays the table
         return
     runs = tb.check_logdir(logdir)
     if host in tb.PUBLIC_HOSTS:

@@ -11,6 +11,7 @@ import dlcli.comparison as comparisons  # standard library only: fine for --help
 from dlcli import settings
 from dlcli.cli.options import (
     POSITIVE,
+    Choice,
     absolute_path,
     check_format,
     check_output,
@@ -234,6 +235,8 @@ def _print_results(comparison, *, sort: str, fmt: str, wide: bool, output: str |
     width = report.terminal_width(wide)
     click.echo(report.compare_table(rows, fmt, comparison.plan.columns, width=width))
     lines = report.verdict_lines(comparison.decision, stop=_stopped(comparison))
+    shared = report.shared_line(rows, comparison.plan.columns)
+    lines = ([shared] if shared else []) + lines
     paper = comparisons.PAPERS.get(comparison.plan.paper)
     if paper is not None and paper.reference and "paper_test_error" in rows[0]:
         lines.append(f"paper's test error: {paper.reference}")
@@ -248,8 +251,10 @@ def _print_results(comparison, *, sort: str, fmt: str, wide: bool, output: str |
         atomic_write_text(Path(output), "\n".join([text, *([] if machine else ["", *lines])]) + "\n")
     if plot:
         the_plan = comparison.plan
-        report.comparison_plot(rows, comparisons.learning_curves(the_plan), plot, task=the_plan.task)
         from dlcli import paper_plots
+
+        report.comparison_plot(rows, comparisons.learning_curves(the_plan), plot, task=the_plan.task,
+                               colors=paper_plots.plan_colors(the_plan))  # fmt: skip
 
         more = paper_plots.write_all(comparison, rows, plot)  # the depth profile, and a paper's figure
         click.echo(f"plots: {', '.join([plot, *more])}", err=True)
@@ -258,6 +263,7 @@ def _print_results(comparison, *, sort: str, fmt: str, wide: bool, output: str |
 
         html_report.write(report_file, comparison.plan, rows, command=html_report.command_line(sys.argv),
                           lines=lines)  # fmt: skip
+        click.echo(f"report: {report_file}", err=True)
 
 
 def _stopped(comparison) -> str | None:
@@ -345,12 +351,12 @@ def _base_run(task: str, settings: dict, *, dataset, data, limit, logdir, checkp
 
 
 @click.command()
-@click.option("--task", type=click.Choice(["mnist", "xor"]), default="mnist",
+@click.option("--task", type=Choice(["mnist", "xor"]), default="mnist",
               help="What every run learns: MNIST digits (an MLP) or the four XOR points.")
 @click.option(
     "--what",
     multiple=True,
-    type=click.Choice(list(ALL_PRESETS)),
+    type=Choice(list(ALL_PRESETS)),
     help=f"A preset: {comparisons.preset_help()}. Give a lecture's several times for several sets; a paper's "
     "runs alone, on its own base run (your options replace its settings, except those its variants set).  "
     "[default: all (mnist), depth (xor); none with --vary]",
@@ -374,7 +380,7 @@ def _base_run(task: str, settings: dict, *, dataset, data, limit, logdir, checkp
               "verdict \"within D of the best\", so near-ties are decided too.  [default: none]")  # fmt: skip
 @click.option("--seed", type=setting_type(settings.BY_NAME["seed"], None), default=0,
               help="The first seed: the runs of every variant get SEED, SEED+1, ...")
-@click.option("--sort", type=click.Choice(list(SORT_KEYS)), default="order",
+@click.option("--sort", type=Choice(list(SORT_KEYS)), default="order",
               help="Row order: as planned, best accuracy first, lowest loss, fewest seconds, or by name.")  # fmt: skip
 @click.option("--format", "fmt", default="github", callback=check_format, metavar="FORMAT",
               help="Any tabulate format (github, plain, grid, pipe, latex, html, ...), json or csv.")
@@ -406,7 +412,7 @@ def _base_run(task: str, settings: dict, *, dataset, data, limit, logdir, checkp
               "auto: one per GPU, else one per 4 cores.")  # fmt: skip
 @click.option("--cluster", metavar="ADDRESS", default=None, callback=_check_cluster,
               help="Send the runs to a Dask cluster (e.g. tcp://head:8786); needs pip install 'dlcli[cluster]'.")
-@click.option("--cluster-files", type=click.Choice(["auto", "shared", "ship"]), default="auto",
+@click.option("--cluster-files", type=Choice(["auto", "shared", "ship"]), default="auto",
               help="With --cluster: workers train in the driver's folders (shared file system) or ship each "
               "finished run folder back (ship); auto: shared when the workers see the driver's folders.")  # fmt: skip
 @click.option("--prune", is_flag=True,

@@ -9,8 +9,21 @@ from dlcli import settings
 from dlcli.api import CHECKPOINT_DIR_ENV, LOGDIR_ENV  # the API reads the same variables
 from dlcli.errors import ConfigError
 from dlcli.settings import Setting, validate_run_name
+from dlcli.wording import did_you_mean
 
 POSITIVE = click.IntRange(min=1)
+
+
+class Choice(click.Choice):
+    """click.Choice that, for a mistyped value, names the choice it was probably
+    meant to be: "'inits' is not one of ... Did you mean 'init'?"."""
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as exc:
+            exc.message += did_you_mean(value, self.choices)
+            raise
 
 
 class _Checked:
@@ -37,7 +50,7 @@ class _NumberSetting(_Checked, click.FloatRange):
     pass
 
 
-class _ChoiceSetting(_Checked, click.Choice):
+class _ChoiceSetting(_Checked, Choice):
     pass
 
 
@@ -128,7 +141,7 @@ def distribute_options(f):
         [
             click.option(
                 "--strategy",
-                type=click.Choice(["default", "mirrored", "multi-worker"]),
+                type=Choice(["default", "mirrored", "multi-worker"]),
                 default="default",
                 help="default: one device (XLA). mirrored: all local GPUs, or --devices, or --cpu-replicas. "
                 "multi-worker: the cluster in TF_CONFIG.",
@@ -192,7 +205,8 @@ def check_format(ctx, param, value):
 
     formats = report.table_formats()
     if value not in formats:
-        raise click.BadParameter(f"unknown format {value!r}; choose one of: {', '.join(formats)}")
+        raise click.BadParameter(f"unknown format {value!r}; choose one of: {', '.join(formats)}."
+                                 + did_you_mean(value, formats))
     return value
 
 

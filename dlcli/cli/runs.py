@@ -50,7 +50,7 @@ def _plot_result(result, plot: str | None) -> None:
     from dlcli import report
 
     if result.boundary is not None:
-        title = f"{result.run}: accuracy {result.accuracy:.2f} on the 4 points, loss {result.loss:.4f}"
+        title = f"{result.run}: final accuracy {result.accuracy:.2f} and loss {result.loss:.4f} on the 4 points"
         report.boundary_plot(result.boundary, [row["target"] for row in result.truth_table], plot, title=title)
         written = [plot]
     else:

@@ -188,14 +188,19 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int = 1
 CONFUSION_AXES = ("TRUE", "PREDICTED")  # written on the picture: rows, columns
 
 
-def confusion_image(matrix: np.ndarray, cell: int = 26) -> np.ndarray:
-    """Rows: true digit, columns: predicted (the picture says so: TRUE down the left,
-    PREDICTED along the top); each cell shaded by its share of the row (blue: right,
-    orange: wrong) with its count written in; digits on the margins."""
+CONFUSION_CELL = 36  # pixels: a count of 4 digits at twice the font's size fits in a cell
+
+
+def confusion_image(matrix: np.ndarray, cell: int = CONFUSION_CELL) -> np.ndarray:
+    """Rows: true digit, columns: predicted (the picture says so: TRUE across, left of
+    the rows, PREDICTED along the top); each cell shaded by its share of the row (blue:
+    right, orange: wrong) with its count written in; digits on the margins. Every text
+    at twice the pixel font's size, so the counts read at 100% zoom."""
     classes = len(matrix)
     share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    band, margin = 14, 14  # the axis names, then the digits
-    top, left = band + margin, band + margin
+    rows, columns = CONFUSION_AXES
+    band_top, band_left, margin = 14, (4 * len(rows) - 1) * 2 + 8, 16  # the axis names, then the digits
+    top, left = band_top + margin, band_left + margin
     image = np.full((top + classes * cell, left + classes * cell, 3), 255, np.uint8)
     for t in range(classes):
         for p in range(classes):
@@ -204,14 +209,11 @@ def confusion_image(matrix: np.ndarray, cell: int = 26) -> np.ndarray:
             y, x = top + t * cell, left + p * cell
             image[y : y + cell - 1, x : x + cell - 1] = colour.round().astype(np.uint8)
             ink = (255, 255, 255) if strength > 0.6 else (0, 0, 0)
-            _text(image, str(matrix[t, p]), y + cell // 2 - 2, x + cell // 2, ink, scale=1, centre=True)
-        _text(image, str(t), top + t * cell + cell // 2 - 5, band + 2, (0, 0, 0), scale=2)
-        _text(image, str(t), band + 1, left + t * cell + cell // 2 - 3, (0, 0, 0), scale=2)
-    rows, columns = CONFUSION_AXES
+            _text(image, str(matrix[t, p]), y + cell // 2 - 5, x + cell // 2, ink, scale=2, centre=True)
+        _text(image, str(t), top + t * cell + cell // 2 - 5, band_left + 2, (0, 0, 0), scale=2)
+        _text(image, str(t), band_top + 1, left + t * cell + cell // 2 - 3, (0, 0, 0), scale=2)
     _text(image, columns, 2, left + classes * cell // 2, (90, 90, 90), scale=2, centre=True)
-    height = len(rows) * 12 - 2
-    for i, char in enumerate(rows):  # one letter under the other
-        _text(image, char, top + (classes * cell - height) // 2 + 12 * i, 3, (90, 90, 90), scale=2)
+    _text(image, rows, top + (classes * cell) // 2 - 5, 3, (90, 90, 90), scale=2)  # across, not stacked
     return image
 
 
