@@ -1,5 +1,5 @@
 """dlcli from Python: `dlcli.xor(...)`, `dlcli.mnist(...)`, `dlcli.compare(...)`,
-`dlcli.resume(path)`, `dlcli.inspect(run)` and `dlcli.Lab`, returning result objects
+`dlcli.resume(path)`, `dlcli.inspect(run)`, `dlcli.diagnose(run)` and `dlcli.Lab`, returning result objects
 that show themselves in Jupyter (dlcli.results).
 
 The keyword arguments are the commands' options under their Python names (`batch_size`
@@ -320,6 +320,18 @@ class Lab:
         found = inspection.load(_run_folder(run))
         return InspectionResult(found, found.rows(inspection.chosen_steps(found, step)))
 
+    def diagnose(self, run):
+        """A run's training problems, their evidence and fixes (`dlcli diagnose RUN`):
+        `run` is its checkpoint folder or a RunResult, or a comparison's folder (every
+        run in it). Reads the run's records only: no training, no TensorFlow."""
+        from dlcli import diagnosis
+        from dlcli.results import DiagnosisResult
+
+        folder = _run_folder(run)
+        folders = diagnosis.run_folders(folder)
+        return DiagnosisResult([diagnosis.diagnose(f) for f in folders],
+                               comparison=folders != [diagnosis.Path(folder)])  # fmt: skip
+
 
 def _run_folder(run) -> str:
     folder = getattr(run, "checkpoint_dir", run)
@@ -449,6 +461,8 @@ resume = _make_function("resume", Lab.resume, Signature([
     Lab.resume.__doc__)  # fmt: skip
 inspect = _make_function("inspect", Lab.inspect, Signature([
     Parameter("run", Parameter.POSITIONAL_OR_KEYWORD), _keyword("step", None)]), Lab.inspect.__doc__)  # fmt: skip
+diagnose = _make_function("diagnose", Lab.diagnose, Signature([Parameter("run", Parameter.POSITIONAL_OR_KEYWORD)]),
+                          Lab.diagnose.__doc__)  # fmt: skip
 
 
 def _compare_signature() -> Signature:

@@ -92,9 +92,9 @@ def _show_warnings() -> None:
 
 
 
-from dlcli.cli import board, compare, inspect, runs  # noqa: E402  (the commands, registered below)
+from dlcli.cli import board, compare, diagnose, inspect, runs  # noqa: E402  (the commands, registered below)
 
-for _command in (runs.xor, runs.mnist, runs.resume, compare.compare, inspect.inspect_run, board.board):
+for _command in (runs.xor, runs.mnist, runs.resume, compare.compare, inspect.inspect_run, diagnose.diagnose, board.board):
     cli.add_command(_command)
 
 

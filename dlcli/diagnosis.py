@@ -1,0 +1,618 @@
+"""`dlcli diagnose RUN`: name a run's training problem, show its evidence, give the fix.
+
+A diagnosis reads a run's records only: its run.json (config, status, final result)
+and the scalar series its event files hold (the train loss and accuracy of every
+logging window, the test evaluations, and the per-layer diagnostics of
+core.diagnostics at step 0 and every logging step). The event files are read here
+with TensorBoard's protobuf classes and a few lines of TFRecord framing, so diagnosing
+never imports TensorFlow and never trains. The same records give the same diagnosis,
+whenever it is asked and however often the run was resumed (a resumed run records the
+same numbers as one trained straight).
+
+Each rule is a threshold on recorded quantities; `RULES` lists them with the reason
+for each value (docs/diagnosis.md, and benchmarks/diagnosis.py measures them against
+known answers). Standard library and NumPy only.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dlcli import settings
+from dlcli.errors import RunError
+from dlcli.wording import counted
+
+CLASSES = {"xor": 2, "mnist": 10}  # xor: one logistic output, whose chance loss is ln 2 too
+
+# -- the thresholds, each with its reason (docs/diagnosis.md has the measurements) -------
+DIVERGED_LOSS = 2.0  # x ln k: an untrained net with a small init starts at ~ln k (uniform
+#   guesses); a loss twice that means training made the predictions confidently wrong
+EXPLODE_RATIO = 70.0  # ||dL/dW1|| / ||dL/dWN|| above this: gradients grow toward the input
+#   (AUTOTRAINER's beta_3, Zhang et al. 2021)
+EXPLODE_GRAD = 1e3  # any layer's ||dL/dW|| above this at a logged step after the start: the
+#   loss surface is so steep one step of any usual learning rate jumps far (healthy
+#   MNIST runs stay below ~10, see the benchmark)
+VANISH_RATIO = 0.01  # std of dL/da at the first hidden layer / at the last (Glorot &
+#   Bengio's back-propagated gradients; W1/WN's gradient norms with one hidden layer)
+#   below this: under 1% of the gradient reaches the first layer (healthy nets: 0.2-7;
+#   10 sigmoid layers: ~1e-5; He et al.'s 30-layer Xavier ReLU net at its init: ~3e-5)
+VANISH_SHARE = 0.5  # ...at step 0 (the init's doing), or at this share of the logged steps
+DEAD_SHARE = 0.5  # a zero-region (ReLU) layer whose share of dead units (0 on every probe
+#   example) is at least this at the last logged step: half its units no longer learn
+#   (healthy ReLU nets: under 5%)
+SATURATED_SHARE = 0.5  # a saturating (sigmoid-like) layer whose share of entries with a
+#   slope under 10% of the maximum is at least this at the last logged step: most of
+#   its gradient is cut (healthy sigmoid nets with Xavier init: under 10%)
+CHANCE_LOSS = 0.05  # |L - ln k| <= this x ln k, and...
+CHANCE_ACCURACY = 1.5  # ...accuracy below this / k: the net predicts the class prior
+#   (MNIST's commonest class is 11.35% of the digits; 1.5/k = 15%)
+SLOW_LOSS = 0.5  # x ln k: the last train loss still above half of chance's, so less than
+#   half of what a guess loses was learnt (the default MNIST run is at ~0.15 ln k after
+#   one epoch)
+OSCILLATE_RISE = 0.1  # a window whose mean loss is 10% above the previous window's...
+OSCILLATE_SHARE = 0.3  # ...for at least this share of the windows (at least 4): the loss
+#   goes up about as often as down (healthy runs: under 15% of windows rise, and by less)
+OVERFIT_GAP = (0.1, 0.07)  # train accuracy minus test accuracy at least this (train <= 0.9,
+#   train > 0.9): AUTOTRAINER's `test_not_well` thresholds
+OVERFIT_MIN_WINDOWS = 1
+
+
+@dataclass
+class Finding:
+    """One problem: what, where, when, the numbers that show it and the fix."""
+
+    problem: str  # one of PROBLEMS
+    layers: list[str]
+    steps: list[int]
+    evidence: str  # one sentence with the run's own numbers
+    fix: str  # the lecture's fix in words
+    command: str  # the fix as a runnable command
+    fatal: bool = False  # the run cannot recover: compare --prune may stop it
+    fixes: dict = field(default_factory=dict)  # {fix name: {setting: value}} for --try-fixes
+
+    def to_dict(self) -> dict:
+        return {"problem": self.problem, "layers": self.layers, "steps": self.steps, "evidence": self.evidence,
+                "fix": self.fix, "command": self.command, "fatal": self.fatal, "fixes": self.fixes}  # fmt: skip
+
+
+PROBLEMS = ("diverged", "exploding gradient", "vanishing gradient", "dead units", "saturated units",
+            "stuck at chance", "slow convergence", "oscillating loss", "over-fitting")  # fmt: skip
+
+
+@dataclass
+class Diagnosis:
+    run: str
+    folder: str
+    task: str
+    findings: list[Finding]
+    steps: int  # the last logged step
+
+    @property
+    def healthy(self) -> bool:
+        return not self.findings
+
+    @property
+    def fatal(self) -> bool:
+        return any(f.fatal for f in self.findings)
+
+    def to_dict(self) -> dict:
+        return {"run": self.run, "folder": self.folder, "task": self.task, "healthy": self.healthy,
+                "steps": self.steps, "findings": [f.to_dict() for f in self.findings]}  # fmt: skip
+
+    def text(self) -> str:
+        if self.healthy:
+            return f"{self.run}: healthy (no problem found in {self.steps} steps of records)"
+        lines = [f"{self.run}: {counted(len(self.findings), 'problem')}"]
+        for f in self.findings:
+            where = f" in {', '.join(f.layers)}" if f.layers else ""
+            when = f" at step {_span(f.steps)}" if f.steps else ""
+            lines.append(f"- {f.problem}{where}{when}: {f.evidence}")
+            lines.append(f"  fix: {f.fix}: {f.command}")
+        return "\n".join(lines)
+
+
+def _span(steps: list[int]) -> str:
+    return str(steps[0]) if len(steps) == 1 else f"{steps[0]}-{steps[-1]}"
+
+
+# -- reading the records ------------------------------------------------------------------
+
+
+def read_events(folder: Path) -> dict[str, dict[int, float]]:
+    """{tag: {step: value}} of the scalar events in `folder`'s event files, oldest file
+    first, so a step written again after a resume keeps its latest value. A torn last
+    record (a run killed while writing) ends its file's reading."""
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.util import tensor_util
+
+    series: dict[str, dict[int, float]] = {}
+    if not folder.is_dir():
+        return series
+    for path in sorted(p for p in folder.iterdir() if ".tfevents." in p.name and p.is_file()):
+        data = path.read_bytes()
+        at = 0
+        while at + 12 <= len(data):
+            (length,) = struct.unpack_from("<Q", data, at)
+            end = at + 12 + length + 4
+            if end > len(data):
+                break
+            event = event_pb2.Event.FromString(data[at + 12 : at + 12 + length])
+            at = end
+            for value in event.summary.value:
+                if value.HasField("simple_value"):
+                    number = float(value.simple_value)
+                elif value.HasField("tensor") and not value.tensor.tensor_shape.dim:
+                    array = tensor_util.make_ndarray(value.tensor)
+                    if array.dtype.kind not in "fiu":
+                        continue
+                    number = float(array)
+                else:
+                    continue
+                series.setdefault(value.tag, {})[event.step] = number
+    return series
+
+
+@dataclass
+class Records:
+    """What a diagnosis reads: run.json's record and the train/test scalar series."""
+
+    name: str
+    folder: Path
+    record: dict
+    train: dict  # {tag without scope: {step: value}}
+    test: dict
+
+    @property
+    def config(self) -> dict:
+        return self.record["config"]
+
+    @property
+    def task(self) -> str:
+        return self.record.get("task") or self.config.get("task", "mnist")
+
+    def series(self, tag: str, split: str = "train") -> list[tuple[int, float]]:
+        return sorted((self.train if split == "train" else self.test).get(tag, {}).items())
+
+    def layer_series(self, layer: str, quantity: str) -> list[tuple[int, float]]:
+        return self.series(f"layers/{layer}/{quantity}")
+
+    @property
+    def layers(self) -> list[str]:
+        from dlcli.inspection import layer_order
+
+        found = {tag.split("/")[1] for tag in self.train if tag.startswith("layers/") and tag.count("/") == 2}
+        return sorted(found, key=layer_order)
+
+
+def load(path) -> Records:
+    from dlcli.core.runs import RunFolder
+
+    run = RunFolder.open(Path(path))
+    scope = run.scope
+
+    def unscoped(series: dict) -> dict:
+        return {t[len(scope):] if scope and t.startswith(scope) else t: v for t, v in series.items()}  # fmt: skip
+
+    logdir = run.logdir
+    if not logdir.is_dir():
+        raise RunError(f"run {run.name} has no logs: its log folder {logdir} is missing (moved or deleted?)")
+    train = unscoped(read_events(logdir / "train"))
+    if not train:
+        raise RunError(f"run {run.name} has no logs in {logdir / 'train'} yet (nothing was logged before it "
+                       f"stopped); resume it with `dlcli resume {path}`")  # fmt: skip
+    return Records(run.name, Path(path), run.record, train, unscoped(read_events(logdir / "test")))
+
+
+# -- the fixes as commands ----------------------------------------------------------------
+
+_NOT_IN_COMMAND = {"name", "eval_points", "sync_batchnorm"}
+
+
+def fix_command(records: Records, changes: dict, label: str) -> str:
+    """`dlcli TASK ...` that trains the run again with `changes` ({setting name: value}):
+    the options where the run differs from the command's defaults, then the changes."""
+    task, config = records.task, records.config
+    words = [f"dlcli {task}"]
+    for s in settings.for_command(task):
+        if s.field in _NOT_IN_COMMAND:
+            continue
+        value = changes.get(s.name, config.get(s.part, {}).get(s.field))
+        if value == s.default(task) and s.name not in changes:
+            continue
+        if value is None:
+            continue
+        if s.kind is settings.FLAG:
+            if value != s.default(task):
+                words.append(s.option if value else f"--no-{s.name}")
+            continue
+        text = settings.format_value(value)
+        words.append(f"{s.option} {_quote(text)}")
+    words.append(f"--name {records.name}-{label}")
+    return " ".join(words)
+
+
+def _quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+def _fix(records: Records, label: str, changes: dict) -> str:
+    return fix_command(records, changes, label)
+
+
+# -- the rules ----------------------------------------------------------------------------
+
+
+def _finite(values) -> bool:
+    return all(math.isfinite(v) for v in values)
+
+
+def _model(records: Records) -> dict:
+    return records.config.get("model", {})
+
+
+def _lower_lr(records: Records) -> dict:
+    """A tenth of the run's learning rate, or the command's default where that is lower
+    (a rate 10,000x the default diverges at a tenth of it too)."""
+    lr = records.config.get("train", {}).get("lr", 0.001)
+    default = settings.BY_NAME["lr"].default(records.task)
+    return {"lr": float(f"{min(lr / 10, default) if lr / 10 > default else lr / 10:.3g}")}
+
+
+def _rule_diverged(r: Records, k: int) -> Finding | None:
+    loss = r.series("loss")
+    chance = math.log(k)
+    bad = [(s, v) for s, v in loss if not math.isfinite(v)]
+    status = r.record.get("status")
+    final = (r.record.get("result") or {}).get("loss")
+    changes = _lower_lr(r)
+    if status == "diverged" or bad:
+        steps = [bad[0][0]] if bad else ([loss[-1][0]] if loss else [])
+        evidence = "the training loss became NaN or infinite; training stopped there"
+    elif loss and loss[-1][1] > DIVERGED_LOSS * chance:
+        peak = max(loss, key=lambda p: p[1])
+        steps = [peak[0], loss[-1][0]] if peak[0] != loss[-1][0] else [peak[0]]
+        evidence = (f"training loss {loss[-1][1]:.4g} at the last window (peak {peak[1]:.4g} at step {peak[0]}), "
+                    f"above {DIVERGED_LOSS:g} x ln {k} = {DIVERGED_LOSS * chance:.3g}, worse than guessing")  # fmt: skip
+    elif final is not None and math.isfinite(final) and final > DIVERGED_LOSS * chance and loss:
+        steps = [loss[-1][0]]
+        evidence = f"final test loss {final:.4g}, above {DIVERGED_LOSS:g} x ln {k} = {DIVERGED_LOSS * chance:.3g}"
+    else:
+        return None
+    return Finding("diverged", [], steps, evidence, f"a smaller learning rate (--lr {changes['lr']:g})",
+                   _fix(r, "lr", changes), fatal=True, fixes={"lower lr": changes})  # fmt: skip
+
+
+def _grad_ratio(r: Records) -> list[tuple[int, float, float, float]]:
+    """(step, ratio W1/WN, ||dL/dW1||, ||dL/dWN||) at every logged step with both."""
+    layers = r.layers
+    if len(layers) < 2:
+        return []
+    first = dict(r.layer_series(layers[0], "weight_grad_norm"))
+    last = dict(r.layer_series(layers[-1], "weight_grad_norm"))
+    out = []
+    for step in sorted(set(first) & set(last)):
+        a, b = first[step], last[step]
+        if b > 0 and math.isfinite(a) and math.isfinite(b):
+            out.append((step, a / b, a, b))
+    return out
+
+
+def _depth_fixes(r: Records) -> dict:
+    model = _model(r)
+    fixes = {}
+    if model.get("activation") != "relu":
+        fixes["relu"] = {"activation": "relu"}
+    if model.get("init") not in ("he", "he_uniform", "he_normal"):
+        fixes["he init"] = {"init": "he"}
+    if model.get("init") not in ("xavier", "glorot_uniform", "glorot_normal") and model.get("activation") != "relu":
+        fixes["xavier init"] = {"init": "xavier"}
+    if r.task == "mnist" and not model.get("batchnorm"):
+        fixes["batch norm"] = {"batchnorm": True}
+    return fixes
+
+
+def _rule_exploding(r: Records, k: int) -> Finding | None:
+    ratios = [p for p in _grad_ratio(r) if p[0] > 0]
+    high = [p for p in ratios if p[1] > EXPLODE_RATIO]
+    steep = []
+    for layer in r.layers:
+        for step, g in r.layer_series(layer, "weight_grad_norm"):
+            if step > 0 and g > EXPLODE_GRAD:
+                steep.append((step, layer, g))
+    if not high and not steep:
+        return None
+    if steep:
+        step, layer, g = max(steep, key=lambda p: p[2])
+        evidence = f"||dL/dW|| of {layer} reached {g:.3g} at step {step} (threshold {EXPLODE_GRAD:g})"
+        layers, steps = sorted({p[1] for p in steep}, key=r.layers.index), sorted({p[0] for p in steep})
+    else:
+        step, ratio, a, b = max(high, key=lambda p: p[1])
+        evidence = (f"||dL/dW1|| / ||dL/dWN|| = {ratio:.3g} at step {step} ({a:.3g} / {b:.3g}; threshold "
+                    f"{EXPLODE_RATIO:g}) at {len(high)} of {len(ratios)} logged steps")  # fmt: skip
+        layers, steps = [r.layers[0]], [p[0] for p in high]
+    changes = _lower_lr(r)
+    fixes = {"lower lr": changes}
+    if r.task == "mnist" and not _model(r).get("batchnorm"):
+        fixes["batch norm"] = {"batchnorm": True}
+    return Finding("exploding gradient", layers, [steps[0], steps[-1]] if len(steps) > 1 else steps, evidence,
+                   f"a smaller learning rate (--lr {changes['lr']:g}) or batch norm", _fix(r, "lr", changes),
+                   fixes=fixes)  # fmt: skip
+
+
+def _backprop_ratio(r: Records) -> list[tuple[int, float, float, float]]:
+    """(step, ratio, std of dL/da at the first hidden layer, at the last) at every
+    logged step: how much of the gradient that reaches the last hidden layer is left
+    at the first. With one hidden layer, the W1/WN gradient-norm ratio instead."""
+    hidden = [layer for layer in r.layers if layer != "output"]
+    if len(hidden) < 2:
+        return _grad_ratio(r)
+    first = dict(r.layer_series(hidden[0], "backprop_std"))
+    last = dict(r.layer_series(hidden[-1], "backprop_std"))
+    out = []
+    for step in sorted(set(first) & set(last)):
+        a, b = first[step], last[step]
+        if b > 0 and math.isfinite(a) and math.isfinite(b):
+            out.append((step, a / b, a, b))
+    return out
+
+
+def _rule_vanishing(r: Records, k: int) -> Finding | None:
+    ratios = _backprop_ratio(r)
+    if not ratios:
+        return None
+    low = [p for p in ratios if p[1] < VANISH_RATIO]
+    at_start = ratios[0][0] == 0 and ratios[0][1] < VANISH_RATIO
+    if not at_start and len(low) < VANISH_SHARE * len(ratios):
+        return None
+    median = sorted(p[1] for p in ratios)[len(ratios) // 2]
+    step, ratio, a, b = low[0]
+    hidden = [layer for layer in r.layers if layer != "output"]
+    # Where the gradient fades: the hidden layers that get under VANISH_RATIO of what
+    # reaches the last hidden layer, at the first low step.
+    faint = [layer for layer in hidden[:-1]
+             if dict(r.layer_series(layer, "backprop_std")).get(step, 1e300) < VANISH_RATIO * b]  # fmt: skip
+    quantity = "std of dL/da, first / last hidden layer" if len(hidden) >= 2 else "||dL/dW1|| / ||dL/dWN||"
+    evidence = (f"{quantity} = {ratio:.3g} at step {step} ({a:.3g} / {b:.3g}), below {VANISH_RATIO:g} at "
+                f"{len(low)} of {len(ratios)} logged steps (median {median:.3g})"
+                + (f"; {counted(len(faint), 'layer')} get under {VANISH_RATIO:g} of it" if faint else ""))  # fmt: skip
+    fixes = _depth_fixes(r)
+    model = _model(r)
+    changes = {"activation": "relu", "init": "he"} if model.get("activation") != "relu" else {"init": "he"}
+    if model.get("activation") == "relu" and model.get("init") in ("he", "he_uniform", "he_normal"):
+        changes = {"batchnorm": True}
+    what = " ".join(f"--{n} {settings.format_value(v)}" if not isinstance(v, bool) else f"--{n}"
+                    for n, v in changes.items())  # fmt: skip
+    return Finding("vanishing gradient", _layer_span(faint or hidden[:1]),
+                   [low[0][0], low[-1][0]] if len(low) > 1 else [step], evidence,
+                   f"ReLU with He init, Xavier init, or batch norm ({what})", _fix(r, "fix", changes),
+                   fixes=fixes)  # fmt: skip
+
+
+def _layer_span(layers: list[str]) -> list[str]:
+    return layers if len(layers) <= 3 else [f"{layers[0]}-{layers[-1]}"]
+
+
+def _last(r: Records, layer: str, quantity: str):
+    series = r.layer_series(layer, quantity)
+    return series[-1] if series else None
+
+
+def _rule_dead(r: Records, k: int) -> Finding | None:
+    hit = []
+    for layer in r.layers:
+        last = _last(r, layer, "dead")
+        if last is not None and last[1] >= DEAD_SHARE:
+            since = next(s for s, v in r.layer_series(layer, "dead") if v >= DEAD_SHARE)
+            hit.append((layer, last[0], last[1], since))
+    if not hit:
+        return None
+    worst = max(hit, key=lambda h: h[2])
+    evidence = "; ".join(f"{h[0]} {h[2]:.0%} dead at step {h[1]} (since step {h[3]})" for h in hit[:3])
+    if len(hit) > 3:
+        evidence += f"; {len(hit) - 3} more layers"
+    model = _model(r)
+    changes = {"init": "he"} if model.get("init") not in ("he", "he_uniform", "he_normal") else _lower_lr(r)
+    fixes = {"he init": {"init": "he"}, "lower lr": _lower_lr(r), "leaky relu": {"activation": "leaky_relu"}}
+    if model.get("init") in ("he", "he_uniform", "he_normal"):
+        del fixes["he init"]
+    return Finding("dead units", _layer_span([h[0] for h in hit]), sorted({min(h[3] for h in hit), worst[1]}),
+                   evidence, "He init, a smaller learning rate, or leaky ReLU", _fix(r, "fix", changes),
+                   fatal=worst[2] >= 1.0, fixes=fixes)  # fmt: skip
+
+
+def _rule_saturated(r: Records, k: int) -> Finding | None:
+    hit = []
+    for layer in r.layers:
+        last = _last(r, layer, "saturated")
+        if last is not None and last[1] >= SATURATED_SHARE:
+            hit.append((layer, last[0], last[1]))
+    if not hit:
+        return None
+    parts = []
+    for layer, step, share in hit[:3]:
+        p15, p85 = _last(r, layer, "preact_p15"), _last(r, layer, "preact_p85")
+        span = f", pre-activations p15..p85 {p15[1]:.3g}..{p85[1]:.3g}" if p15 and p85 else ""
+        parts.append(f"{layer} {share:.0%} of entries saturated at step {step}{span}")
+    evidence = "; ".join(parts) + (f"; {len(hit) - 3} more layers" if len(hit) > 3 else "")
+    fixes = {"relu": {"activation": "relu"}, "xavier init": {"init": "xavier"}}
+    if r.task == "mnist":
+        fixes["batch norm"] = {"batchnorm": True}
+    if _model(r).get("init") in ("xavier", "glorot_uniform"):
+        del fixes["xavier init"]
+    changes = {"activation": "relu"}
+    if _model(r).get("init") not in ("xavier", "glorot_uniform", "he", "he_uniform"):
+        changes["init"] = "xavier"
+    return Finding("saturated units", _layer_span([h[0] for h in hit]), [hit[0][1]], evidence,
+                   "ReLU, batch norm, or a smaller init (Xavier)", _fix(r, "relu", changes), fixes=fixes)  # fmt: skip
+
+
+def _final_accuracy(r: Records) -> float | None:
+    result = r.record.get("result") or {}
+    if result.get("accuracy") is not None:
+        return result["accuracy"]
+    acc = r.series("accuracy", "test") or r.series("accuracy")
+    return acc[-1][1] if acc else None
+
+
+def _rule_chance(r: Records, k: int) -> Finding | None:
+    loss = r.series("loss")
+    accuracy = _final_accuracy(r)
+    if not loss or accuracy is None or not math.isfinite(loss[-1][1]):
+        return None
+    chance = math.log(k)
+    if abs(loss[-1][1] - chance) > CHANCE_LOSS * chance or accuracy >= CHANCE_ACCURACY / k:
+        return None
+    evidence = (f"training loss {loss[-1][1]:.4f} at step {loss[-1][0]} vs ln {k} = {chance:.4f} (a uniform guess); "
+                f"accuracy {accuracy:.4f}, under {CHANCE_ACCURACY:g}/{k}")  # fmt: skip
+    fixes = _depth_fixes(r)
+    fixes["lower lr"] = _lower_lr(r)
+    changes = {"activation": "relu", "init": "he"}
+    return Finding("stuck at chance", [], [loss[-1][0]], evidence,
+                   "find the blocked layer above; ReLU with He init, batch norm or a smaller learning rate",
+                   _fix(r, "relu-he", changes), fatal=True, fixes=fixes)  # fmt: skip
+
+
+def _rule_slow(r: Records, k: int) -> Finding | None:
+    loss = r.series("loss")
+    if not loss or not math.isfinite(loss[-1][1]):
+        return None
+    chance = math.log(k)
+    if loss[-1][1] <= SLOW_LOSS * chance:
+        return None
+    evidence = (f"training loss {loss[0][1]:.3f} at step {loss[0][0]} -> {loss[-1][1]:.3f} at step {loss[-1][0]}, "
+                f"still above {SLOW_LOSS:g} x ln {k} = {SLOW_LOSS * chance:.3f}")  # fmt: skip
+    train = r.config.get("train", {})
+    fixes = _depth_fixes(r)
+    if train.get("optimizer") != "adam":
+        fixes["adam"] = {"optimizer": "adam", "lr": 0.001}
+    changes = {"optimizer": "adam", "lr": 0.001} if train.get("optimizer") != "adam" else {"batchnorm": True}
+    if r.task != "mnist" and "batchnorm" in changes:
+        changes = {"epochs": int(train.get("epochs", 1)) * 2}
+    return Finding("slow convergence", [], [loss[0][0], loss[-1][0]], evidence,
+                   "Adam, ReLU with He init or batch norm (or more epochs)", _fix(r, "fast", changes),
+                   fixes=fixes)  # fmt: skip
+
+
+def _rule_oscillating(r: Records, k: int) -> Finding | None:
+    loss = [p for p in r.series("loss") if math.isfinite(p[1])]
+    if len(loss) < 4:
+        return None
+    rises = [(b[0], a[1], b[1]) for a, b in zip(loss, loss[1:]) if b[1] > (1 + OSCILLATE_RISE) * a[1]]
+    if len(rises) < OSCILLATE_SHARE * (len(loss) - 1):
+        return None
+    step, before, after = max(rises, key=lambda p: p[2] / p[1])
+    evidence = (f"the window loss rose by more than {OSCILLATE_RISE:.0%} in {len(rises)} of {len(loss) - 1} "
+                f"windows (largest: {before:.3g} -> {after:.3g} at step {step})")  # fmt: skip
+    changes = _lower_lr(r)
+    return Finding("oscillating loss", [], [rises[0][0], rises[-1][0]], evidence,
+                   f"a smaller learning rate (--lr {changes['lr']:g})", _fix(r, "lr", changes),
+                   fixes={"lower lr": changes})  # fmt: skip
+
+
+def _rule_overfit(r: Records, k: int) -> Finding | None:
+    if r.task != "mnist":
+        return None
+    train = r.series("accuracy")
+    test = _final_accuracy(r)
+    if not train or test is None:
+        return None
+    last = train[-1][1]
+    gap = last - test
+    threshold = OVERFIT_GAP[0] if last <= 0.9 else OVERFIT_GAP[1]
+    if gap < threshold:
+        return None
+    evidence = (f"train accuracy {last:.4f} (last window, step {train[-1][0]}) vs test {test:.4f}: "
+                f"a gap of {gap:.4f}, at least {threshold:g}")  # fmt: skip
+    model = _model(r)
+    changes = {"dropout": 0.5} if not model.get("dropout") else {"limit": None}
+    fixes = {"dropout": {"dropout": 0.5}} if not model.get("dropout") else {}
+    how = "dropout (--dropout 0.5)" if not model.get("dropout") else "more training data"
+    return Finding("over-fitting", [], [train[-1][0]], evidence, how, _fix(r, "dropout", changes),
+                   fixes=fixes)  # fmt: skip
+
+
+RULES = (_rule_diverged, _rule_exploding, _rule_vanishing, _rule_dead, _rule_saturated, _rule_chance, _rule_slow,
+         _rule_oscillating, _rule_overfit)  # fmt: skip
+
+
+def diagnose_records(records: Records) -> Diagnosis:
+    k = CLASSES.get(records.task, 10)
+    findings = [f for rule in RULES if (f := rule(records, k)) is not None]
+    problems = {f.problem for f in findings}
+    # One cause, one name: a diverged run's other symptoms are divergence's; a run
+    # stuck at chance, or with a named cause of slowness, is not also "slow".
+    if "diverged" in problems:
+        findings = [f for f in findings if f.problem in ("diverged", "exploding gradient", "dead units")]
+    if problems & {"stuck at chance", "vanishing gradient", "exploding gradient", "dead units", "saturated units"}:
+        # slowness is then that cause's symptom, named already
+        findings = [f for f in findings if f.problem != "slow convergence"]
+    loss = records.series("loss")
+    return Diagnosis(records.name, str(records.folder), records.task, findings, loss[-1][0] if loss else 0)
+
+
+def diagnose(path) -> Diagnosis:
+    """The diagnosis of the run in checkpoint folder `path` (files only: no TensorFlow)."""
+    return diagnose_records(load(path))
+
+
+def run_folders(path) -> list[Path]:
+    """`path` itself when it is a run folder, else the run folders below it (a
+    comparison's checkpoint folder), in name order; a RunError when there are none."""
+    path = Path(path)
+    if (path / "run.json").is_file() or not path.is_dir():
+        return [path]
+    found = sorted({p.parent for p in path.rglob("run.json")}, key=lambda p: str(p))
+    if not found:
+        raise RunError(f"{path} holds no run (no run.json in it or below); give a run's checkpoint folder "
+                       "such as checkpoints/<run>, or a comparison's")  # fmt: skip
+    return found
+
+
+def diagnose_all(path) -> list[Diagnosis]:
+    return [diagnose(folder) for folder in run_folders(path)]
+
+
+def variant_of(diagnosis: Diagnosis) -> str:
+    """A comparison run's variant: its folder's name without the seed
+    (checkpoints/compare/<set>/<variant>-s<seed>, see comparison.plan)."""
+    import re
+
+    return re.sub(r"-s\d+$", "", Path(diagnosis.folder).name)
+
+
+
+def by_variant(diagnoses: list[Diagnosis]) -> dict[str, list[Diagnosis]]:
+    """{variant: its runs' diagnoses}, in the order the runs came."""
+    groups: dict[str, list[Diagnosis]] = {}
+    for d in diagnoses:
+        groups.setdefault(variant_of(d), []).append(d)
+    return groups
+
+
+def text(diagnoses: list[Diagnosis], *, comparison: bool) -> str:
+    """One run's diagnosis; or, for a comparison's runs, per variant: how many of its
+    runs show each problem, then each run's findings."""
+    if not comparison:
+        return "\n".join(d.text() for d in diagnoses)
+    blocks = []
+    for variant, runs in by_variant(diagnoses).items():
+        counts: dict[str, int] = {}
+        for d in runs:
+            for problem in dict.fromkeys(f.problem for f in d.findings):
+                counts[problem] = counts.get(problem, 0) + 1
+        summary = ", ".join(f"{p} in {n} of {len(runs)}" for p, n in counts.items()) or "healthy"
+        blocks.append(f"{variant} ({counted(len(runs), 'run')}): {summary}")
+        blocks.extend("  " + line for d in runs if not d.healthy for line in d.text().splitlines())
+    return "\n".join(blocks)
+
+
+def to_json(diagnoses: list[Diagnosis], *, comparison: bool):
+    """One run: its diagnosis as an object; a comparison: a list, each with its variant."""
+    if not comparison:
+        return diagnoses[0].to_dict()
+    return [{"variant": variant_of(d), **d.to_dict()} for d in diagnoses]

@@ -1,0 +1,183 @@
+"""`dlcli diagnose`: runs built to show one problem get it named, with its evidence and
+a fix; healthy runs get none; the diagnosis reads files only and survives resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dlcli import diagnosis
+from dlcli.cli import cli
+from tests.conftest import assert_clean_refusal, assert_python_runs, invoke, synthetic_digits
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Tiny runs on synthetic digits, each constructed to show one problem (trained
+    once for the module, ~1 min: the tests that use them are marked slow):
+    {name: checkpoint folder}."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    root = tmp_path_factory.mktemp("diagnose")
+    x_train, y_train, x_test, y_test = synthetic_digits()
+    data = root / "digits.npz"
+    np.savez(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    common = ["--data", data, "--epochs", 2, "--log-every", 2, "--logdir", root / "logs",
+              "--checkpoint-dir", root / "checkpoints"]  # fmt: skip
+    runs = {
+        "healthy": [],
+        "zeros": ["--init", "zeros"],  # every ReLU's input is 0 for every example: 100% dead
+        "saturated": ["--activation", "sigmoid", "--init", "ones"],  # inputs ~x100 Xavier's: flat sigmoids
+        "xavier30": ["--layers", 30, "--units", 32, "--init", "xavier"],  # He et al.'s Fig. 3
+        "he30": ["--layers", 30, "--units", 32, "--init", "he"],
+        "lr10": ["--lr", 10],
+    }
+    runner = CliRunner()
+    for name, extra in runs.items():
+        invoke(runner, "mnist", *common, "--name", name, *extra)
+    return {name: root / "checkpoints" / name for name in runs}
+
+
+def problems(folder) -> set[str]:
+    return {f.problem for f in diagnosis.diagnose(folder).findings}
+
+
+def finding(folder, problem):
+    return next(f for f in diagnosis.diagnose(folder).findings if f.problem == problem)
+
+
+@pytest.mark.slow
+def test_zero_init_relu_is_all_dead(built):
+    dead = finding(built["zeros"], "dead units")
+    assert dead.layers == ["hidden1", "hidden2"] and dead.fatal
+    assert "hidden1 100% dead" in dead.evidence and "since step 0" in dead.evidence
+    assert "--init he" in dead.command
+    assert "stuck at chance" in problems(built["zeros"])
+
+
+@pytest.mark.slow
+def test_sigmoid_with_huge_weights_is_saturated(built):
+    found = finding(built["saturated"], "saturated units")
+    assert found.layers == ["hidden1", "hidden2"]
+    assert "100% of entries saturated" in found.evidence
+    assert "--activation relu" in found.command and "--init xavier" in found.command
+
+
+@pytest.mark.slow
+def test_thirty_xavier_relu_layers_vanish_and_he_does_not(built):
+    vanishing = finding(built["xavier30"], "vanishing gradient")
+    assert vanishing.steps[0] == 0  # the init's doing: at step 0, before any training
+    assert "--init he" in vanishing.command
+    assert "vanishing gradient" not in problems(built["he30"])
+
+
+@pytest.mark.slow
+def test_learning_rate_ten_diverges(built):
+    diverged = finding(built["lr10"], "diverged")
+    assert diverged.fatal and "--lr 0.001 " in diverged.command  # the default: a tenth of 10 diverges too
+
+
+@pytest.mark.slow
+def test_a_default_run_on_synthetic_digits_is_healthy(built):
+    found = diagnosis.diagnose(built["healthy"])
+    assert found.healthy, found.text()
+    assert "healthy" in found.text()
+
+
+@pytest.mark.slow
+def test_the_default_mnist_run_is_healthy(real_digits, runner):
+    invoke(runner, "mnist", "--data", real_digits, "--name", "default")
+    found = diagnosis.diagnose("checkpoints/default")
+    assert found.healthy, found.text()
+
+
+@pytest.mark.slow
+def test_the_fix_command_runs(built, runner, tmp_path):
+    """A finding's command is one dlcli accepts as it stands (here, asked for --help
+    after its options so nothing trains)."""
+    import shlex
+
+    command = finding(built["zeros"], "dead units").command
+    words = shlex.split(command)
+    assert words[:2] == ["dlcli", "mnist"]
+    result = runner.invoke(cli, words[1:] + ["--help"])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.slow
+def test_command_text_and_json(built, runner):
+    text = invoke(runner, "diagnose", built["zeros"]).stdout
+    assert "dead units in hidden1, hidden2" in text and "fix:" in text
+    data = json.loads(invoke(runner, "diagnose", built["zeros"], "--json").stdout)
+    assert data["run"] == "zeros" and not data["healthy"]
+    assert {"problem", "layers", "steps", "evidence", "fix", "command", "fatal"} <= set(data["findings"][0])
+    assert json.loads(invoke(runner, "diagnose", built["healthy"], "--json").stdout)["healthy"] is True
+
+
+@pytest.mark.slow
+def test_python_api(built):
+    import dlcli
+
+    result = dlcli.diagnose(built["lr10"])
+    assert "diverged" in repr(result) and not result.healthy
+    assert "diverged" in result._repr_html_()
+    assert dlcli.diagnose(built["healthy"]).healthy
+
+
+@pytest.mark.slow
+def test_diagnosing_imports_no_tensorflow(built):
+    assert_python_runs(
+        "import sys\nfrom dlcli.cli import cli\n"
+        f"cli.main(['diagnose', {str(built['zeros'])!r}, '--json'], standalone_mode=False)\n"
+        "assert 'tensorflow' not in sys.modules, 'diagnose imported TensorFlow'\n"
+    )
+
+
+def test_refusals_are_one_line(runner, tmp_path):
+    assert_clean_refusal(runner.invoke(cli, ["diagnose", "nowhere"]),
+                         "nowhere is not a folder", exit_code=1)  # fmt: skip
+    (tmp_path / "empty").mkdir()
+    assert_clean_refusal(runner.invoke(cli, ["diagnose", "empty"]),
+                         "holds no run", exit_code=1)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_same_diagnosis_after_resume(runner, digits_npz):
+    """A run stopped after one epoch and resumed to two is diagnosed as one trained
+    straight to two: the same findings, layers, steps and numbers."""
+    common = ["--data", digits_npz, "--log-every", 2, "--init", "zeros"]
+    invoke(runner, "mnist", *common, "--epochs", 2, "--name", "straight")
+    invoke(runner, "mnist", *common, "--epochs", 1, "--name", "resumed")
+    invoke(runner, "resume", "checkpoints/resumed", "--epochs", 2)
+
+    def seen(name):
+        return [(f.problem, f.layers, f.steps, f.evidence) for f in diagnosis.diagnose(f"checkpoints/{name}").findings]
+
+    assert seen("straight") == seen("resumed") != []
+
+
+@pytest.mark.slow
+def test_a_comparison_folder_per_variant(runner, digits_npz):
+    invoke(runner, "compare", "--data", digits_npz, "--vary", "init=zeros,xavier", "--epochs", 1, "--points", 0)
+    folder = next(p for p in Path("checkpoints/compare").iterdir() if p.is_dir())
+    text = invoke(runner, "diagnose", folder).stdout
+    zeros = next(line for line in text.splitlines() if line.startswith("init=zeros") or "zeros (" in line)
+    assert "dead units in 1 of 1" in zeros, text
+    rows = json.loads(invoke(runner, "diagnose", folder, "--json").stdout)
+    assert isinstance(rows, list) and {r["variant"] for r in rows} == {diagnosis.variant_of(d) for d in
+                                                                       diagnosis.diagnose_all(folder)}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_events_are_read_without_tensorflow_as_tensorboard_reads_them(built):
+    """The module's own event reader gives what dlcli.core.summaries (TensorBoard's
+    reader) gives, step for step."""
+    from dlcli.core.summaries import read_scalars
+
+    logdir = Path(json.loads((built["xavier30"] / "run.json").read_text())["logdir"])
+    theirs = {tag: dict(points) for tag, points in read_scalars(logdir, "train").items()}
+    assert diagnosis.read_events(logdir / "train") == theirs
+
