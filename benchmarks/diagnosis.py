@@ -10,7 +10,9 @@ its construction. Then both rule sets read every run's records:
   AUTOTRAINER the rules and default thresholds of AutoTrainer/utils/monitor.py (Zhang
               et al., ICSE 2021), on the quantities dlcli records:
                 vanish   ||dL/dW1|| / ||dL/dWN|| < 1e-3 and ||dL/dW1|| < 1e-4   (beta_1, beta_2)
-                explode  ||dL/dW1|| / ||dL/dWN|| > 70, or a NaN loss / test loss >= 1e5  (beta_3)
+                explode  ||dL/dW1|| / ||dL/dWN|| > 70  (beta_3)
+                nan      a NaN loss or gradient, or a test loss >= 1e5: AUTOTRAINER's
+                         "explode" too; counted here as divergence
                 relu     share of zero gradients >= 0.7 (gamma); dlcli records dead units,
                          so the share is estimated as the kernel and bias entries a dead
                          unit's zero output makes zero (its fan-in, its bias, its fan-out)
@@ -53,16 +55,22 @@ CASES = {
     "vanish-sigmoid-10": ({"activation": "sigmoid", "layers": 10, "units": 64}, 3,
                           ["vanishing gradient", "stuck at chance"]),
     "vanish-tanh-12-normal": ({"activation": "tanh", "layers": 12, "units": 64, "init": "normal"}, 2,
-                              ["vanishing gradient", "stuck at chance"]),
+                              ["vanishing gradient"]),
+    # weights of 1 (x ~250 Xavier's pre-activations): every unit flat, so no gradient gets
+    # through (vanishing) and nothing is learnt (chance)
     "saturated-sigmoid-ones": ({"activation": "sigmoid", "init": "ones"}, 2,
                                ["saturated units", "vanishing gradient", "stuck at chance"]),
-    "saturated-tanh-ones": ({"activation": "tanh", "init": "ones", "layers": 2}, 2, ["saturated units"]),
+    "saturated-tanh-ones": ({"activation": "tanh", "init": "ones", "layers": 2}, 2,
+                            ["saturated units", "vanishing gradient", "stuck at chance"]),
     "dead-relu-zeros": ({"init": "zeros"}, 2, ["dead units", "stuck at chance"]),
+    "dead-adam-lr003": ({"lr": 0.03}, 3, ["dead units"]),  # too large a step kills ReLUs
     "diverged-adam-lr10": ({"lr": 10.0}, 2, ["diverged", "exploding gradient", "dead units"]),
-    "diverged-sgd-lr3-ones": ({"optimizer": "sgd", "lr": 3.0, "init": "he_normal", "layers": 6, "units": 64}, 2,
-                              ["diverged", "exploding gradient"]),
-    "oscillating-adam-lr003": ({"lr": 0.03}, 3, ["oscillating loss"]),
-    "slow-sgd-lr0001": ({"optimizer": "sgd", "lr": 0.001}, 3, ["slow convergence"]),
+    # NaN within the first logging window: the records hold no gradient but step 0's
+    "diverged-sgd-lr3": ({"optimizer": "sgd", "lr": 3.0, "init": "he_normal", "layers": 6, "units": 64}, 2,
+                         ["diverged"]),
+    "oscillating-sgd-lr1": ({"optimizer": "sgd", "lr": 1.0}, 2, ["oscillating loss"]),
+    "oscillating-adam-lr001-b32": ({"lr": 0.01, "batch_size": 32, "epochs": 1}, 2, ["oscillating loss"]),
+    "slow-sgd-lr001": ({"optimizer": "sgd", "lr": 0.01}, 3, ["slow convergence"]),
     "overfit-limit300": ({"limit": 300, "epochs": 30, "log_every": 20}, 3, ["over-fitting"]),
 }
 PROBLEMS = ("diverged", "exploding gradient", "vanishing gradient", "dead units", "saturated units",
@@ -156,9 +164,9 @@ def autotrainer(records) -> set[str]:
             fan_out = units if i + 1 < len(hidden) else 10
             zero += dead * units * (fans[i] + 1 + fan_out)
         relu += zero / total >= GAMMA
+    if nan:  # AUTOTRAINER files a NaN under "explode" and stops judging (loss_issue returns
+        return {"diverged"}  # early); here it is divergence, told apart from the gradient rule
     issues = set()
-    if nan:
-        issues.add("explode")
     not_converge = bool(train_acc) and (max(test_acc or [0]) < THETA or max(train_acc) < THETA)
     sc = bool(train_acc) and _max_delta(test_acc) < DELTA and _max_delta(train_acc) < DELTA
     if not_converge or sc:
@@ -170,9 +178,9 @@ def autotrainer(records) -> set[str]:
             issues.add("vanish")
         elif sc:
             issues.add("not_converge")
-    elif _ol_judge(train_acc, ZETA, ETA):
+    elif train_acc and _ol_judge(train_acc, ZETA, ETA):
         issues.add("unstable")
-    names = {"explode": {"diverged", "exploding gradient"}, "vanish": {"vanishing gradient"}, "relu": {"dead units"},
+    names = {"explode": {"exploding gradient"}, "vanish": {"vanishing gradient"}, "relu": {"dead units"},
              "not_converge": {"slow convergence"}, "unstable": {"oscillating loss"}}  # fmt: skip
     return set().union(*(names[i] for i in issues)) if issues else set()
 
@@ -234,8 +242,10 @@ def main() -> None:
 
 def table(summary: dict) -> str:
     def cell(row, key):
+        if "found" not in row:
+            return "-"  # no such rule
         value = row.get(key)
-        return "-" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
+        return "no finding" if value is None else f"{value:.2f}"
 
     lines = ["| problem | runs with it | dlcli precision | dlcli recall | AUTOTRAINER precision | AUTOTRAINER recall |",
              "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
@@ -243,6 +253,8 @@ def table(summary: dict) -> str:
         lines.append(f"| {ours['problem']} | {ours['runs']} | {cell(ours, 'precision')} | {cell(ours, 'recall')} | "
                      f"{cell(theirs, 'precision')} | {cell(theirs, 'recall')} |")  # fmt: skip
     h = summary["healthy_with_findings"]
+    lines.append("\n-: no rule for the problem. Precision: findings that are right; recall: runs with the "
+                 "problem that get the finding.")
     lines.append(f"\nhealthy runs with a finding: dlcli {h['dlcli']} of {summary['healthy_runs']}, "
                  f"AUTOTRAINER {h['autotrainer']} of {summary['healthy_runs']}")  # fmt: skip
     s = summary["diagnose_seconds"]
