@@ -210,7 +210,9 @@ def main() -> None:
         runs = [(case, seed, labels, out / "checkpoints" / f"{case}-s{seed}")
                 for case, (_, seeds, labels) in CASES.items() for seed in range(seeds)]  # fmt: skip
     else:
+        started = time.perf_counter()
         runs = train_all(out)
+        (out / "train_seconds.txt").write_text(f"{time.perf_counter() - started:.1f}\n")
     from dlcli import diagnosis
 
     results = []
@@ -232,6 +234,8 @@ def main() -> None:
         "healthy_with_findings": {k: sum(bool(r[k]) for r in healthy) for k in ("dlcli", "autotrainer")},
         "diagnose_seconds": sorted(r["seconds"] for r in results),
         "date": time.strftime("%Y-%m-%d"),
+        "train_seconds": (out / "train_seconds.txt").read_text().strip() if (out / "train_seconds.txt").exists()
+        else None,
     }
     (out / "results.json").write_text(json.dumps({"summary": summary, "runs": results}, indent=1))
     print(table(summary))

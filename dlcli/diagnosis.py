@@ -134,7 +134,6 @@ def read_events(folder: Path) -> dict[str, dict[int, float]]:
     first, so a step written again after a resume keeps its latest value. A torn last
     record (a run killed while writing) ends its file's reading."""
     from tensorboard.compat.proto import event_pb2
-    from tensorboard.util import tensor_util
 
     series: dict[str, dict[int, float]] = {}
     if not folder.is_dir():
@@ -153,14 +152,29 @@ def read_events(folder: Path) -> dict[str, dict[int, float]]:
                 if value.HasField("simple_value"):
                     number = float(value.simple_value)
                 elif value.HasField("tensor") and not value.tensor.tensor_shape.dim:
-                    array = tensor_util.make_ndarray(value.tensor)
-                    if array.dtype.kind not in "fiu":
+                    number = _scalar(value.tensor)
+                    if number is None:
                         continue
-                    number = float(array)
                 else:
                     continue
                 series.setdefault(value.tag, {})[event.step] = number
     return series
+
+
+_SCALAR_TYPES = {1: ("float_val", "<f"), 2: ("double_val", "<d"), 3: ("int_val", "<i"), 9: ("int64_val", "<q")}
+
+
+def _scalar(tensor) -> float | None:
+    """A scalar TensorProto's number (DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT64), as
+    tensor_util.make_ndarray reads it, without importing its TensorFlow stub (~0.3 s)."""
+    kind = _SCALAR_TYPES.get(tensor.dtype)
+    if kind is None:
+        return None
+    field_name, layout = kind
+    if tensor.tensor_content:
+        return float(struct.unpack(layout, tensor.tensor_content[: struct.calcsize(layout)])[0])
+    values = getattr(tensor, field_name)
+    return float(values[0]) if values else 0.0
 
 
 @dataclass
@@ -523,7 +537,7 @@ def _rule_oscillating(r: Records, k: int) -> Finding | None:
     if len(loss) < 4:
         return None
     rises = [(b[0], a[1], b[1]) for a, b in zip(loss, loss[1:]) if b[1] > (1 + OSCILLATE_RISE) * a[1]]
-    if len(rises) < OSCILLATE_SHARE * (len(loss) - 1):
+    if not rises or len(rises) < OSCILLATE_SHARE * (len(loss) - 1):
         return None
     step, before, after = max(rises, key=lambda p: p[2] / p[1])
     evidence = (f"the window loss rose by more than {OSCILLATE_RISE:.0%} in {len(rises)} of {len(loss) - 1} "

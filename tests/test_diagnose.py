@@ -204,3 +204,16 @@ def test_try_fixes_refusals(runner, tmp_path):
     assert_clean_refusal(runner.invoke(cli, ["diagnose", "somewhere", "--seeds", "5"]), "--seeds", exit_code=2)
     assert_clean_refusal(runner.invoke(cli, ["diagnose", "somewhere", "--try-fixes", "--json"]), "--json",
                          exit_code=2)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_torn_last_event_ends_the_reading(built, tmp_path):
+    """A run killed while writing leaves a torn last record: it is left out, the rest is read."""
+    logdir = Path(json.loads((built["healthy"] / "run.json").read_text())["logdir"]) / "train"
+    whole = diagnosis.read_events(logdir)
+    (tmp_path / "train").mkdir()
+    for path in logdir.iterdir():
+        (tmp_path / "train" / path.name).write_bytes(path.read_bytes()[:-3])
+    torn = diagnosis.read_events(tmp_path / "train")
+    assert torn and torn != whole
+    assert all(torn[tag].items() <= whole[tag].items() for tag in torn)
