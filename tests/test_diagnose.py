@@ -217,3 +217,33 @@ def test_a_torn_last_event_ends_the_reading(built, tmp_path):
     torn = diagnosis.read_events(tmp_path / "train")
     assert torn and torn != whole
     assert all(torn[tag].items() <= whole[tag].items() for tag in torn)
+
+
+def test_decision_holds_every_pairs_claim():
+    """--try-fixes reads "as-run is below the fix" from the verdicts' own Holm family."""
+    from dlcli import verdicts
+
+    decision = verdicts.decide({"as-run": {0: 0.10, 1: 0.11, 2: 0.10, 3: 0.12},
+                                "relu": {0: 0.90, 1: 0.91, 2: 0.92, 3: 0.90},
+                                "other": {0: 0.11, 1: 0.10, 2: 0.12, 3: 0.10}})  # fmt: skip
+    assert decision.behind[("as-run", "relu")] <= decision.alpha
+    assert decision.behind[("relu", "as-run")] > decision.alpha
+    assert decision.behind[("as-run", "other")] > decision.alpha
+    assert len(decision.behind) == decision.tests  # the whole family, no tolerance tests here
+
+
+def test_fixes_are_planned_as_named_variants_on_the_run_itself(tmp_path):
+    """The fixes comparison is compare's plan: one variant per fix on the run's own
+    config, its folder named after the run, validated before anything trains."""
+    import dlcli.comparison as comparisons
+
+    base = comparisons.base_config("mnist", {"activation": "sigmoid", "layers": 5, "init": "normal"})
+    request = comparisons.Request("mnist", base, named=(("as-run", {}), ("relu", {"activation": "relu"}),
+                                                        ("relu-he", {"activation": "relu", "init": "he"})),
+                                  label="fixes-r", seeds=3, dry_run=True)  # fmt: skip
+    plan = comparisons.prepare(request).plan
+    assert [v.name for v in plan.variants] == ["as-run", "relu", "relu-he"]
+    assert plan.columns == ("activation", "init") and plan.label.startswith("fixes-r-")
+    configs = {(r.variant.name, r.seed): r.config for r in plan.runs}
+    assert configs["as-run", 0].model.activation == "sigmoid" and configs["relu-he", 2].model.init == "he"
+    assert configs["relu", 1].model.layers == 5 and configs["relu", 1].train.seed == 1
