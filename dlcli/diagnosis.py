@@ -504,11 +504,18 @@ def _rule_chance(r: Records, k: int) -> Finding | None:
         return None
     evidence = (f"training loss {loss[-1][1]:.4f} at step {loss[-1][0]} vs ln {k} = {chance:.4f} (a uniform guess); "
                 f"accuracy {accuracy:.4f}, under {CHANCE_ACCURACY:g}/{k}")  # fmt: skip
+    if not [layer for layer in r.layers if layer != "output"]:
+        # No hidden layer: one logistic unit draws one line, which cannot separate XOR
+        # (lecture 9); the fix is depth, not the gradient's.
+        changes = {"layers": 4 if r.task == "xor" else 3}
+        return Finding("stuck at chance", [], [loss[-1][0]], evidence,
+                       "hidden layers: one layer draws a single line", _fix(r, "deeper", changes), fatal=True,
+                       fixes={"deeper": changes})  # fmt: skip
     fixes = _depth_fixes(r)
-    changes = {"activation": "relu", "init": "he"}
-    return Finding("stuck at chance", [], [loss[-1][0]], evidence,
-                   "find the blocked layer above; ReLU with He init, batch norm or a smaller learning rate",
-                   _fix(r, "relu-he", changes), fatal=True, fixes=fixes)  # fmt: skip
+    changes = {"activation": "relu", "init": "he"} if fixes else {"batchnorm": True}
+    how = "ReLU with He init or batch norm (a finding above may name the blocked layer)"
+    return Finding("stuck at chance", [], [loss[-1][0]], evidence, how, _fix(r, "fix", changes), fatal=True,
+                   fixes=fixes)  # fmt: skip
 
 
 def _rule_slow(r: Records, k: int) -> Finding | None:

@@ -247,3 +247,12 @@ def test_fixes_are_planned_as_named_variants_on_the_run_itself(tmp_path):
     configs = {(r.variant.name, r.seed): r.config for r in plan.runs}
     assert configs["as-run", 0].model.activation == "sigmoid" and configs["relu-he", 2].model.init == "he"
     assert configs["relu", 1].model.layers == 5 and configs["relu", 1].train.seed == 1
+
+
+@pytest.mark.slow
+def test_one_logistic_unit_on_xor_is_stuck_and_the_fix_is_depth(runner):
+    """Lecture 9: one unit draws one line, so XOR stays at chance; the fix is layers."""
+    invoke(runner, "xor", "--layers", 1, "--epochs", 2000, "--name", "one")
+    stuck = finding("checkpoints/one", "stuck at chance")
+    assert "ln 2" in stuck.evidence and stuck.fatal
+    assert "--layers 4" in stuck.command and stuck.fixes == {"deeper": {"layers": 4}}
