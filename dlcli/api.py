@@ -332,6 +332,27 @@ class Lab:
         return DiagnosisResult([diagnosis.diagnose(f) for f in folders],
                                comparison=folders != [diagnosis.Path(folder)])  # fmt: skip
 
+    def try_fixes(self, run, *, seeds=3, max_seeds=None, quiet=None):
+        """`dlcli diagnose RUN --try-fixes`: the run's config against each fix its findings
+        name, over paired seeds, as a comparison (compare's ledger: runs already trained are
+        reused). Returns a ComparisonResult whose `fixes` holds the lines saying which fixes
+        are clearly better than the run; None when the diagnosis found nothing to fix."""
+        import dlcli.comparison as comparisons
+        from dlcli import diagnosis
+        from dlcli.results import ComparisonResult
+
+        seeds = seeds if seeds == "auto" else _integer("seeds", seeds)
+        auto = comparisons.auto_seeds(seeds, None if max_seeds is None else _integer("max-seeds", max_seeds))
+        _, request = diagnosis.fixes_request(_run_folder(run), seeds=1 if auto else seeds, auto=auto,
+                                             logdir=self.logdir, checkpoint_dir=self.checkpoint_dir)  # fmt: skip
+        if request is None:
+            return None
+        comparison = comparisons.compare(
+            request, make_runner=lambda: comparisons.SerialRunner(lambda: self._progress(quiet), reuse=self.reuse))
+        result = ComparisonResult(comparison, sort="order")
+        result.fixes = diagnosis.fixes_verdict(comparison)
+        return result
+
 
 def _run_folder(run) -> str:
     folder = getattr(run, "checkpoint_dir", run)

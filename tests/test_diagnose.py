@@ -4,6 +4,7 @@ a fix; healthy runs get none; the diagnosis reads files only and survives resume
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -198,6 +199,12 @@ def test_try_fixes_on_a_vanishing_sigmoid_run_reproduces_the_lecture(real_digits
     for fix in ("relu", "relu-he", "xavier-init"):
         assert f"{fix}: clearly better than the run" in out, out
         assert fix in better
+    # The Python API gives the same, every run read back from compare's ledger.
+    import dlcli
+
+    result = dlcli.Lab(quiet=True).try_fixes("checkpoints/sigmoid", seeds=3)
+    assert result.fixes == out[out.index("fixes clearly better"):].strip().splitlines()
+    assert {row["variant"] for row in result.rows} == {"as-run", "relu", "relu-he", "xavier-init", "batchnorm"}
 
 
 def test_try_fixes_refusals(runner, tmp_path):
@@ -256,3 +263,92 @@ def test_one_logistic_unit_on_xor_is_stuck_and_the_fix_is_depth(runner):
     stuck = finding("checkpoints/one", "stuck at chance")
     assert "ln 2" in stuck.evidence and stuck.fatal
     assert "--layers 4" in stuck.command and stuck.fixes == {"deeper": {"layers": 4}}
+
+
+# -- the rules on records built by hand (no training): each at both sides of its threshold --
+
+
+def records(loss, *, accuracy=None, test_accuracy=0.9, layers=None, status="finished", task="mnist"):
+    """A run's records: train loss (and accuracy) per logging window of 10 steps, the final
+    test accuracy, and per-layer series {layer: {quantity: [value per window]}}."""
+    steps = [10 * (i + 1) for i in range(len(loss))]
+    train = {"loss": dict(zip(steps, loss))}
+    if accuracy is not None:
+        train["accuracy"] = dict(zip(steps, accuracy))
+    for layer, quantities in (layers or {}).items():
+        for quantity, values in quantities.items():
+            train[f"layers/{layer}/{quantity}"] = dict(zip([0, *steps], values))
+    config = {"task": task, "model": {"layers": 3, "units": 256, "activation": "relu", "init": "xavier",
+                                      "dropout": 0.0, "batchnorm": False},
+              "train": {"optimizer": "adam", "lr": 0.001, "epochs": 1}, "data": {}}  # fmt: skip
+    record = {"task": task, "config": config, "status": status, "result": {"accuracy": test_accuracy}}
+    return diagnosis.Records("made", Path("made"), record, train, {})
+
+
+def found(r) -> set[str]:
+    return {f.problem for f in diagnosis.diagnose_records(r).findings}
+
+
+FALLING = [1.2, 0.8, 0.6, 0.5, 0.45, 0.4, 0.38, 0.36, 0.35, 0.34, 0.33, 0.32]
+
+
+def test_healthy_records_have_no_finding():
+    assert found(records(FALLING, accuracy=[0.9] * 12)) == set()
+
+
+def test_oscillating_loss_at_its_threshold():
+    jumpy = list(FALLING)
+    for i in (3, 6, 9):  # 3 of 11 windows rise by more than 10%: 27% >= 20%
+        jumpy[i] = jumpy[i - 1] * 1.15
+    assert "oscillating loss" in found(records(jumpy))
+    jumpy[9] = jumpy[8]  # 2 of 11: 18% < 20%
+    assert "oscillating loss" not in found(records(jumpy))
+
+
+def test_slow_convergence_at_its_threshold():
+    chance = math.log(10)
+    assert "slow convergence" in found(records([2.3, 2.0, 1.6, 0.5 * chance + 0.01]))
+    assert "slow convergence" not in found(records([2.3, 2.0, 1.6, 0.5 * chance - 0.01]))
+
+
+def test_over_fitting_at_its_threshold():
+    assert "over-fitting" in found(records(FALLING, accuracy=[1.0] * 12, test_accuracy=0.89))
+    assert "over-fitting" not in found(records(FALLING, accuracy=[1.0] * 12, test_accuracy=0.91))
+
+
+def test_a_blow_up_that_comes_back_is_divergence():
+    chance = math.log(10)
+    assert "diverged" in found(records([2.3, 10.5 * chance, 3.0, 1.0, 0.5]))
+    assert "diverged" not in found(records([2.3, 9.5 * chance, 3.0, 1.0, 0.5]))
+
+
+def test_exploding_gradient_at_its_threshold():
+    def run(ratio):
+        layers = {"hidden1": {"backprop_std": [1.0] + [ratio] * 12}, "hidden2": {"backprop_std": [1.0] * 13},
+                  "output": {"weight_grad_norm": [1.0] * 13}}  # fmt: skip
+        return records(FALLING, layers=layers)
+
+    assert "exploding gradient" in found(run(71.0))
+    assert "exploding gradient" not in found(run(69.0))
+
+
+def test_dead_saturated_and_vanishing_at_their_thresholds():
+    def run(quantity, value, at_start=False):
+        series = [value] * 13 if not at_start else [value] + [1.0] * 12
+        layers = {"hidden1": {quantity: series}, "hidden2": {quantity: [1.0 if quantity == "backprop_std" else 0.0]
+                                                                         * 13}}  # fmt: skip
+        return records(FALLING, layers=layers)
+
+    assert "dead units" in found(run("dead", 0.76)) and "dead units" not in found(run("dead", 0.74))
+    assert "saturated units" in found(run("saturated", 0.51))
+    assert "saturated units" not in found(run("saturated", 0.49))
+    # the first hidden layer's dL/da over the last's, at step 0 alone: the init's doing
+    assert "vanishing gradient" in found(run("backprop_std", 0.009, at_start=True))
+    assert "vanishing gradient" not in found(run("backprop_std", 0.011, at_start=True))
+
+
+def test_stuck_at_chance_at_its_thresholds():
+    chance = math.log(10)
+    assert "stuck at chance" in found(records([chance] * 4, test_accuracy=0.14))
+    assert "stuck at chance" not in found(records([chance] * 4, test_accuracy=0.16))
+    assert "stuck at chance" not in found(records([chance * 1.06] * 4, test_accuracy=0.10))
