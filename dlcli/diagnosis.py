@@ -252,7 +252,7 @@ def fix_command(records: Records, changes: dict, label: str) -> str:
             continue
         text = settings.format_value(value)
         words.append(f"{s.option} {_quote(text)}")
-    words.append(f"--name {records.name}-{label}")
+    words.append(f"--name {_quote(records.name.rsplit('/', 1)[-1] + '-' + label)}")  # a comparison's run: its own part
     return " ".join(words)
 
 
@@ -260,10 +260,6 @@ def _quote(text: str) -> str:
     import shlex
 
     return shlex.quote(text)
-
-
-def _fix(records: Records, label: str, changes: dict) -> str:
-    return fix_command(records, changes, label)
 
 
 # -- the rules ----------------------------------------------------------------------------
@@ -311,7 +307,7 @@ def _rule_diverged(r: Records, k: int) -> Finding | None:
     else:
         return None
     return Finding("diverged", [], steps, evidence, f"a smaller learning rate (--lr {changes['lr']:g})",
-                   _fix(r, "lr", changes), fatal=True, fixes={"lower-lr": changes})  # fmt: skip
+                   fix_command(r, changes, "lr"), fatal=True, fixes={"lower-lr": changes})  # fmt: skip
 
 
 def _grad_ratio(r: Records) -> list[tuple[int, float, float, float]]:
@@ -371,7 +367,7 @@ def _rule_exploding(r: Records, k: int) -> Finding | None:
     if r.task == "mnist" and not _model(r).get("batchnorm"):
         fixes["batchnorm"] = {"batchnorm": True}
     return Finding("exploding gradient", layers, [steps[0], steps[-1]] if len(steps) > 1 else steps, evidence,
-                   f"a smaller learning rate (--lr {changes['lr']:g}) or batch norm", _fix(r, "lr", changes),
+                   f"a smaller learning rate (--lr {changes['lr']:g}) or batch norm", fix_command(r, changes, "lr"),
                    fixes=fixes)  # fmt: skip
 
 
@@ -424,7 +420,7 @@ def _rule_vanishing(r: Records, k: int) -> Finding | None:
                     for n, v in changes.items())  # fmt: skip
     return Finding("vanishing gradient", _layer_span(faint or hidden[:1]),
                    [low[0][0], low[-1][0]] if len(low) > 1 else [step], evidence,
-                   f"ReLU with He init, Xavier init, or batch norm ({what})", _fix(r, "fix", changes),
+                   f"ReLU with He init, Xavier init, or batch norm ({what})", fix_command(r, changes, "fix"),
                    fixes=fixes)  # fmt: skip
 
 
@@ -456,7 +452,7 @@ def _rule_dead(r: Records, k: int) -> Finding | None:
     if model.get("init") in ("he", "he_uniform", "he_normal"):
         del fixes["he-init"]
     return Finding("dead units", _layer_span([h[0] for h in hit]), sorted({min(h[3] for h in hit), worst[1]}),
-                   evidence, "He init, a smaller learning rate, or leaky ReLU", _fix(r, "fix", changes),
+                   evidence, "He init, a smaller learning rate, or leaky ReLU", fix_command(r, changes, "fix"),
                    fatal=worst[2] >= 1.0, fixes=fixes)  # fmt: skip
 
 
@@ -483,7 +479,7 @@ def _rule_saturated(r: Records, k: int) -> Finding | None:
     if _model(r).get("init") not in ("xavier", "glorot_uniform", "he", "he_uniform"):
         changes["init"] = "xavier"
     return Finding("saturated units", _layer_span([h[0] for h in hit]), [hit[0][1]], evidence,
-                   "ReLU, batch norm, or a smaller init (Xavier)", _fix(r, "relu", changes), fixes=fixes)  # fmt: skip
+                   "ReLU, batch norm, or a smaller init (Xavier)", fix_command(r, changes, "relu"), fixes=fixes)  # fmt: skip
 
 
 def _final_accuracy(r: Records) -> float | None:
@@ -509,12 +505,12 @@ def _rule_chance(r: Records, k: int) -> Finding | None:
         # (lecture 9); the fix is depth, not the gradient's.
         changes = {"layers": 4 if r.task == "xor" else 3}
         return Finding("stuck at chance", [], [loss[-1][0]], evidence,
-                       "hidden layers: one layer draws a single line", _fix(r, "deeper", changes), fatal=True,
+                       "hidden layers: one layer draws a single line", fix_command(r, changes, "deeper"), fatal=True,
                        fixes={"deeper": changes})  # fmt: skip
     fixes = _depth_fixes(r)
     changes = {"activation": "relu", "init": "he"} if fixes else {"batchnorm": True}
     how = "ReLU with He init or batch norm (a finding above may name the blocked layer)"
-    return Finding("stuck at chance", [], [loss[-1][0]], evidence, how, _fix(r, "fix", changes), fatal=True,
+    return Finding("stuck at chance", [], [loss[-1][0]], evidence, how, fix_command(r, changes, "fix"), fatal=True,
                    fixes=fixes)  # fmt: skip
 
 
@@ -535,7 +531,7 @@ def _rule_slow(r: Records, k: int) -> Finding | None:
     if r.task != "mnist" and "batchnorm" in changes:
         changes = {"epochs": int(train.get("epochs", 1)) * 2}
     return Finding("slow convergence", [], [loss[0][0], loss[-1][0]], evidence,
-                   "Adam, ReLU with He init or batch norm (or more epochs)", _fix(r, "fast", changes),
+                   "Adam, ReLU with He init or batch norm (or more epochs)", fix_command(r, changes, "fast"),
                    fixes=fixes)  # fmt: skip
 
 
@@ -551,7 +547,7 @@ def _rule_oscillating(r: Records, k: int) -> Finding | None:
                 f"windows (largest: {before:.3g} -> {after:.3g} at step {step})")  # fmt: skip
     changes = _lower_lr(r)
     return Finding("oscillating loss", [], [rises[0][0], rises[-1][0]], evidence,
-                   f"a smaller learning rate (--lr {changes['lr']:g})", _fix(r, "lr", changes),
+                   f"a smaller learning rate (--lr {changes['lr']:g})", fix_command(r, changes, "lr"),
                    fixes={"lower-lr": changes})  # fmt: skip
 
 
@@ -573,7 +569,8 @@ def _rule_overfit(r: Records, k: int) -> Finding | None:
     changes = {"dropout": 0.5} if not model.get("dropout") else {"limit": None}
     fixes = {"dropout": {"dropout": 0.5}} if not model.get("dropout") else {}
     how = "dropout (--dropout 0.5)" if not model.get("dropout") else "more training data"
-    return Finding("over-fitting", [], [train[-1][0]], evidence, how, _fix(r, "dropout", changes),
+    label = "dropout" if not model.get("dropout") else "more-data"
+    return Finding("over-fitting", [], [train[-1][0]], evidence, how, fix_command(r, changes, label),
                    fixes=fixes)  # fmt: skip
 
 

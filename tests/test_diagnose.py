@@ -167,6 +167,9 @@ def test_a_comparison_folder_per_variant(runner, digits_npz):
     text = invoke(runner, "diagnose", folder).stdout
     zeros = next(line for line in text.splitlines() if line.startswith("init=zeros ("))
     assert "dead units in 1 of 1" in zeros, text
+    zeros_run = next(d for d in diagnosis.diagnose_all(folder) if diagnosis.variant_of(d) == "init=zeros")
+    command = zeros_run.findings[0].command  # a fix for a comparison's run is a plain run of its own
+    assert "--name init=zeros-s0-fix" in command, command
     rows = json.loads(invoke(runner, "diagnose", folder, "--json").stdout)
     assert isinstance(rows, list) and {r["variant"] for r in rows} == {diagnosis.variant_of(d) for d in
                                                                        diagnosis.diagnose_all(folder)}  # fmt: skip
@@ -352,3 +355,17 @@ def test_stuck_at_chance_at_its_thresholds():
     assert "stuck at chance" in found(records([chance] * 4, test_accuracy=0.14))
     assert "stuck at chance" not in found(records([chance] * 4, test_accuracy=0.16))
     assert "stuck at chance" not in found(records([chance * 1.06] * 4, test_accuracy=0.10))
+
+
+def test_a_run_stopped_by_a_nan_is_diverged():
+    r = records([2.3, 1.5], status="diverged")
+    assert "diverged" in found(r)
+    assert "--lr 0.0001" in next(f for f in diagnosis.diagnose_records(r).findings if f.problem == "diverged").command
+
+
+def test_over_fitting_with_dropout_already_asks_for_data():
+    r = records(FALLING, accuracy=[1.0] * 12, test_accuracy=0.8)
+    r.config["model"]["dropout"] = 0.5
+    r.config["data"] = {"limit": 300}
+    over = next(f for f in diagnosis.diagnose_records(r).findings if f.problem == "over-fitting")
+    assert over.fix == "more training data" and "--limit" not in over.command and "more-data" in over.command
