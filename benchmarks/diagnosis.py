@@ -25,9 +25,11 @@ its construction. Then both rule sets read every run's records:
               AUTOTRAINER has no rule for saturation, chance level or over-fitting (-).
 
 Writes --out/results.json (per run: labels, both rule sets' findings, the diagnosis
-time) and prints the table docs/diagnosis.md shows.
+time) and prints the table docs/diagnosis.md shows; benchmarks/diagnosis-results.json
+is the copy behind the docs (`--table` prints its table again).
 
 Usage: python benchmarks/diagnosis.py [--out /tmp/dlcli-diagnosis-bench] [--only-score]
+       python benchmarks/diagnosis.py --table benchmarks/diagnosis-results.json
 """
 
 from __future__ import annotations
@@ -203,7 +205,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="/tmp/dlcli-diagnosis-bench")
     parser.add_argument("--only-score", action="store_true", help="diagnose the runs already in --out")
+    parser.add_argument("--table", metavar="RESULTS_JSON", help="print the table of a results.json (no runs needed)")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(Path(args.table).read_text())["summary"]))
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.only_score:
