@@ -211,7 +211,8 @@ def test_try_fixes_on_a_vanishing_sigmoid_run_reproduces_the_lecture(real_digits
 
 
 def test_try_fixes_refusals(runner, tmp_path):
-    assert_clean_refusal(runner.invoke(cli, ["diagnose", "somewhere", "--seeds", "5"]), "--seeds", exit_code=2)
+    for seeds in ("5", "3"):
+        assert_clean_refusal(runner.invoke(cli, ["diagnose", "somewhere", "--seeds", seeds]), "--seeds", exit_code=2)
     assert_clean_refusal(runner.invoke(cli, ["diagnose", "somewhere", "--try-fixes", "--json"]), "--json",
                          exit_code=2)  # fmt: skip
 

@@ -19,8 +19,8 @@ from dlcli.cli.options import checkpoint_dir_option, logdir_option
               help="Then train the run's config and each fix its findings name (ReLU, He or Xavier init, batch "
               "norm, a lower learning rate, ...) with the same seeds, as dlcli compare does, and say which "
               "fixes are clearly better than the run.")  # fmt: skip
-@click.option("--seeds", type=SeedsType(), default=3, show_default=True,
-              help="With --try-fixes: seeds per variant, or auto (as compare's --seeds).")
+@click.option("--seeds", type=SeedsType(), default=None,
+              help="With --try-fixes: seeds per variant, or auto (as compare's --seeds).  [default: 3]")
 @click.option("--max-seeds", type=int, default=None, metavar="N", help="With --try-fixes --seeds auto: at most N.")
 @logdir_option("With --try-fixes: runs go to <logdir>/compare/fixes-<run>-<hash>/.")
 @checkpoint_dir_option("With --try-fixes: checkpoints go to <checkpoint-dir>/compare/fixes-<run>-<hash>/.")
@@ -47,7 +47,7 @@ def diagnose(run: str, as_json: bool, try_fixes: bool, seeds, max_seeds, logdir,
     if try_fixes and (comparison or as_json):
         raise click.UsageError("--try-fixes takes one run's folder, and prints a table: not with --json"
                                if not comparison else "--try-fixes takes one run's folder, not a comparison's")
-    if not try_fixes and (seeds != 3 or max_seeds is not None):
+    if not try_fixes and (seeds is not None or max_seeds is not None):
         raise click.UsageError("--seeds and --max-seeds are for --try-fixes")
     found = [diagnosis.diagnose(folder) for folder in folders]
     if as_json:
@@ -64,6 +64,7 @@ def _try_fixes(run, seeds, max_seeds, logdir, checkpoint_dir, quiet) -> None:
     from dlcli.cli.compare import _auto_seeds, _print_results, _Progress
     from dlcli.cli.options import progress_bar
 
+    seeds = 3 if seeds is None else seeds
     auto = _auto_seeds(seeds, max_seeds)
     _, request = diagnosis.fixes_request(run, seeds=seeds if auto is None else 1, auto=auto, logdir=logdir,
                                          checkpoint_dir=checkpoint_dir)  # fmt: skip
