@@ -276,8 +276,8 @@ def _model(records: Records) -> dict:
 def _lower_lr(records: Records) -> dict:
     """A tenth of the run's learning rate, or the command's default where that is lower
     (a rate 10,000x the default diverges at a tenth of it too)."""
-    lr = records.config.get("train", {}).get("lr", 0.001)
     default = settings.BY_NAME["lr"].default(records.task)
+    lr = records.config.get("train", {}).get("lr", default)
     return {"lr": float(f"{min(lr / 10, default) if lr / 10 > default else lr / 10:.3g}")}
 
 
@@ -525,9 +525,11 @@ def _rule_slow(r: Records, k: int) -> Finding | None:
                 f"still above {SLOW_LOSS:g} x ln {k} = {SLOW_LOSS * chance:.3f}")  # fmt: skip
     train = r.config.get("train", {})
     fixes = _depth_fixes(r)
+    # Adam at the rate `dlcli mnist` gives it (its default optimizer), from the settings table
+    adam = {"optimizer": "adam", "lr": settings.BY_NAME["lr"].default("mnist")}
     if train.get("optimizer") != "adam":
-        fixes["adam"] = {"optimizer": "adam", "lr": 0.001}
-    changes = {"optimizer": "adam", "lr": 0.001} if train.get("optimizer") != "adam" else {"batchnorm": True}
+        fixes["adam"] = adam
+    changes = adam if train.get("optimizer") != "adam" else {"batchnorm": True}
     if r.task != "mnist" and "batchnorm" in changes:
         changes = {"epochs": int(train.get("epochs", 1)) * 2}
     return Finding("slow convergence", [], [loss[0][0], loss[-1][0]], evidence,
