@@ -1,5 +1,5 @@
 """dlcli from Python: `dlcli.xor(...)`, `dlcli.mnist(...)`, `dlcli.compare(...)`,
-`dlcli.resume(path)`, `dlcli.inspect(run)` and `dlcli.Lab`, returning result objects
+`dlcli.resume(path)`, `dlcli.inspect(run)`, `dlcli.diagnose(run)` and `dlcli.Lab`, returning result objects
 that show themselves in Jupyter (dlcli.results).
 
 The keyword arguments are the commands' options under their Python names (`batch_size`
@@ -352,6 +352,39 @@ class Lab:
         found = inspection.load(_run_folder(run))
         return InspectionResult(found, found.rows(inspection.chosen_steps(found, step)))
 
+    def diagnose(self, run):
+        """A run's training problems, their evidence and fixes (`dlcli diagnose RUN`):
+        `run` is its checkpoint folder or a RunResult, or a comparison's folder (every
+        run in it). Reads the run's records only: no training, no TensorFlow."""
+        from dlcli import diagnosis
+        from dlcli.results import DiagnosisResult
+
+        folder = _run_folder(run)
+        folders = diagnosis.run_folders(folder)
+        return DiagnosisResult([diagnosis.diagnose(f) for f in folders],
+                               comparison=folders != [diagnosis.Path(folder)])  # fmt: skip
+
+    def try_fixes(self, run, *, seeds=3, max_seeds=None, quiet=None):
+        """`dlcli diagnose RUN --try-fixes`: the run's config against each fix its findings
+        name, over paired seeds, as a comparison (compare's ledger: runs already trained are
+        reused). Returns a ComparisonResult whose `fixes` holds the lines saying which fixes
+        are clearly better than the run; None when the diagnosis found nothing to fix."""
+        import dlcli.comparison as comparisons
+        from dlcli import diagnosis
+        from dlcli.results import ComparisonResult
+
+        seeds = seeds if seeds == "auto" else _integer("seeds", seeds)
+        auto = comparisons.auto_seeds(seeds, None if max_seeds is None else _integer("max-seeds", max_seeds))
+        _, request = diagnosis.fixes_request(_run_folder(run), seeds=1 if auto else seeds, auto=auto,
+                                             logdir=self.logdir, checkpoint_dir=self.checkpoint_dir)  # fmt: skip
+        if request is None:
+            return None
+        comparison = comparisons.compare(
+            request, make_runner=lambda: comparisons.SerialRunner(lambda: self._progress(quiet), reuse=self.reuse))
+        result = ComparisonResult(comparison, sort="order")
+        result.fixes = diagnosis.fixes_verdict(comparison)
+        return result
+
 
 def _run_folder(run) -> str:
     folder = getattr(run, "checkpoint_dir", run)
@@ -481,6 +514,8 @@ resume = _make_function("resume", Lab.resume, Signature([
     Lab.resume.__doc__)  # fmt: skip
 inspect = _make_function("inspect", Lab.inspect, Signature([
     Parameter("run", Parameter.POSITIONAL_OR_KEYWORD), _keyword("step", None)]), Lab.inspect.__doc__)  # fmt: skip
+diagnose = _make_function("diagnose", Lab.diagnose, Signature([Parameter("run", Parameter.POSITIONAL_OR_KEYWORD)]),
+                          Lab.diagnose.__doc__)  # fmt: skip
 
 
 def _compare_signature() -> Signature:

@@ -296,3 +296,52 @@ class InspectionResult:
         headers, body = report.layer_cells(self.rows)
         return (f"<p><strong>per-layer diagnostics of {html_report._e(self.run)}</strong></p>"
                 + html_report._table(headers, body))  # fmt: skip
+
+
+# -- a run's diagnosis ------------------------------------------------------------------------------
+
+
+class DiagnosisResult:
+    """`dlcli diagnose RUN` as an object: `diagnoses`, one dlcli.diagnosis.Diagnosis per
+    run (its `findings`, each with problem, layers, steps, evidence, fix and command);
+    `healthy`; `to_dict()` is `--json`'s output; `str()` the command's text."""
+
+    def __init__(self, diagnoses: list, *, comparison: bool = False):
+        self.diagnoses = diagnoses
+        self.comparison = comparison
+
+    @property
+    def healthy(self) -> bool:
+        return all(d.healthy for d in self.diagnoses)
+
+    @property
+    def findings(self) -> list:
+        return [f for d in self.diagnoses for f in d.findings]
+
+    def to_dict(self):
+        from dlcli import diagnosis
+
+        return diagnosis.to_json(self.diagnoses, comparison=self.comparison)
+
+    def __str__(self) -> str:
+        from dlcli import diagnosis
+
+        return diagnosis.text(self.diagnoses, comparison=self.comparison)
+
+    def __repr__(self) -> str:
+        problems = sorted({f.problem for f in self.findings})
+        what = ", ".join(problems) if problems else "healthy"
+        if not self.comparison:
+            return f"<dlcli diagnosis of {self.diagnoses[0].run}: {what}>"
+        return f"<dlcli diagnosis of {counted(len(self.diagnoses), 'run')}: {what}>"
+
+    def _repr_html_(self) -> str:
+        headers = ["run", "problem", "layers", "steps", "evidence", "fix"]
+        body = []
+        for d in self.diagnoses:
+            if d.healthy:
+                body.append([d.run, "healthy", "", "", "", ""])
+            for f in d.findings:
+                steps = f"{f.steps[0]}-{f.steps[-1]}" if len(f.steps) > 1 else "".join(map(str, f.steps))
+                body.append([d.run, f.problem, ", ".join(f.layers), steps, f.evidence, f"{f.fix}: {f.command}"])
+        return "<p><strong>diagnosis</strong></p>" + html_report._table(headers, body)

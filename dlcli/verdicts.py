@@ -27,7 +27,7 @@ before it gets here).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 # -- Student t distribution -----------------------------------------------------------------
@@ -290,6 +290,9 @@ class Decision:
     max_looks: int
     tests: int  # size of the Holm family: both directions of every pair, plus the equivalence tests
     note: str | None  # a one-line caveat for the whole table (one seed, one variant), or None
+    # {(v, w): the adjusted p of "v is below w"} for every ordered pair (claims <= alpha hold):
+    # any pair's claim, not only against the best (dlcli diagnose --try-fixes: fix vs run)
+    behind: dict = field(default_factory=dict)
 
     @property
     def family(self) -> str:
@@ -440,7 +443,11 @@ def decide(
         note = ONE_SEED_NOTE
     elif any(len(accuracies[v]) < 2 for v in names):
         note = "variants with one seed get no interval and no verdict; use --seeds 3 or more for all"
-    return Decision(rows, best, alpha, tolerance, look, max_looks, len(p_values), note)
+    behind = {pair: adjusted[i] for i, pair in enumerate(behind_tests)}
+    if earlier is not None:  # claims once made are kept, as the verdicts keep them
+        behind = {pair: min(p, earlier.behind.get(pair, 1.0)) if earlier.behind.get(pair, 1.0) <= alpha else p
+                  for pair, p in behind.items()}  # fmt: skip
+    return Decision(rows, best, alpha, tolerance, look, max_looks, len(p_values), note, behind)
 
 
 def _p(difference: Paired | None, shift: float) -> float:

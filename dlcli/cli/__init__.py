@@ -136,10 +136,7 @@ def _show_warnings() -> None:
         logger.propagate = False
 
 
-
-
-from dlcli.cli import board, compare, inspect, runs  # noqa: E402  (the commands, registered below)
-
+from dlcli.cli import board, compare, diagnose, inspect, runs  # noqa: E402  (the commands, registered below)
 
 
 def first_sentence(help_text: str) -> str:
@@ -151,7 +148,8 @@ def first_sentence(help_text: str) -> str:
     return re.split(r"(?<=[a-z0-9)][.!?])\s+(?=[A-Z])", paragraph, maxsplit=1)[0]
 
 
-for _command in (runs.xor, runs.mnist, runs.resume, compare.compare, inspect.inspect_run, board.board):
+for _command in (runs.xor, runs.mnist, runs.resume, compare.compare, inspect.inspect_run, diagnose.diagnose,
+                 board.board):
     _command.short_help = _command.short_help or first_sentence(_command.help or "")
     cli.add_command(_command)
 

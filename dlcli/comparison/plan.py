@@ -131,6 +131,8 @@ def plan(
     seeds: int = 1,
     first_seed: int = 0,
     points: int = DEFAULT_POINTS,
+    named: tuple = (),
+    label: str | None = None,
 ) -> Plan:
     """Check everything and lay out the comparison; nothing is trained or written.
 
@@ -141,6 +143,8 @@ def plan(
     defaults in `base`, and the settings in `explicit` replace it in turn.
     """
     _check_counts(seeds, points)
+    if named:
+        return _named_plan(task, named, base, seeds=seeds, first_seed=first_seed, points=points, label=label)
     _check_presets(task, what)
     grid = parse_vary(vary, task)
     presets = tuple(dict.fromkeys(what)) or (() if grid else (DEFAULT_PRESET[task],))
@@ -160,6 +164,21 @@ def plan(
     runs = _planned_runs(task, label, variants, seed_list, base, points)
     return Plan(task=task, label=label, variants=variants, columns=columns, seeds=seed_list, base=base, runs=runs,
                 points=points, paper=paper)  # fmt: skip
+
+
+def _named_plan(task: str, named: tuple, base: RunConfig, *, seeds: int, first_seed: int, points: int,
+                label: str | None) -> Plan:  # fmt: skip
+    """A comparison of variants given one by one, ((name, {setting: value}), ...), not
+    a preset or a grid (`dlcli diagnose --try-fixes`: a run and the fixes for its
+    problems), in `<logdir>/compare/<label>-<hash of the shared settings>/`."""
+    variants = tuple(Variant(name, tuple(changes.items())) for name, changes in named)
+    columns = tuple(dict.fromkeys(setting for _, changes in named for setting in changes))
+    shared = _shared_part(base, columns, points if task == "mnist" else 0)
+    label = f"{label or 'named'}-{hashlib.sha256(shared.encode()).hexdigest()[:8]}"
+    seed_list = tuple(range(first_seed, first_seed + seeds))
+    runs = _planned_runs(task, label, variants, seed_list, base, points)
+    return Plan(task=task, label=label, variants=variants, columns=columns, seeds=seed_list, base=base, runs=runs,
+                points=points)  # fmt: skip
 
 
 def _paper_of(presets: tuple) -> str | None:

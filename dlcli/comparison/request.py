@@ -53,6 +53,10 @@ class Request:
     # --prune: successive halving over the variants (see prune.py), keeping 1/prune_eta a rung.
     prune: bool = False
     prune_eta: int = DEFAULT_ETA
+    # Variants given one by one instead of `what`/`vary`: ((name, {setting: value}), ...),
+    # in <logdir>/compare/<label>-<hash>/ (dlcli diagnose --try-fixes).
+    named: tuple = ()
+    label: str | None = None
 
     @property
     def judging(self) -> Judging:
@@ -86,7 +90,8 @@ def prepare(request: Request) -> Comparison:
     try:
         _check_judging(request)
         the_plan = plan(request.task, request.what, request.vary, request.base, explicit=request.explicit,
-                        seeds=request.planned_seeds, first_seed=request.first_seed, points=request.points)  # fmt: skip
+                        seeds=request.planned_seeds, first_seed=request.first_seed, points=request.points,
+                        named=request.named, label=request.label)  # fmt: skip
     except ConfigError as exc:
         raise PlanError(str(exc)) from None
     ledger = Ledger.read(the_plan.ledger_path, force=request.force)
