@@ -10,10 +10,10 @@ import logging
 import signal
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import pytest
-from conftest import assert_clean_refusal, invoke, invoke_json, stop_process, subprocess_env
+from conftest import assert_clean_refusal, invoke, invoke_json, stop_process, subprocess_env, wait_until
 
 import dlcli
 from dlcli.cli import cli
@@ -100,12 +100,14 @@ def test_a_folder_of_runs_is_answered_with_the_runs_it_holds(runner, workdir):
 
 
 def test_ctrl_c_while_tensorflow_loads_says_what_happened_and_what_to_run(workdir):
-    # A real SIGINT a second after the start: Python runs, TensorFlow is still loading
-    # (it takes several seconds), no run folder exists yet.
+    # A real SIGINT once TensorFlow's library is mapped into the process (it then takes
+    # seconds more to load): the command runs, no run folder exists yet. Waiting for the
+    # library, not for a time, keeps the moment the same on a slow or loaded machine.
     args = [sys.executable, "-m", "dlcli", "xor", "--epochs", "5", "--name", "early", "--quiet"]
     proc = subprocess.Popen(args, cwd=workdir, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)  # fmt: skip
-    time.sleep(1.0)
+    maps = Path(f"/proc/{proc.pid}/maps")
+    wait_until(lambda: "libtensorflow" in maps.read_text(), proc, what="TensorFlow to start loading")
     assert stop_process(proc, signal.SIGINT) == 130
     err = proc.stderr.read()
     lines = [line for line in err.splitlines() if line.strip()]
