@@ -136,6 +136,15 @@ def split_columns(rows: list[dict], columns: tuple[str, ...]) -> tuple[tuple[str
     return tuple(varying), shared
 
 
+def unstated_columns(rows: list[dict], columns: tuple[str, ...]) -> list[str]:
+    """The setting columns worth a column: those whose values differ between the rows,
+    less those every variant's name already states (`layers=2` needs no `layers` column)."""
+    from dlcli.comparison import format_value
+
+    varying, _ = split_columns(rows, columns)
+    return [c for c in varying if not all(f"{c}={format_value(r[c])}" in r["variant"].split(",") for r in rows)]
+
+
 def shared_line(rows: list[dict], columns: tuple[str, ...]) -> str | None:
     """'every variant: activation=relu, layers=2' (the settings no row differs in), or None."""
     _, shared = split_columns(rows, columns)
@@ -169,19 +178,21 @@ def compare_cells(rows: list[dict], columns: tuple[str, ...] = ()) -> tuple[list
     (`shared_line` says those once). A "clearly best" row says so in its verdict."""
     from dlcli.comparison import format_value
 
-    columns, _ = split_columns(rows, columns)
+    columns = unstated_columns(rows, columns)
     xor, paper = "solved" in rows[0], PAPER_KEY in rows[0]
+    seeds = len({r["seeds"] for r in rows}) > 1  # else the accuracy header says how many
     headers = ["variant", *columns, accuracy_header(rows), CI_HEADER, VERSUS, "verdict"]
     headers += [SOLVED_HEADER] if xor else []
     headers += list(PAPER_HEADERS) if paper else []
-    headers += [loss_header(rows), SECONDS_HEADER, PARAMS_HEADER, RATIO_HEADER, "seeds"]
+    headers += [loss_header(rows), SECONDS_HEADER, PARAMS_HEADER, RATIO_HEADER] + (["seeds"] if seeds else [])
     body = []
     for r in rows:
         line = [r["variant"], *(format_value(r[c]) for c in columns), _accuracy(r), _interval(r), _versus(r, " "),
                 r["verdict"]]  # fmt: skip
         line += [_solved(r)] if xor else []
         line += _paper_cells(r) if paper else []
-        line += [f"{r['loss']:.4f}", f"{r['seconds']:.1f}", f"{r['params']:,}", _ratio(r), r["seeds"]]
+        line += [f"{r['loss']:.4f}", f"{r['seconds']:.1f}", f"{r['params']:,}", _ratio(r)]
+        line += [r["seeds"]] if seeds else []
         body.append(line)
     if all(r["ci_low"] is None for r in rows):  # one seed: a column of "-" says nothing (a line under it says why)
         at = headers.index(CI_HEADER)
@@ -234,9 +245,7 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
     accuracy = accuracy_header(rows).replace(" (", "\n(").replace(", ", ",\n")
     seed_column = ["seeds"] if len({r["seeds"] for r in rows}) > 1 else []
     ci_header, loss = CI_HEADER.replace(" of", "\nof"), loss_header(rows).replace(" (", "\n(")
-    columns, _ = split_columns(rows, columns)  # what every row shares is said under the table
-    stated = [c for c in columns if all(f"{c}={format_value(r[c])}" in r["variant"].split(",") for r in rows)]
-    settings = [c for c in columns if c not in stated]
+    settings = unstated_columns(rows, columns)  # what every row shares is said under the table
     versus = VERSUS
     cells = {  # no star column: "clearly best" in the verdict column says it
         "variant": [r["variant"] for r in rows],
