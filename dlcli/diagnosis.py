@@ -741,3 +741,93 @@ def fixes_verdict(comparison) -> list[str]:
     lines = [f"fixes clearly better than the run (alpha {decision.alpha:g}, Holm over every pair): "
              f"{', '.join(line.split(':')[0] for line in better) or 'none'}"]  # fmt: skip
     return lines + better + other
+
+
+# -- in a comparison: each variant's problems, from its runs' records -------------------------
+
+SHORT = {"diverged": "diverged", "exploding gradient": "exploding", "vanishing gradient": "vanishing",
+         "dead units": "dead", "saturated units": "saturated", "stuck at chance": "at chance",
+         "slow convergence": "slow", "oscillating loss": "oscillating", "over-fitting": "over-fitting"}  # fmt: skip
+NO_RECORDS = "no records"  # a run in the ledger whose folder or logs are gone
+
+
+def short(finding: Finding) -> str:
+    """A finding in a word or two, for a table cell: "vanishing", "dead 100%"."""
+    word = SHORT.get(finding.problem, finding.problem)
+    return f"{word} 100%" if finding.problem == "dead units" and finding.fatal else word
+
+
+def diagnose_entry(folder, entry: dict) -> Diagnosis:
+    """A comparison run's diagnosis as its ledger entry saw it (see `at_entry`)."""
+    return diagnose_records(at_entry(load(folder), entry))
+
+
+def at_entry(records: Records, entry: dict) -> Records:
+    """A comparison run's records as its ledger entry saw them: up to the entry's
+    epochs, with the entry's test accuracy and loss as the final result. A `--prune`
+    run's folder goes on past a rung, so this is what makes a rung's diagnosis the same
+    whenever it is asked (a rerun replays the same decisions)."""
+    result = records.record.get("result") or {}
+    record = dict(records.record, status="finished",
+                  result={**result, "accuracy": entry["accuracy"], "loss": entry["loss"]})  # fmt: skip
+    train, test = records.train, records.test
+    if result.get("steps") and result.get("epochs"):
+        last = result["steps"] // result["epochs"] * entry["epochs"]
+        train = {t: {s: v for s, v in by.items() if s <= last} for t, by in train.items()}
+        test = {t: {s: v for s, v in by.items() if s <= last} for t, by in test.items()}
+    return Records(records.name, records.folder, record, train, test)
+
+
+def of_runs(runs, ledger) -> dict[str, list[Diagnosis | None]]:
+    """{variant: the diagnoses of its runs in `ledger`} for planned runs `runs` (a
+    comparison plan's), variants in plan order; None for a run whose records cannot
+    be read. Files only: no TensorFlow."""
+    from dlcli.errors import DlcliError
+
+    found: dict[str, list[Diagnosis | None]] = {}
+    for planned in runs:
+        entry = ledger.get(planned.config)
+        if entry is None:
+            continue
+        try:
+            diagnosis = diagnose_entry(Path(planned.config.checkpoint_dir) / planned.config.name, entry)
+        except (DlcliError, OSError, ValueError, KeyError):
+            diagnosis = None
+        found.setdefault(planned.variant.name, []).append(diagnosis)
+    return found
+
+
+def of_plan(the_plan) -> dict[str, list[Diagnosis | None]]:
+    """of_runs over every run of a comparison's plan, its ledger read now."""
+    from dlcli.comparison.ledger import Ledger
+
+    return of_runs(the_plan.runs, Ledger.read(the_plan.ledger_path))
+
+
+def labels(diagnoses: list[Diagnosis | None]) -> dict[str, int]:
+    """{short label: how many of the runs show it}, most serious first (PROBLEMS' order)."""
+    counts: dict[str, int] = {}
+    for d in diagnoses:
+        for word in dict.fromkeys([NO_RECORDS] if d is None else [short(f) for f in d.findings]):
+            counts[word] = counts.get(word, 0) + 1
+    order = [*SHORT.values(), NO_RECORDS]
+    return dict(sorted(counts.items(), key=lambda item: order.index(item[0].removesuffix(" 100%"))))
+
+
+def label(diagnoses: list[Diagnosis | None]) -> str:
+    """A variant's problems in a few words, over its runs: "vanishing (3/3), at chance
+    (2/3)", "dead 100%" with one run, "healthy" when no run shows one."""
+    if not diagnoses:
+        return "-"
+    counts = labels(diagnoses)
+    if not counts:
+        return "healthy"
+    n = len(diagnoses)
+    return ", ".join(word if n == 1 else f"{word} ({k}/{n})" for word, k in counts.items())
+
+
+def label_rows(rows: list[dict], diagnoses: dict[str, list[Diagnosis | None]]) -> None:
+    """Each comparison row gets its variant's `diagnosis` label."""
+    for row in rows:
+        row["diagnosis"] = label(diagnoses.get(row["variant"], []))
+

@@ -1,0 +1,105 @@
+"""Diagnosis inside comparisons: each variant's problems in compare's table (text,
+json, csv, the API's rows), in the HTML report and the notebook display, and
+`--prune` stopping a variant whose runs show a fatal problem."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from dlcli import diagnosis
+from tests.conftest import invoke
+
+# XOR, 4 layers of ReLU with Adam: lr 100 blows the loss up (finite, worse than guessing),
+# zero init leaves every ReLU dead. 2 seeds each, ~10 s for the module.
+XOR_GRID = ["compare", "--task", "xor", "--layers", "4", "--activation", "relu", "--optimizer", "adam",
+            "--epochs", "300", "--vary", "lr=0.05,100", "--vary", "init=he,zeros", "--seeds", "2", "--quiet"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def xor_grid(tmp_path_factory):
+    """The grid trained once for the module: (its folder, its json rows by variant)."""
+    from click.testing import CliRunner
+
+    folder = tmp_path_factory.mktemp("diagnose-compare")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        for name in ("DLCLI_LOGDIR", "DLCLI_CHECKPOINT_DIR"):
+            patch.delenv(name, raising=False)
+        rows = json.loads(invoke(CliRunner(), *XOR_GRID, "--format", "json").stdout)
+    return folder, {r["variant"]: r for r in rows}
+
+
+# -- the labels, on hand-built diagnoses (quick) ------------------------------------------------
+
+
+def made(*problems: str, fatal: bool = False) -> diagnosis.Diagnosis:
+    findings = [diagnosis.Finding(p, [], [1], "", "", "", fatal=fatal) for p in problems]
+    return diagnosis.Diagnosis("run", "run", "mnist", findings, 10)
+
+
+def test_a_variants_label_counts_its_runs_most_serious_first():
+    assert diagnosis.label([made(), made()]) == "healthy"
+    assert diagnosis.label([made("vanishing gradient")]) == "vanishing"  # one seed: no (1/1)
+    runs = [made("stuck at chance", "vanishing gradient"), made("vanishing gradient"), made()]
+    assert diagnosis.label(runs) == "vanishing (2/3), at chance (1/3)"
+    assert diagnosis.label([made("dead units", fatal=True), None]) == "dead 100% (1/2), no records (1/2)"
+    assert diagnosis.label([made("dead units")]) == "dead"
+    assert diagnosis.label([]) == "-"
+
+
+def test_an_entrys_diagnosis_reads_the_records_up_to_its_epochs():
+    """A --prune run went on past its rung and blew up there: the rung's entry is
+    diagnosed on the rung's records (so a rerun decides the same at that rung)."""
+    steps = [10, 20, 30, 40]
+    train = {"loss": dict(zip(steps, [1.0, 0.6, 0.5, 80.0])), "accuracy": dict(zip(steps, [0.7, 0.8, 0.85, 0.1]))}
+    config = {"task": "mnist", "model": {"layers": 3, "activation": "relu", "init": "xavier"},
+              "train": {"optimizer": "adam", "lr": 0.001, "epochs": 2}, "data": {}}  # fmt: skip
+    record = {"task": "mnist", "config": config, "status": "finished",
+              "result": {"accuracy": 0.1, "loss": 90.0, "epochs": 2, "steps": 40}}  # fmt: skip
+    whole = diagnosis.Records("r", Path("r"), record, train, {})
+    assert {f.problem for f in diagnosis.diagnose_records(whole).findings} == {"diverged"}
+    rung = diagnosis.at_entry(whole, {"epochs": 1, "accuracy": 0.85, "loss": 0.5})
+    assert max(rung.train["loss"]) == 20 and rung.record["result"]["accuracy"] == 0.85
+    assert diagnosis.diagnose_records(rung).healthy
+
+
+# -- a trained comparison ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_json_rows_say_each_variants_problems(xor_grid):
+    _, rows = xor_grid
+    assert rows["lr=0.05,init=zeros"]["diagnosis"] == "dead 100% (2/2), at chance (2/2)"
+    assert rows["lr=100.0,init=he"]["diagnosis"].startswith("diverged (2/2)")
+    assert "diverged" not in rows["lr=0.05,init=he"]["diagnosis"]
+
+
+@pytest.mark.slow
+def test_the_text_and_csv_tables_have_the_column(xor_grid, runner, monkeypatch):
+    folder, rows = xor_grid
+    monkeypatch.chdir(folder)
+    text = invoke(runner, *XOR_GRID).stdout  # everything from the ledger: nothing trains
+    header = next(line for line in text.splitlines() if "variant" in line)
+    assert "diagnosis" in header
+    assert "dead 100% (2/2), at chance (2/2)" in text
+    read = list(csv.DictReader(io.StringIO(invoke(runner, *XOR_GRID, "--format", "csv").stdout)))
+    assert {r["variant"]: r["diagnosis"] for r in read} == {v: r["diagnosis"] for v, r in rows.items()}
+
+
+@pytest.mark.slow
+def test_the_api_rows_and_diagnoses(xor_grid, monkeypatch):
+    import dlcli
+
+    folder, rows = xor_grid
+    monkeypatch.chdir(folder)
+    result = dlcli.compare(task="xor", layers=4, activation="relu", optimizer="adam", epochs=300,
+                           vary=["lr=0.05,100", "init=he,zeros"], seeds=2, quiet=True)  # fmt: skip
+    assert {r["variant"]: r["diagnosis"] for r in result.rows} == {v: r["diagnosis"] for v, r in rows.items()}
+    dead = result.diagnoses["lr=0.05,init=zeros"]
+    assert len(dead) == 2 and all(d.fatal for d in dead)
+
