@@ -831,3 +831,20 @@ def label_rows(rows: list[dict], diagnoses: dict[str, list[Diagnosis | None]]) -
     for row in rows:
         row["diagnosis"] = label(diagnoses.get(row["variant"], []))
 
+
+def sections(diagnoses: dict[str, list[Diagnosis | None]]) -> list[tuple[str, str, list[list[str]]]]:
+    """What the HTML report and the notebook show per variant: (variant, its label, one
+    row per finding: run, problem, layers, steps, evidence, the fix and its command)."""
+    out = []
+    for variant, runs in diagnoses.items():
+        body = []
+        for d in runs:
+            for f in d.findings if d is not None else ():
+                problem = f.problem + (" (fatal)" if f.fatal else "")
+                body.append([d.run.rsplit("/", 1)[-1], problem, ", ".join(f.layers), _span(f.steps) if f.steps else "",
+                             f.evidence, f"{f.fix}: {f.command}"])  # fmt: skip
+        out.append((variant, label(runs), body))
+    return out
+
+
+SECTION_HEADERS = ["run", "problem", "layers", "steps", "evidence", "fix"]

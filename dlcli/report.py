@@ -178,8 +178,8 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
     (no star column). Seconds, params and the gradient ratio are left to --wide (and
     json/csv). Then, while the table is too wide: loss goes, the difference and its
     interval take two lines, so do the verdicts, the diagnosis takes a line per
-    problem, the setting columns go, grid names are shown as their values under one header ("sigmoid,he" under "activation,init"), the
-    accuracy interval goes, the accuracy header takes two lines, and long names are
+    problem, the setting columns go, grid names are shown as their values under one
+    header ("sigmoid,he" under "activation,init"), the accuracy interval goes, the accuracy header takes two lines, and long names are
     wrapped at their commas.
     """
     from dlcli.comparison import format_value

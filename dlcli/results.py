@@ -248,6 +248,11 @@ class ComparisonResult:
         parts.append(html_report._table(headers, body))
         if self.verdict:
             parts.append(f"<p><em>note: {e(self.verdict)}</em></p>")
+        if self.diagnoses:
+            from dlcli import diagnosis
+
+            sections = diagnosis.sections(self.diagnoses)
+            parts.append("<p><strong>diagnosis</strong></p>" + html_report.diagnosis_html(sections))
         if importlib.util.find_spec("matplotlib") is not None:
             png = report.figure_png(self.plot())
             caption = "final accuracy with its 95% interval over the seeds; the learning curves"

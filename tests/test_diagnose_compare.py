@@ -17,7 +17,8 @@ from tests.conftest import invoke
 # XOR, 4 layers of ReLU with Adam: lr 100 blows the loss up (finite, worse than guessing),
 # zero init leaves every ReLU dead. 2 seeds each, ~10 s for the module.
 XOR_GRID = ["compare", "--task", "xor", "--layers", "4", "--activation", "relu", "--optimizer", "adam",
-            "--epochs", "300", "--vary", "lr=0.05,100", "--vary", "init=he,zeros", "--seeds", "2", "--quiet"]  # fmt: skip
+            "--epochs", "300", "--vary", "lr=0.05,100", "--vary", "init=he,zeros", "--seeds", "2",
+            "--quiet"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +104,20 @@ def test_the_api_rows_and_diagnoses(xor_grid, monkeypatch):
     dead = result.diagnoses["lr=0.05,init=zeros"]
     assert len(dead) == 2 and all(d.fatal for d in dead)
 
+
+@pytest.mark.slow
+def test_the_report_and_the_notebook_show_each_variants_findings(xor_grid, runner, monkeypatch):
+    import dlcli
+
+    folder, _ = xor_grid
+    monkeypatch.chdir(folder)
+    invoke(runner, *XOR_GRID, "--report", "report.html")
+    page = (folder / "report.html").read_text()
+    shown = dlcli.compare(task="xor", layers=4, activation="relu", optimizer="adam", epochs=300,
+                          vary=["lr=0.05,100", "init=he,zeros"], seeds=2, quiet=True)._repr_html_()  # fmt: skip
+    for html in (page, shown):
+        section = html[html.index("diagnosis</"):]
+        assert "<strong>lr=0.05,init=zeros</strong>: dead 100% (2/2), at chance (2/2)" in section
+        assert "dead units (fatal)" in section and "100% dead at step" in section  # the evidence
+        assert "dlcli xor " in section and "--init he" in section  # the fix as a command
+        assert "lr=100.0,init=he-s1" in section  # each run's findings
