@@ -288,6 +288,7 @@ def _rule_diverged(r: Records, k: int) -> Finding | None:
     status = r.record.get("status")
     final = (r.record.get("result") or {}).get("loss")
     changes = _lower_lr(r)
+    fatal = True
     if status == "diverged" or bad:
         steps = [bad[0][0]] if bad else ([loss[-1][0]] if loss else [])
         evidence = "the training loss became NaN or infinite; training stopped there"
@@ -301,13 +302,17 @@ def _rule_diverged(r: Records, k: int) -> Finding | None:
         steps = [peak[0]]
         evidence = (f"training loss peaked at {peak[1]:.4g} at step {peak[0]}, above {DIVERGED_PEAK:g} x ln {k} = "
                     f"{DIVERGED_PEAK * chance:.3g} (it ended at {loss[-1][1]:.4g})")  # fmt: skip
+        # Fatal only where it came back no further than chance: a run that learns again
+        # after a blow-up is not one that compare --prune should stop.
+        accuracy = _final_accuracy(r)
+        fatal = accuracy is None or accuracy < CHANCE_ACCURACY / k
     elif final is not None and math.isfinite(final) and final > DIVERGED_LOSS * chance and loss:
         steps = [loss[-1][0]]
         evidence = f"final test loss {final:.4g}, above {DIVERGED_LOSS:g} x ln {k} = {DIVERGED_LOSS * chance:.3g}"
     else:
         return None
     return Finding("diverged", [], steps, evidence, f"a smaller learning rate (--lr {changes['lr']:g})",
-                   fix_command(r, changes, "lr"), fatal=True, fixes={"lower-lr": changes})  # fmt: skip
+                   fix_command(r, changes, "lr"), fatal=fatal, fixes={"lower-lr": changes})  # fmt: skip
 
 
 def _grad_ratio(r: Records) -> list[tuple[int, float, float, float]]:
@@ -778,15 +783,16 @@ def at_entry(records: Records, entry: dict) -> Records:
     return Records(records.name, records.folder, record, train, test)
 
 
-def of_runs(runs, ledger) -> dict[str, list[Diagnosis | None]]:
-    """{variant: the diagnoses of its runs in `ledger`} for planned runs `runs` (a
-    comparison plan's), variants in plan order; None for a run whose records cannot
+def of_runs(runs, entry_of) -> dict[str, list[Diagnosis | None]]:
+    """{variant: the diagnoses of its finished runs} for planned runs `runs` (a
+    comparison plan's), variants in plan order; `entry_of(config)`: a run's ledger
+    entry, None when it has none (not diagnosed). None for a run whose records cannot
     be read. Files only: no TensorFlow."""
     from dlcli.errors import DlcliError
 
     found: dict[str, list[Diagnosis | None]] = {}
     for planned in runs:
-        entry = ledger.get(planned.config)
+        entry = entry_of(planned.config)
         if entry is None:
             continue
         try:
@@ -801,7 +807,17 @@ def of_plan(the_plan) -> dict[str, list[Diagnosis | None]]:
     """of_runs over every run of a comparison's plan, its ledger read now."""
     from dlcli.comparison.ledger import Ledger
 
-    return of_runs(the_plan.runs, Ledger.read(the_plan.ledger_path))
+    return of_runs(the_plan.runs, Ledger.read(the_plan.ledger_path).get)
+
+
+def fatal_variants(runs, entries: dict[str, list[dict]]) -> dict[str, str]:
+    """{variant: its label} for the variants of a --prune rung (`runs`, and `entries`,
+    the rung's ledger entries by variant, as the driver returns them) whose every run
+    shows a fatal problem at the rung (comparison.prune stops them)."""
+    by_run = {e["run"]: e for variant in entries.values() for e in variant}
+    found = of_runs(runs, lambda config: by_run.get(config.name))
+    return {variant: label(runs) for variant, runs in found.items()
+            if runs and all(d is not None and d.fatal for d in runs)}  # fmt: skip
 
 
 def labels(diagnoses: list[Diagnosis | None]) -> dict[str, int]:

@@ -121,3 +121,48 @@ def test_the_report_and_the_notebook_show_each_variants_findings(xor_grid, runne
         assert "dead units (fatal)" in section and "100% dead at step" in section  # the evidence
         assert "dlcli xor " in section and "--init he" in section  # the fix as a command
         assert "lr=100.0,init=he-s1" in section  # each run's findings
+
+
+# -- --prune stops a variant whose runs show a fatal problem ----------------------------------------
+
+# 512 synthetic digits, batches of 64: 8 steps an epoch; rungs 1 and 2 epochs, 4 -> 2 -> 1
+# variants. lr 10 diverges and zero init leaves every ReLU dead: three fatal variants, so
+# successive halving keeps one of them with the healthy one, and the fatal stop does not.
+PRUNE_GRID = ["compare", "--vary", "lr=0.001,10", "--vary", "init=he,zeros", "--layers", "2", "--units", "32",
+              "--batch-size", "64", "--seeds", "2", "--epochs", "2", "--prune", "--prune-eta", "2", "--quiet",
+              "--format", "json"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_prune_stops_a_fatal_variant_that_halving_would_keep_and_replays_it(runner, digits_npz):
+    def rows(*extra):
+        out = json.loads(invoke(runner, *PRUNE_GRID, "--data", digits_npz, *extra).stdout)
+        return {r["variant"]: {k: v for k, v in r.items() if k != "seconds"} for r in out}
+
+    stopped = rows()
+    kept = rows("--no-stop-fatal")  # rung 1 from the ledger; the second-ranked variant goes on
+    healthy = "lr=0.001,init=he"
+    assert stopped[healthy]["epochs"] == kept[healthy]["epochs"] == 2 and stopped[healthy]["best"]
+    second = next(v for v, r in kept.items() if v != healthy and r["epochs"] == 2)  # halving kept it
+    assert stopped[second]["verdict"] == "pruned" and stopped[second]["pruned_at"] == 1
+    assert stopped[second]["pruned_for"] and ("dead 100%" in stopped[second]["pruned_for"]
+                                              or "diverged" in stopped[second]["pruned_for"])  # fmt: skip
+    assert kept[second]["pruned_for"] is None and kept[second]["verdict"] != "pruned"
+    assert all(r["epochs"] == 1 for v, r in stopped.items() if v != healthy)
+    # The second variant's folder went on to 2 epochs meanwhile: the rung is still judged
+    # on its records up to the rung, so the comparison replays the same table.
+    assert rows() == stopped
+
+
+def test_a_blow_up_the_run_recovers_from_is_not_fatal():
+    """Divergence stops a --prune variant only where the run did not learn again."""
+    import math
+
+    from tests.test_diagnose import records
+
+    blow_up = [2.3, 10.5 * math.log(10), 3.0, 1.0, 0.5]
+    recovered = diagnosis.diagnose_records(records(blow_up, test_accuracy=0.9))
+    at_chance = diagnosis.diagnose_records(records(blow_up, test_accuracy=0.1))
+    assert [f.problem for f in recovered.findings] == ["diverged"] and not recovered.fatal
+    assert at_chance.fatal
+    assert diagnosis.diagnose_records(records([2.3, 5.0 * math.log(10)], test_accuracy=0.9)).fatal  # ends worse

@@ -53,6 +53,7 @@ class Request:
     # --prune: successive halving over the variants (see prune.py), keeping 1/prune_eta a rung.
     prune: bool = False
     prune_eta: int = DEFAULT_ETA
+    stop_fatal: bool = True  # --prune also stops a variant whose every run shows a fatal problem at a rung
     # Variants given one by one instead of `what`/`vary`: ((name, {setting: value}), ...),
     # in <logdir>/compare/<label>-<hash>/ (dlcli diagnose --try-fixes).
     named: tuple = ()
@@ -99,7 +100,7 @@ def prepare(request: Request) -> Comparison:
     ledger = Ledger.read(the_plan.ledger_path, force=request.force)
     if request.prune:  # --prune: a hook of its own (prune.py)
         try:
-            pruning = Pruning(the_plan, request.prune_eta)
+            pruning = Pruning(the_plan, request.prune_eta, stop_fatal=request.stop_fatal)
         except ConfigError as exc:
             raise PlanError(str(exc)) from None
         return Comparison(the_plan, ledger, pruning.first_statuses(ledger, force=request.force), pruning=pruning)
@@ -158,7 +159,7 @@ def _diagnosed(comparison: Comparison) -> Comparison:
 
         if any(comparison.ledger.get(run.config) is None for run in comparison.plan.runs):
             comparison.ledger.refresh()  # the lines this command appended (only those are read)
-        comparison.diagnoses = diagnosis.of_runs(comparison.plan.runs, comparison.ledger)
+        comparison.diagnoses = diagnosis.of_runs(comparison.plan.runs, comparison.ledger.get)
         diagnosis.label_rows(comparison.rows, comparison.diagnoses)
     return comparison
 
