@@ -179,8 +179,9 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
     json/csv). Then, while the table is too wide: loss goes, the difference and its
     interval take two lines, so do the verdicts, the diagnosis takes a line per
     problem, the setting columns go, grid names are shown as their values under one
-    header ("sigmoid,he" under "activation,init"), the accuracy interval goes, the accuracy header takes two lines, and long names are
-    wrapped at their commas.
+    header ("sigmoid,he" under "activation,init"), the accuracy interval goes, the
+    accuracy header takes two lines, the diagnosis goes (to --wide, json and csv), and
+    long names are wrapped at their commas.
     """
     from dlcli.comparison import format_value
 
@@ -245,6 +246,8 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
             yield cells
         if accuracy in cells and " (" in accuracy:
             _rename(cells, {accuracy: accuracy.replace(" (", "\n(")})
+            yield cells
+        if cells.pop(DIAGNOSIS, None) is not None:  # still too wide
             yield cells
 
     return fit(narrower(), fmt, width)

@@ -173,9 +173,10 @@ def test_prune_continues_the_best_exactly_and_keeps_the_pruned_rows(runner, seri
     assert len(ledger(workdir)) == len(entries)
 
     # Without --prune the pruned runs continue from their rung to the whole run, exactly
-    # (the gradient-ratio diagnostic also sampled the rungs' ends: see docs/guide.md).
+    # (the gradient-ratio diagnostic also sampled the rungs' ends, and the diagnosis reads
+    # their extra logging windows: see docs/guide.md).
     whole = rows_of(compare(runner, digits_npz, "--epochs", "4", "--format", "json"))
-    assert without(whole, "grad_ratio") == without(straight[4], "grad_ratio")
+    assert without(whole, "grad_ratio", "diagnosis") == without(straight[4], "grad_ratio", "diagnosis")
     fresh = ledger(workdir)[len(entries):]
     assert {e["trained_steps"] for e in fresh} == {2 * STEPS_PER_EPOCH, 3 * STEPS_PER_EPOCH}
 
