@@ -152,6 +152,8 @@ def test_prune_stops_a_fatal_variant_that_halving_would_keep_and_replays_it(runn
     # The second variant's folder went on to 2 epochs meanwhile: the rung is still judged
     # on its records up to the rung, so the comparison replays the same table.
     assert rows() == stopped
+    table = invoke(runner, *PRUNE_GRID[:-2], "--data", digits_npz).stdout  # the text table says why
+    assert f"pruned at 1/2 epochs: {stopped[second]['pruned_for']}" in table
 
 
 def test_a_blow_up_the_run_recovers_from_is_not_fatal():
