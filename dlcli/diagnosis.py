@@ -788,6 +788,8 @@ def of_runs(runs, entry_of) -> dict[str, list[Diagnosis | None]]:
     comparison plan's), variants in plan order; `entry_of(config)`: a run's ledger
     entry, None when it has none (not diagnosed). None for a run whose records cannot
     be read. Files only: no TensorFlow."""
+    from google.protobuf.message import DecodeError
+
     from dlcli.errors import DlcliError
 
     found: dict[str, list[Diagnosis | None]] = {}
@@ -797,7 +799,7 @@ def of_runs(runs, entry_of) -> dict[str, list[Diagnosis | None]]:
             continue
         try:
             diagnosis = diagnose_entry(Path(planned.config.checkpoint_dir) / planned.config.name, entry)
-        except (DlcliError, OSError, ValueError, KeyError):
+        except (DlcliError, OSError, ValueError, KeyError, DecodeError):  # a folder gone, or a corrupt event file
             diagnosis = None
         found.setdefault(planned.variant.name, []).append(diagnosis)
     return found

@@ -168,3 +168,20 @@ def test_a_blow_up_the_run_recovers_from_is_not_fatal():
     assert [f.problem for f in recovered.findings] == ["diverged"] and not recovered.fatal
     assert at_chance.fatal
     assert diagnosis.diagnose_records(records([2.3, 5.0 * math.log(10)], test_accuracy=0.9)).fatal  # ends worse
+
+
+@pytest.mark.slow
+def test_a_run_whose_records_are_gone_or_corrupt_says_so(runner, workdir):
+    import shutil
+
+    grid = ["compare", "--task", "xor", "--epochs", "50", "--vary", "lr=0.1", "--seeds", "3", "--quiet",
+            "--format", "json"]  # fmt: skip
+    invoke(runner, *grid)
+    runs = sorted((workdir / "logs/compare").glob("*/lr=0.1-s*"))
+    shutil.rmtree(runs[0])  # its logs are gone
+    event = next((runs[1] / "train").glob("*tfevents*"))
+    data = bytearray(event.read_bytes())
+    data[40:60] = b"\xff" * 20  # a record's bytes scrambled, its framing kept
+    event.write_bytes(bytes(data))
+    (row,) = json.loads(invoke(runner, *grid).stdout)  # from the ledger: the table stands
+    assert row["diagnosis"].endswith("no records (2/3)")
