@@ -185,3 +185,13 @@ def test_a_run_whose_records_are_gone_or_corrupt_says_so(runner, workdir):
     event.write_bytes(bytes(data))
     (row,) = json.loads(invoke(runner, *grid).stdout)  # from the ledger: the table stands
     assert row["diagnosis"].endswith("no records (2/3)")
+
+
+@pytest.mark.slow
+def test_when_every_kept_variant_is_fatal_the_best_goes_on(runner):
+    """Never none: two variants with every ReLU dead, halving keeps one, and it goes on."""
+    rows = json.loads(invoke(runner, "compare", "--task", "xor", "--layers", "4", "--activation", "relu", "--init",
+                             "zeros", "--vary", "lr=0.05,0.1", "--epochs", "2", "--prune", "--prune-eta", "2",
+                             "--quiet", "--format", "json").stdout)  # fmt: skip
+    assert sorted(r["epochs"] for r in rows) == [1, 2]
+    assert all(r["diagnosis"].startswith("dead 100%") for r in rows)
