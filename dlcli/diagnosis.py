@@ -288,6 +288,7 @@ def _rule_diverged(r: Records, k: int) -> Finding | None:
     status = r.record.get("status")
     final = (r.record.get("result") or {}).get("loss")
     changes = _lower_lr(r)
+    fatal = True
     if status == "diverged" or bad:
         steps = [bad[0][0]] if bad else ([loss[-1][0]] if loss else [])
         evidence = "the training loss became NaN or infinite; training stopped there"
@@ -301,13 +302,17 @@ def _rule_diverged(r: Records, k: int) -> Finding | None:
         steps = [peak[0]]
         evidence = (f"training loss peaked at {peak[1]:.4g} at step {peak[0]}, above {DIVERGED_PEAK:g} x ln {k} = "
                     f"{DIVERGED_PEAK * chance:.3g} (it ended at {loss[-1][1]:.4g})")  # fmt: skip
+        # Fatal only where it came back no further than chance: a run that learns again
+        # after a blow-up is not one that compare --prune should stop.
+        accuracy = _final_accuracy(r)
+        fatal = accuracy is None or accuracy < CHANCE_ACCURACY / k
     elif final is not None and math.isfinite(final) and final > DIVERGED_LOSS * chance and loss:
         steps = [loss[-1][0]]
         evidence = f"final test loss {final:.4g}, above {DIVERGED_LOSS:g} x ln {k} = {DIVERGED_LOSS * chance:.3g}"
     else:
         return None
     return Finding("diverged", [], steps, evidence, f"a smaller learning rate (--lr {changes['lr']:g})",
-                   fix_command(r, changes, "lr"), fatal=True, fixes={"lower-lr": changes})  # fmt: skip
+                   fix_command(r, changes, "lr"), fatal=fatal, fixes={"lower-lr": changes})  # fmt: skip
 
 
 def _grad_ratio(r: Records) -> list[tuple[int, float, float, float]]:
@@ -741,3 +746,123 @@ def fixes_verdict(comparison) -> list[str]:
     lines = [f"fixes clearly better than the run (alpha {decision.alpha:g}, Holm over every pair): "
              f"{', '.join(line.split(':')[0] for line in better) or 'none'}"]  # fmt: skip
     return lines + better + other
+
+
+# -- in a comparison: each variant's problems, from its runs' records -------------------------
+
+SHORT = {"diverged": "diverged", "exploding gradient": "exploding", "vanishing gradient": "vanishing",
+         "dead units": "dead", "saturated units": "saturated", "stuck at chance": "at chance",
+         "slow convergence": "slow", "oscillating loss": "oscillating", "over-fitting": "over-fitting"}  # fmt: skip
+NO_RECORDS = "no records"  # a run in the ledger whose folder or logs are gone
+
+
+def short(finding: Finding) -> str:
+    """A finding in a word or two, for a table cell: "vanishing", "dead 100%"."""
+    word = SHORT.get(finding.problem, finding.problem)
+    return f"{word} 100%" if finding.problem == "dead units" and finding.fatal else word
+
+
+def diagnose_entry(folder, entry: dict) -> Diagnosis:
+    """A comparison run's diagnosis as its ledger entry saw it (see `at_entry`)."""
+    return diagnose_records(at_entry(load(folder), entry))
+
+
+def at_entry(records: Records, entry: dict) -> Records:
+    """A comparison run's records as its ledger entry saw them: up to the entry's
+    epochs, with the entry's test accuracy and loss as the final result. A `--prune`
+    run's folder goes on past a rung, so this is what makes a rung's diagnosis the same
+    whenever it is asked (a rerun replays the same decisions)."""
+    result = records.record.get("result") or {}
+    record = dict(records.record, status="finished",
+                  result={**result, "accuracy": entry["accuracy"], "loss": entry["loss"]})  # fmt: skip
+    train, test = records.train, records.test
+    if result.get("steps") and result.get("epochs"):
+        last = result["steps"] // result["epochs"] * entry["epochs"]
+        train = {t: {s: v for s, v in by.items() if s <= last} for t, by in train.items()}
+        test = {t: {s: v for s, v in by.items() if s <= last} for t, by in test.items()}
+    return Records(records.name, records.folder, record, train, test)
+
+
+def of_runs(runs, entry_of) -> dict[str, list[Diagnosis | None]]:
+    """{variant: the diagnoses of its finished runs} for planned runs `runs` (a
+    comparison plan's), variants in plan order; `entry_of(config)`: a run's ledger
+    entry, None when it has none (not diagnosed). None for a run whose records cannot
+    be read. Files only: no TensorFlow."""
+    from google.protobuf.message import DecodeError
+
+    from dlcli.errors import DlcliError
+
+    found: dict[str, list[Diagnosis | None]] = {}
+    for planned in runs:
+        entry = entry_of(planned.config)
+        if entry is None:
+            continue
+        try:
+            diagnosis = diagnose_entry(Path(planned.config.checkpoint_dir) / planned.config.name, entry)
+        except (DlcliError, OSError, ValueError, KeyError, DecodeError):  # a folder gone, or a corrupt event file
+            diagnosis = None
+        found.setdefault(planned.variant.name, []).append(diagnosis)
+    return found
+
+
+def of_plan(the_plan) -> dict[str, list[Diagnosis | None]]:
+    """of_runs over every run of a comparison's plan, its ledger read now."""
+    from dlcli.comparison.ledger import Ledger
+
+    return of_runs(the_plan.runs, Ledger.read(the_plan.ledger_path).get)
+
+
+def fatal_variants(runs, entries: dict[str, list[dict]]) -> dict[str, str]:
+    """{variant: its label} for the variants of a --prune rung (`runs`, and `entries`,
+    the rung's ledger entries by variant, as the driver returns them) whose every run
+    shows a fatal problem at the rung (comparison.prune stops them)."""
+    by_run = {e["run"]: e for variant in entries.values() for e in variant}
+    found = of_runs(runs, lambda config: by_run.get(config.name))
+    return {variant: label(runs) for variant, runs in found.items()
+            if runs and all(d is not None and d.fatal for d in runs)}  # fmt: skip
+
+
+def labels(diagnoses: list[Diagnosis | None]) -> dict[str, int]:
+    """{short label: how many of the runs show it}, most serious first (PROBLEMS' order)."""
+    counts: dict[str, int] = {}
+    for d in diagnoses:
+        for word in dict.fromkeys([NO_RECORDS] if d is None else [short(f) for f in d.findings]):
+            counts[word] = counts.get(word, 0) + 1
+    order = [*SHORT.values(), NO_RECORDS]
+    return dict(sorted(counts.items(), key=lambda item: order.index(item[0].removesuffix(" 100%"))))
+
+
+def label(diagnoses: list[Diagnosis | None]) -> str:
+    """A variant's problems in a few words, over its runs: "vanishing (3/3), at chance
+    (2/3)", "dead 100%" with one run, "healthy" when no run shows one."""
+    if not diagnoses:
+        return "-"
+    counts = labels(diagnoses)
+    if not counts:
+        return "healthy"
+    n = len(diagnoses)
+    return ", ".join(word if n == 1 else f"{word} ({k}/{n})" for word, k in counts.items())
+
+
+def label_rows(rows: list[dict], diagnoses: dict[str, list[Diagnosis | None]]) -> None:
+    """Each comparison row gets its variant's `diagnosis` label."""
+    for row in rows:
+        row["diagnosis"] = label(diagnoses.get(row["variant"], []))
+
+
+def sections(diagnoses: dict[str, list[Diagnosis | None]]) -> list[tuple[str, str, list[list[str]]]]:
+    """What the HTML report and the notebook show per variant: (variant, its label, one
+    row per finding: run, problem, layers, steps, evidence, the fix and its command)."""
+    out = []
+    for variant, runs in diagnoses.items():
+        body = []
+        for d in runs:
+            for f in d.findings if d is not None else ():
+                problem = f.problem + (" (fatal)" if f.fatal else "")
+                body.append([d.run.rsplit("/", 1)[-1], problem, ", ".join(f.layers), _span(f.steps) if f.steps else "",
+                             f.evidence, f"{f.fix}: {f.command}"])  # fmt: skip
+        out.append((variant, label(runs), body))
+    return out
+
+
+SECTION_HEADERS = ["run", "problem", "layers", "steps", "evidence", "fix"]

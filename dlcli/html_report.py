@@ -98,6 +98,7 @@ class Report:
     command: str
     folder: str  # where to run it
     made: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+    diagnosis: list = field(default_factory=list)  # dlcli.diagnosis.sections: per variant, its findings
 
 
 def command_line(argv: list[str]) -> str:
@@ -120,6 +121,7 @@ def collect(the_plan, rows: list[dict], *, command: str, lines: list[str] = ()) 
     import importlib.util
 
     from dlcli import comparison as comparisons
+    from dlcli import diagnosis
     from dlcli import report as tables
 
     headers, body = tables.compare_cells(rows, the_plan.columns)
@@ -162,6 +164,7 @@ def collect(the_plan, rows: list[dict], *, command: str, lines: list[str] = ()) 
         machine=_machine(),
         command=command,
         folder=os.getcwd(),
+        diagnosis=diagnosis.sections(diagnosis.of_plan(the_plan)),
     )
 
 
@@ -346,6 +349,26 @@ RERUN = (
 )
 
 
+DIAGNOSIS_LEAD = (
+    "<p>Each variant's training problems, read from its runs' records (the per-layer diagnostics and the "
+    "losses they logged): the layers and steps where each shows, the run's own numbers, and the lecture's fix "
+    "as a command. Thresholds and their reasons: docs/diagnosis.md.</p>"
+)
+
+
+def diagnosis_html(sections: list) -> str:
+    """Per variant: its problems in a few words, then each run's findings with their
+    evidence and fix (dlcli.diagnosis.sections); the report's and the notebook's."""
+    from dlcli.diagnosis import SECTION_HEADERS
+
+    parts = [DIAGNOSIS_LEAD]
+    for variant, label, body in sections:
+        parts.append(f"<p><strong>{_e(variant)}</strong>: {_e(label)}</p>")
+        if body:
+            parts.append(_table(SECTION_HEADERS, body))
+    return "\n".join(parts)
+
+
 def render(report: Report) -> str:
     """The whole HTML document; every string from the comparison is escaped."""
     parts = [
@@ -363,6 +386,8 @@ def render(report: Report) -> str:
         legend(report),
     ]
     parts += [f'<p class="note">{_e(line)}</p>' for line in report.verdict]
+    if report.diagnosis:
+        parts += ["<h2>Diagnosis</h2>", diagnosis_html(report.diagnosis)]
     parts.append("<h2>Plots</h2>")
     parts += [_figure(p, wide=True) for p in report.plots]
     if report.plot_note:

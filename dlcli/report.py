@@ -93,7 +93,8 @@ def compare_table(rows: list[dict], fmt: str = "github", columns: tuple[str, ...
 
     `columns`: the settings the variants differ in, one column each. Every row but the
     best (highest mean) shows its difference to the best with its paired interval at the
-    verdicts' adjusted level, and every row its verdict (`dlcli.verdicts`); only a
+    verdicts' adjusted level, every row its verdict (`dlcli.verdicts`) and, from a
+    comparison that ran, its diagnosis (`dlcli.diagnosis.label`); only a
     "clearly best" row is starred. Intervals cut at the bounds of what they can be are
     marked (`1.0000*`). `width` (a terminal's): the table that fits it (see
     `fitted_compare_table`); None: every column.
@@ -118,6 +119,7 @@ def compare_table(rows: list[dict], fmt: str = "github", columns: tuple[str, ...
 
 
 VERSUS = "vs best (adjusted CI)"
+DIAGNOSIS = "diagnosis"  # the rows' key and the column: each variant's problems (dlcli.diagnosis.label)
 
 
 def split_columns(rows: list[dict], columns: tuple[str, ...]) -> tuple[tuple[str, ...], list[tuple[str, str]]]:
@@ -181,7 +183,9 @@ def compare_cells(rows: list[dict], columns: tuple[str, ...] = ()) -> tuple[list
     columns = unstated_columns(rows, columns)
     xor, paper = "solved" in rows[0], PAPER_KEY in rows[0]
     seeds = len({r["seeds"] for r in rows}) > 1  # else the accuracy header says how many
+    diagnosed = DIAGNOSIS in rows[0]
     headers = ["variant", *columns, accuracy_header(rows), CI_HEADER, VERSUS, "verdict"]
+    headers += [DIAGNOSIS] if diagnosed else []
     headers += [SOLVED_HEADER] if xor else []
     headers += list(PAPER_HEADERS) if paper else []
     headers += [loss_header(rows), SECONDS_HEADER, PARAMS_HEADER, RATIO_HEADER] + (["seeds"] if seeds else [])
@@ -189,6 +193,7 @@ def compare_cells(rows: list[dict], columns: tuple[str, ...] = ()) -> tuple[list
     for r in rows:
         line = [r["variant"], *(format_value(r[c]) for c in columns), _accuracy(r), _interval(r), _versus(r, " "),
                 r["verdict"]]  # fmt: skip
+        line += [r[DIAGNOSIS]] if diagnosed else []
         line += [_solved(r)] if xor else []
         line += _paper_cells(r) if paper else []
         line += [f"{r['loss']:.4f}", f"{r['seconds']:.1f}", f"{r['params']:,}", _ratio(r)]
@@ -234,10 +239,10 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
     under the table says so), and only a "clearly best" row is marked, in its verdict
     (no star column). Seconds, params and the gradient ratio are left to --wide (and
     json/csv). Then, while the table is too wide: loss goes, the difference and its
-    interval take two lines, so do the verdicts, the setting columns go, grid names are
-    shown as their values under one header ("sigmoid,he" under "activation,init"), the
-    accuracy interval goes, and long names are
-    wrapped at their commas.
+    interval take two lines, so do the verdicts, the diagnosis takes a line per
+    problem, the setting columns go, grid names are shown as their values under one
+    header ("sigmoid,he" under "activation,init"), the accuracy interval goes, the
+    diagnosis goes (to --wide, json and csv), and long names are wrapped at their commas.
     """
     from dlcli.comparison import format_value
 
@@ -254,6 +259,7 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
         ci_header: [_interval(r) for r in rows],
         versus: [_versus(r, " ") for r in rows],
         "verdict": [r["verdict"] for r in rows],
+        DIAGNOSIS: [r[DIAGNOSIS] for r in rows] if DIAGNOSIS in rows[0] else None,
         SOLVED_HEADER.replace(" (", "\n("): [_solved(r) for r in rows] if "solved" in rows[0] else None,
         **({h: [_paper_cells(r)[i] for r in rows] for i, h in enumerate(PAPER_HEADERS)} if PAPER_KEY in rows[0] else {}),
         loss: [f"{r['loss']:.4f}" for r in rows],
@@ -279,6 +285,9 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
         if "verdict" in cells:
             cells["verdict"] = [_two_lines(r["verdict"]) for r in rows]
             yield cells
+        if DIAGNOSIS in cells:  # one problem a line
+            cells[DIAGNOSIS] = [r[DIAGNOSIS].replace(", ", ",\n") for r in rows]
+            yield cells
         if settings:
             for c in settings:
                 cells.pop(c)
@@ -291,6 +300,8 @@ def fitted_compare_table(rows: list[dict], fmt: str, columns: tuple[str, ...], w
             cells.update({",".join(keys): values})
             cells.update({k: cells.pop(k) for k in list(cells)[:-1]})  # the names first again
         if cells.pop(ci_header, None) is not None:
+            yield cells
+        if cells.pop(DIAGNOSIS, None) is not None:  # still too wide
             yield cells
 
     return fit(narrower(), fmt, width)

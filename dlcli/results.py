@@ -152,8 +152,10 @@ class ComparisonResult:
     """A comparison (dlcli.compare): `rows`, one dict per variant as `dlcli compare
     --format json` prints them (accuracy, accuracy_std, ci_low/ci_high, diff_to_best
     and its paired interval, loss, seconds, params, grad_ratio, seeds, best, one key per
-    varied setting; xor: solved); `table(fmt)`, `to_pandas()`, `plot()`. A dry run has
-    no rows: `planned` lists its runs and what running it would do."""
+    varied setting; xor: solved; `diagnosis`, the variant's problems in a few words);
+    `diagnoses`, {variant: its runs' dlcli.diagnosis.Diagnosis, with their findings};
+    `table(fmt)`, `to_pandas()`, `plot()`. A dry run has no rows: `planned` lists its
+    runs and what running it would do."""
 
     def __init__(self, comparison, sort: str = "order"):
         from dlcli.comparison import sort_rows
@@ -161,6 +163,7 @@ class ComparisonResult:
         self.comparison = comparison
         self.plan = comparison.plan
         self.rows = None if comparison.rows is None else [dict(r) for r in sort_rows(comparison.rows, sort)]
+        self.diagnoses = comparison.diagnoses
         self.planned = [{"variant": run.variant.name, "seed": run.seed, "would": how.value, "run": run.config.name}
                         for run, how in comparison.statuses]  # fmt: skip
 
@@ -249,6 +252,11 @@ class ComparisonResult:
         parts.append(html_report._table(headers, body))
         if self.verdict:
             parts.append(f"<p><em>note: {e(self.verdict)}</em></p>")
+        if self.diagnoses:
+            from dlcli import diagnosis
+
+            sections = diagnosis.sections(self.diagnoses)
+            parts.append("<p><strong>diagnosis</strong></p>" + html_report.diagnosis_html(sections))
         if importlib.util.find_spec("matplotlib") is not None:
             png = report.figure_png(self.plot())
             caption = html_report.plot_caption(self.task, len(self.plan.seeds))

@@ -422,10 +422,14 @@ def _base_run(task: str, settings: dict, *, dataset, data, limit, logdir, checkp
               "the table with their last rung's numbers, marked.")  # fmt: skip
 @click.option("--prune-eta", type=click.IntRange(min=2), default=3, show_default=True,
               help="With --prune: the reduction factor eta (keep 1/eta of the variants at each rung).")
+@click.option("--stop-fatal/--no-stop-fatal", default=True, show_default=True,
+              help="With --prune: also stop, at a rung, a variant whose every run shows a fatal problem there "
+              "(diverged, a layer 100% dead, stuck at chance: dlcli diagnose), even where successive halving "
+              "would keep it.")  # fmt: skip
 @distribute_options
 def compare(task, what, vary, seeds, max_seeds, alpha, tolerance, seed, sort, fmt, output, wide, plot, report_file, points, force, dry_run, yes,
             dataset, data, limit, logdir, checkpoint_dir, quiet, jobs, cluster, cluster_files, strategy, devices,
-            cpu_replicas, settings, prune, prune_eta) -> None:  # fmt: skip
+            cpu_replicas, settings, prune, prune_eta, stop_fatal) -> None:  # fmt: skip
     """Compare variants as real runs and tabulate them with honest statistics.
 
     Presets (--what) are the lectures' questions. mnist: activation (sigmoid vs relu,
@@ -457,7 +461,7 @@ def compare(task, what, vary, seeds, max_seeds, alpha, tolerance, seed, sort, fm
         task, base, what=what, vary=vary, explicit=frozenset(explicit), seeds=1 if auto else seeds, first_seed=seed,
         points=points, force=force, dry_run=dry_run, allow_many=yes, alpha=alpha, tolerance=tolerance, auto=auto,
         distribute=None if dry_run else distribute_spec(strategy, devices, cpu_replicas),
-        prune=prune, prune_eta=prune_eta,
+        prune=prune, prune_eta=prune_eta, stop_fatal=stop_fatal,
     )  # fmt: skip
     progress = _Progress(quiet, auto)
     try:

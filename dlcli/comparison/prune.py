@@ -68,28 +68,30 @@ def ranked(rows: list[dict]) -> list[str]:
     return [rows[i]["variant"] for i in order]
 
 
-def mark_pruned(row: dict, rung: int) -> None:
+def mark_pruned(row: dict, rung: int, fatal: str | None = None) -> None:
     """A variant's row stopped at `rung` epochs: no verdict against the survivors (its
-    numbers are of a shorter run), "pruned" in the verdict cell."""
-    row.update(pruned_at=rung, best=False, diff_to_best=None, diff_ci_low=None, diff_ci_high=None,
+    numbers are of a shorter run), "pruned" in the verdict cell; `fatal`: stopped for
+    the fatal problem its runs showed there (their diagnosis), not for its rank."""
+    row.update(pruned_at=rung, pruned_for=fatal, best=False, diff_to_best=None, diff_ci_low=None, diff_ci_high=None,
                verdict="pruned", verdict_reason=None, p_behind=None, p_within=None)  # fmt: skip
 
 
 def pruned_note(row: dict) -> str:
     """What a pruned row says where others show their difference to the best."""
-    return f"pruned at {row['pruned_at']}/{row['planned_epochs']} epochs"
+    note = f"pruned at {row['pruned_at']}/{row['planned_epochs']} epochs"
+    return note + (f": {row['pruned_for']}" if row.get("pruned_for") else "")
 
 
 class Pruning:
     """A comparison's rungs, and driving it rung by rung."""
 
-    def __init__(self, the_plan: Plan, eta: int = DEFAULT_ETA):
+    def __init__(self, the_plan: Plan, eta: int = DEFAULT_ETA, *, stop_fatal: bool = True):
         if eta < 2:
             raise ConfigError(f"--prune-eta must be at least 2 (keep 1/eta of the variants a rung), got {eta}")
         epochs = {run.config.train.epochs for run in the_plan.runs}
         if len(epochs) != 1:
             raise ConfigError("--prune cannot be combined with --vary epochs: its rungs are fractions of one --epochs")
-        self.plan, self.eta = the_plan, eta
+        self.plan, self.eta, self.stop_fatal = the_plan, eta, stop_fatal
         self.epochs = epochs.pop()
         self.rungs = rungs(self.epochs, eta)
         self.decision = None  # the verdicts of the last rung driven (the survivors', once done)
@@ -182,15 +184,19 @@ class Pruning:
         for row in rung_rows:
             # A row's seconds: all its rungs' (a continued run's entry has the rung's own).
             self.seconds[row["variant"]] = self.seconds.get(row["variant"], 0.0) + row["seconds"]
-            row.update(seconds=self.seconds[row["variant"]], epochs=rung, planned_epochs=self.epochs, pruned_at=None)
+            row.update(seconds=self.seconds[row["variant"]], epochs=rung, planned_epochs=self.epochs, pruned_at=None,
+                       pruned_for=None)  # fmt: skip
             self.rows[row["variant"]] = row
         self.index += 1
         if last:
             return
-        survivors = set(ranked(rung_rows)[: kept(len(self.alive), self.eta)])
+        order = ranked(rung_rows)
+        survivors = set(order[: kept(len(self.alive), self.eta)])
+        fatal = self._fatal(step.plan, entries, survivors)
+        survivors = {v for v in survivors if v not in fatal} or {order[0]}  # never none
         for row in rung_rows:
             if row["variant"] not in survivors:
-                mark_pruned(row, rung)
+                mark_pruned(row, rung, fatal.get(row["variant"]))
         self.alive = [v for v in self.alive if v.name in survivors]
 
     def drive(
@@ -211,3 +217,14 @@ class Pruning:
         policy.run(self, ledger, runner=runner, force=force, distribute=distribute, hooks=hooks,
                    on_step=lambda number, step, statuses: on_rung(number - 1, self, statuses))  # fmt: skip
         return [self.rows[v.name] for v in self.plan.variants]
+
+    def _fatal(self, rung_plan: Plan, entries: dict[str, list[dict]], survivors: set[str]) -> dict[str, str]:
+        """{variant: its diagnosis} of the survivors whose every run shows a fatal problem
+        at this rung (diverged, a layer 100% dead, stuck at chance): stopped here, however
+        they rank. Read from the runs' records up to the rung (dlcli.diagnosis; files only)."""
+        if not self.stop_fatal or not survivors:
+            return {}
+        from dlcli import diagnosis
+
+        runs = [run for run in rung_plan.runs if run.variant.name in survivors]
+        return diagnosis.fatal_variants(runs, entries)

@@ -53,6 +53,7 @@ class Request:
     # --prune: successive halving over the variants (see prune.py), keeping 1/prune_eta a rung.
     prune: bool = False
     prune_eta: int = DEFAULT_ETA
+    stop_fatal: bool = True  # --prune also stops a variant whose every run shows a fatal problem at a rung
     # Variants given one by one instead of `what`/`vary`: ((name, {setting: value}), ...),
     # in <logdir>/compare/<label>-<hash>/ (dlcli diagnose --try-fixes).
     named: tuple = ()
@@ -80,6 +81,8 @@ class Comparison:
     stop: str | None = None  # --seeds auto: why the rounds stopped ("all decided after 5 seeds (15 runs)")
     rounds: int = 0  # --seeds auto: how many rounds trained (or reused) runs
     pruning: Pruning | None = None  # --prune: the rungs (statuses are then the first rung's)
+    # {variant: its runs' dlcli.diagnosis.Diagnosis (None: records unreadable)}; None until run
+    diagnoses: dict | None = None
 
     def count(self, how: RunStatus) -> int:
         return sum(1 for _, h in self.statuses if h is how)
@@ -97,7 +100,7 @@ def prepare(request: Request) -> Comparison:
     ledger = Ledger.read(the_plan.ledger_path, force=request.force)
     if request.prune:  # --prune: a hook of its own (prune.py)
         try:
-            pruning = Pruning(the_plan, request.prune_eta)
+            pruning = Pruning(the_plan, request.prune_eta, stop_fatal=request.stop_fatal)
         except ConfigError as exc:
             raise PlanError(str(exc)) from None
         return Comparison(the_plan, ledger, pruning.first_statuses(ledger, force=request.force), pruning=pruning)
@@ -125,7 +128,7 @@ def compare(
     if request.auto is not None:
         from dlcli.comparison.sequential import compare_auto
 
-        return compare_auto(comparison, request, make_runner=make_runner, on_plan=on_plan, hooks=hooks)
+        return _diagnosed(compare_auto(comparison, request, make_runner=make_runner, on_plan=on_plan, hooks=hooks))
     if request.dry_run:
         return comparison
     runs = len(comparison.statuses)
@@ -144,11 +147,24 @@ def compare(
                                                    on_rung=on_rung)  # fmt: skip
         comparison.decision = comparison.pruning.decision  # the last rung's: the survivors'
         comparison.plan = comparison.pruning.reached_plan(comparison.rows)
-        return comparison
+        return _diagnosed(comparison)
     fixed = policy.Fixed(comparison.plan, request.judging)
     policy.run(fixed, comparison.ledger, runner=runner, force=request.force, distribute=request.distribute,
                hooks=hooks)  # fmt: skip
     comparison.decision, comparison.rows = fixed.decision, fixed.rows
+    return _diagnosed(comparison)
+
+
+def _diagnosed(comparison: Comparison) -> Comparison:
+    """Each row's `diagnosis`: its variant's problems, read from the records of the
+    runs the rows rest on (comparison.plan as it turned out; files only, ~40 ms a run)."""
+    if comparison.rows is not None:
+        from dlcli import diagnosis
+
+        if any(comparison.ledger.get(run.config) is None for run in comparison.plan.runs):
+            comparison.ledger.refresh()  # the lines this command appended (only those are read)
+        comparison.diagnoses = diagnosis.of_runs(comparison.plan.runs, comparison.ledger.get)
+        diagnosis.label_rows(comparison.rows, comparison.diagnoses)
     return comparison
 
 
