@@ -21,12 +21,15 @@ from dlcli.cli import cli
 # Keras reads KERAS_HOME once, at import, and writes keras.json there: point it at an
 # empty folder for the whole session so no test sees (or fills) the user's cache.
 os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="dlcli-keras-home-")
-# The same for dlcli's compile cache (~/.cache/dlcli/xla): one for the session, shared
-# by its runs and subprocesses as a user's runs share theirs.
-os.environ["DLCLI_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="dlcli-compile-cache-")
-# Both go when the session ends (the test's tmp_path folders are pytest's to prune).
-for _folder in (os.environ["KERAS_HOME"], os.environ["DLCLI_COMPILE_CACHE"]):
-    atexit.register(shutil.rmtree, _folder, ignore_errors=True)
+# It goes when the session ends (the test's tmp_path folders are pytest's to prune).
+atexit.register(shutil.rmtree, os.environ["KERAS_HOME"], ignore_errors=True)
+# dlcli's compile cache (~/.cache/dlcli/xla) has a folder of the suite's own, never the
+# user's: shared by the session's runs, subprocesses and xdist workers as a user's runs
+# share theirs, and kept from one session to the next as a user's is (the quick loop's
+# reruns load what the last one compiled). An entry is keyed by TensorFlow's version,
+# the machine and XLA's fingerprint of the program, so changed code compiles afresh; the
+# cache's own tests use folders of their own. Trimmed to its size limit like any other.
+os.environ["DLCLI_COMPILE_CACHE"] = str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "dlcli-compile-cache")
 
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 SRC = Path(__file__).resolve().parents[1]

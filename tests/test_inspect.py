@@ -16,10 +16,26 @@ from dlcli.cli import cli
 XOR = ["xor", "--epochs", "300", "--log-every", "100"]
 
 
+@pytest.fixture(scope="module")
+def trained_xor(tmp_path_factory):
+    """One xor run for the module, trained once: (its checkpoint folder, its log folder)."""
+    from click.testing import CliRunner
+
+    root = tmp_path_factory.mktemp("inspect")
+    invoke_json(CliRunner(), *XOR, "--name", "x", "--logdir", root / "logs", "--checkpoint-dir", root / "checkpoints")
+    return root / "checkpoints/x", root / "logs/x"
+
+
 @pytest.fixture
-def xor_run(runner, workdir):
-    out = invoke_json(runner, *XOR, "--name", "x")
-    return workdir / out["checkpoint_dir"]
+def xor_run(trained_xor, workdir):
+    """A copy of the module's run in this test's folder (checkpoints/x, logs/x), to read
+    or to damage, as if `dlcli xor --name x` had trained it there."""
+    from dlcli.core.runs import RunFolder
+
+    checkpoints, logs = trained_xor
+    shutil.copytree(logs, workdir / "logs/x")
+    RunFolder.open(checkpoints).copy_to(workdir / "checkpoints/x", logdir=workdir / "logs/x")
+    return workdir / "checkpoints/x"
 
 
 def rows(runner, *args) -> list[dict]:
