@@ -318,10 +318,14 @@ def _rule_diverged(r: Records, k: int) -> Finding | None:
 def _grad_ratio(r: Records) -> list[tuple[int, float, float, float]]:
     """(step, ratio W1/WN, ||dL/dW1||, ||dL/dWN||) at every logged step with both."""
     layers = r.layers
-    if len(layers) < 2:
-        return []
-    first = dict(r.layer_series(layers[0], "weight_grad_norm"))
-    last = dict(r.layer_series(layers[-1], "weight_grad_norm"))
+    return _ratio_series(r, layers[0], layers[-1], "weight_grad_norm") if len(layers) >= 2 else []
+
+
+def _ratio_series(r: Records, first_layer: str, last_layer: str, quantity: str) -> list[tuple[int, float, float, float]]:
+    """(step, first / last, first, last) of `quantity` at every logged step with both
+    (finite, and a last above 0)."""
+    first = dict(r.layer_series(first_layer, quantity))
+    last = dict(r.layer_series(last_layer, quantity))
     out = []
     for step in sorted(set(first) & set(last)):
         a, b = first[step], last[step]
@@ -383,14 +387,7 @@ def _backprop_ratio(r: Records) -> list[tuple[int, float, float, float]]:
     hidden = [layer for layer in r.layers if layer != "output"]
     if len(hidden) < 2:
         return _grad_ratio(r)
-    first = dict(r.layer_series(hidden[0], "backprop_std"))
-    last = dict(r.layer_series(hidden[-1], "backprop_std"))
-    out = []
-    for step in sorted(set(first) & set(last)):
-        a, b = first[step], last[step]
-        if b > 0 and math.isfinite(a) and math.isfinite(b):
-            out.append((step, a / b, a, b))
-    return out
+    return _ratio_series(r, hidden[0], hidden[-1], "backprop_std")
 
 
 def _ratio_name(r: Records) -> str:
@@ -415,7 +412,8 @@ def _rule_vanishing(r: Records, k: int) -> Finding | None:
              if dict(r.layer_series(layer, "backprop_std")).get(step, 1e300) < VANISH_RATIO * b]  # fmt: skip
     evidence = (f"{_ratio_name(r)} = {ratio:.3g} at step {step} ({a:.3g} / {b:.3g}), below {VANISH_RATIO:g} at "
                 f"{len(low)} of {len(ratios)} logged steps (median {median:.3g})"
-                + (f"; {counted(len(faint), 'layer')} get under {VANISH_RATIO:g} of it" if faint else ""))  # fmt: skip
+                + (f"; {counted(len(faint), 'layer')} {'gets' if len(faint) == 1 else 'get'} under {VANISH_RATIO:g} of it"
+                   if faint else ""))  # fmt: skip
     fixes = _depth_fixes(r)
     model = _model(r)
     changes = {"activation": "relu", "init": "he"} if model.get("activation") != "relu" else {"init": "he"}

@@ -73,6 +73,7 @@ def xor_cases(draw):
     return values, broken is None
 
 
+@pytest.mark.slow  # trains a run per example
 @SETTINGS
 @given(case=xor_cases())
 @example(case=({"layers": "2", "units": "3", "epochs": "7", "lr": "0.1", "name": "ok-run", "activation": "tanh",
@@ -94,6 +95,7 @@ def test_xor_options(runner, workdir, case):
         assert json.loads(result.stdout)["steps"] == int(values["epochs"])
 
 
+@pytest.mark.slow  # trains a run per example
 @SETTINGS
 @given(
     dropout=st.sampled_from(["0", "0.5", "1", "-0.1", "nan", "x"]), batch=numbers, limit=numbers,
@@ -144,6 +146,7 @@ def record_edits(draw):
     return path, value
 
 
+@pytest.mark.slow  # trains a run per example
 @SETTINGS
 @given(edit=record_edits())
 def test_run_json_edited_by_hand(runner, workdir, edit, xor_run):
@@ -167,6 +170,7 @@ def test_run_json_edited_by_hand(runner, workdir, edit, xor_run):
         assert_ran(result)
 
 
+@pytest.mark.slow  # trains two runs
 def test_checkpoint_folder_of_another_run(runner, workdir, xor_run):
     from conftest import invoke
 

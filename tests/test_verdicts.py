@@ -258,6 +258,7 @@ def rate_and_bound(count: int, n: int) -> tuple[float, float]:
     return rate, 3 * math.sqrt(ALPHA * (1 - ALPHA) / n)
 
 
+@pytest.mark.slow  # a simulation of thousands of comparisons (seconds)
 def test_equal_variants_get_no_false_behind_verdict_under_repeated_looks():
     # 3 variants with the same mean, seeds added only to open ones until 10. Any "clearly
     # behind" is false (measured near 0.036). n = 4000: SE at alpha = sqrt(.05 * .95 / 4000)
@@ -268,6 +269,7 @@ def test_equal_variants_get_no_false_behind_verdict_under_repeated_looks():
     assert rate <= ALPHA + three_se, rate
 
 
+@pytest.mark.slow  # a simulation of thousands of comparisons (seconds)
 def test_without_the_repeated_looks_correction_false_verdicts_exceed_alpha():
     # The same simulation, each look treated as if it were the only one: the peeking inflates
     # the false-verdict rate well past alpha (measured near 0.18). n = 2000: 3 SE = 0.0146.
