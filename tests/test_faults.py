@@ -109,10 +109,15 @@ def test_random_sigkills_during_mnist_and_resume_end_like_an_uninterrupted_run(r
     command = [sys.executable, "-m", "dlcli", "mnist", *args, "--name", "faulty", "--quiet"]
     kills = 0
     for attempt in range(6):
+        start = newest_checkpoint(folder)
         proc = subprocess.Popen(command, cwd=workdir, env=subprocess_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-        wait_until(lambda: proc.poll() is not None or (folder / "checkpoint").exists(), what="a checkpoint")
-        time.sleep(rng.uniform(0.0, 1.5))
+        # Each kill lands while this process trains: once it has saved a checkpoint past
+        # the one it started from (a kill during start-up and compiling, as a fixed wait
+        # gave on a slow machine, resumes from the same checkpoint every time and proves
+        # nothing about resuming mid-run).
+        wait_until(lambda: proc.poll() is not None or newest_checkpoint(folder) > start, what="a new checkpoint")
+        time.sleep(rng.uniform(0.0, 1.0))
         if proc.poll() is not None:
             assert proc.returncode == 0, proc.stderr.read().decode()[-500:]
             break
@@ -129,6 +134,11 @@ def test_random_sigkills_during_mnist_and_resume_end_like_an_uninterrupted_run(r
     assert record["result"]["accuracy"] == whole["accuracy"]
     assert_same_state(workdir / "checkpoints/whole", folder)
     assert_strictly_increasing(workdir / "logs/faulty")
+
+
+def newest_checkpoint(folder) -> int:
+    """The step of the newest checkpoint in `folder` (-1 when there is none)."""
+    return max((int(p.name[len("ckpt-") : -len(".index")]) for p in folder.glob("ckpt-*.index")), default=-1)
 
 
 @pytest.fixture
