@@ -114,7 +114,8 @@ def test_a_restarted_loop_trains_exactly_what_a_new_one_does(workdir, digits_npz
 
     # Runs of one architecture that share a Reuse share a compiled loop (compare's
     # variants and seeds): the third run reuses the loop the second one trained with
-    # another initializer and seed, and must still end bit for bit where the first did.
+    # another initializer, seed and learning rate (an optimizer variable the restart
+    # sets), and must still end bit for bit where the first did.
     base = RunConfig(
         task="mnist", name="first",
         model=ModelSpec(layers=3, units=32, dropout=0.3, batchnorm=True, init="normal"),
@@ -123,21 +124,27 @@ def test_a_restarted_loop_trains_exactly_what_a_new_one_does(workdir, digits_npz
     reuse = Reuse()
     first = session.train(base, reuse=reuse)
     loop = reuse.loop[1]
-    session.train(replace(base, name="other", model=replace(base.model, init="he"),
-                          train=replace(base.train, epochs=1, seed=7)), reuse=reuse)  # fmt: skip
+    other = replace(base, name="other", model=replace(base.model, init="he"),
+                    train=replace(base.train, epochs=1, seed=7, lr=0.01))  # fmt: skip
+    restarted = session.train(other, reuse=reuse)
     assert reuse.loop[1] is loop, "the loop was built again instead of restarted"
+    # Another architecture between them (a comparison's rounds go variant by variant)
+    # gets a loop of its own and keeps the first one.
+    session.train(replace(base, name="wider", model=replace(base.model, units=48), train=replace(base.train, epochs=1)),
+                  reuse=reuse)  # fmt: skip
+    assert reuse.loop[1] is not loop and len(reuse.loops) == 2
     again = session.train(replace(base, name="again"), reuse=reuse)
     assert reuse.loop[1] is loop
     assert (again.loss, again.accuracy) == (first.loss, first.accuracy)
     assert_same_state(workdir / "checkpoints/first", workdir / "checkpoints/again")
     assert summaries.read_scalars(again.logdir, "train") == summaries.read_scalars(first.logdir, "train")
-    # Anything else that differs (here the learning rate) gets a loop of its own.
-    session.train(replace(base, name="lr", train=replace(base.train, lr=0.01)), reuse=reuse)
-    assert reuse.loop[1] is not loop
-    # And runs that share no Reuse share nothing.
+    # And runs that share no Reuse share nothing: the restarted run is what a new loop
+    # trains at its learning rate.
     fresh = Reuse()
-    session.train(replace(base, name="alone"), reuse=fresh)
+    alone = session.train(replace(other, name="alone"), reuse=fresh)
     assert fresh.loop[1] is not loop
+    assert (alone.loss, alone.accuracy) == (restarted.loss, restarted.accuracy)
+    assert_same_state(workdir / "checkpoints/other", workdir / "checkpoints/alone")
 
 
 def test_an_event_file_made_within_the_same_second_still_sorts_last(tmp_path):

@@ -53,6 +53,7 @@ def test_loop_key_ignores_only_what_compiled_functions_do_not_depend_on():
         replace(config, name="b", logdir="l2", checkpoint_dir="c2"),
         replace(config, model=replace(config.model, init="he")),
         replace(config, train=replace(config.train, seed=5, epochs=9, log_every=7, save_every=3, keep=1)),
+        replace(config, train=replace(config.train, lr=0.01)),  # a variable of the optimizer, set by the restart
     ]
     for other in same:
         assert loop_key(other) == loop_key(config)
@@ -61,7 +62,6 @@ def test_loop_key_ignores_only_what_compiled_functions_do_not_depend_on():
         replace(config, model=replace(config.model, activation="tanh")),
         replace(config, model=replace(config.model, dropout=0.5)),
         replace(config, model=replace(config.model, batchnorm=True)),
-        replace(config, train=replace(config.train, lr=0.01)),
         replace(config, train=replace(config.train, optimizer="sgd")),
         replace(config, train=replace(config.train, batch_size=64)),
         replace(config, data=replace(config.data, limit=100)),
@@ -77,7 +77,7 @@ def test_a_field_added_to_the_config_later_keeps_loops_apart():
     # by default. Every field of every spec is either blanked or compared.
     config = base_config()
     key = loop_key(config)
-    blanked = {"name", "logdir", "checkpoint_dir", "init", "seed", "epochs", "log_every", "save_every", "keep"}
+    blanked = {"name", "logdir", "checkpoint_dir", "init", "seed", "lr", "epochs", "log_every", "save_every", "keep"}
     for part in (config.model, config.train, config.data):
         for f in fields(part):
             if f.name not in blanked:
@@ -88,17 +88,28 @@ def _part_name(part) -> str:
     return {ModelSpec: "model", TrainSpec: "train", DataSpec: "data"}[type(part)]
 
 
-def test_reuse_loads_each_data_set_once_and_keeps_the_last_loop():
+def test_reuse_loads_each_data_set_once_and_keeps_the_recently_used_loops():
+    from dlcli.core import reuse as reuse_module
+
     reuse = Reuse()
     loads = []
     spec = DataSpec(path="/x.npz")
     for _ in range(3):
         reuse.dataset(spec, lambda: loads.append(1) or "data")
     assert loads == [1]
-    assert reuse.reusable_loop(base_config()) is None
+    assert reuse.reusable_loop(base_config()) is None and reuse.loop is None
     reuse.keep_loop(base_config(), "loop")
     assert reuse.reusable_loop(base_config(seed=3)) == "loop"
-    assert reuse.reusable_loop(base_config(lr=0.5)) is None
+    assert reuse.reusable_loop(base_config(batch_size=64)) is None
+    # One loop per architecture, up to MAX_LOOPS; the least recently used goes first.
+    sizes = [base_config(batch_size=b) for b in range(1, reuse_module.MAX_LOOPS + 1)]
+    for config in sizes:
+        reuse.keep_loop(config, config.train.batch_size)
+    assert reuse.reusable_loop(base_config()) is None  # the oldest, gone
+    reuse.keep_loop(sizes[0], "used again")  # now the most recent
+    reuse.keep_loop(base_config(batch_size=999), "new")
+    assert reuse.reusable_loop(sizes[0]) == "used again" and reuse.reusable_loop(sizes[1]) is None
+    assert len(reuse.loops) == reuse_module.MAX_LOOPS and reuse.loop[1] == "new"
 
 
 @pytest.mark.parametrize("module", ["dlcli.core.session", "dlcli.core.train", "dlcli.core.data", "dlcli.comparison.plan", "dlcli.comparison.ledger", "dlcli.comparison.runners", "dlcli.api", "dlcli.results"])

@@ -21,8 +21,10 @@ def loop_key(config: RunConfig) -> RunConfig:
 
     Two runs whose keys are equal can share one compiled loop, restarted from the new
     run's initial weights: they differ only in their names and folders, the initial
-    weights (init, seed) and how long and how often they log and save. Any other field,
-    including one added to the config later, keeps them apart.
+    weights (init, seed), the learning rate (an optimizer variable the compiled step
+    reads, set again by the restart like every other optimizer variable) and how long
+    and how often they log and save. Any other field, including one added to the
+    config later, keeps them apart.
     """
     return replace(
         config,
@@ -30,17 +32,30 @@ def loop_key(config: RunConfig) -> RunConfig:
         logdir="",
         checkpoint_dir="",
         model=replace(config.model, init=""),
-        train=replace(config.train, seed=0, epochs=0, log_every=0, save_every=0, keep=0),
+        train=replace(config.train, seed=0, lr=0.0, epochs=0, log_every=0, save_every=0, keep=0),
     )
+
+
+# How many compiled loops a Reuse keeps, the least recently used going first. A
+# comparison trains its seeds round by round (every variant's seed 0, then every
+# variant's seed 1, ...), so one kept loop would be replaced before its architecture
+# came round again; a loop of an MLP holds a few MB (its model, optimizer and
+# executables), so a grid's worth costs little.
+MAX_LOOPS = 16
 
 
 @dataclass
 class Reuse:
-    """Data sets, their training tensors and the last compiled loop of this process."""
+    """Data sets, their training tensors and the compiled loops of this process."""
 
     datasets: dict[DataSpec, object] = field(default_factory=dict)  # {spec: Dataset}
     tensors: dict[DataSpec, tuple] = field(default_factory=dict)  # {spec: (x_train, y_train)}
-    loop: tuple[RunConfig, object] | None = None  # (loop_key of its run, TrainingLoop)
+    loops: dict[RunConfig, object] = field(default_factory=dict)  # {loop_key: TrainingLoop}, oldest use first
+
+    @property
+    def loop(self) -> tuple[RunConfig, object] | None:
+        """(loop_key, TrainingLoop) of the loop used last, or None."""
+        return next(reversed(self.loops.items()), None)
 
     def dataset(self, spec: DataSpec, load: Callable[[], object]):
         if spec not in self.datasets:
@@ -54,9 +69,11 @@ class Reuse:
 
     def reusable_loop(self, config: RunConfig):
         """The loop of an earlier run whose compiled functions fit `config`, or None."""
-        if self.loop is not None and self.loop[0] == loop_key(config):
-            return self.loop[1]
-        return None
+        return self.loops.get(loop_key(config))
 
     def keep_loop(self, config: RunConfig, loop) -> None:
-        self.loop = (loop_key(config), loop)
+        key = loop_key(config)
+        self.loops.pop(key, None)
+        self.loops[key] = loop
+        while len(self.loops) > MAX_LOOPS:
+            del self.loops[next(iter(self.loops))]

@@ -206,6 +206,7 @@ def _training_loop(
         optimizer = models.optimizer(train.optimizer, train.lr)
         if loop is not None:
             loop.restart(model, optimizer, train.seed)
+            reuse.keep_loop(config, loop)  # the most recently used now
             return loop
         loop = TrainingLoop(
             model,
