@@ -204,3 +204,20 @@ def saved_figures(monkeypatch):
 
     monkeypatch.setattr(Figure, "savefig", savefig)
     return saved
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """A test that uses a module-scoped fixture of its file joins that file's xdist
+    group, so the fixture (a trained run or comparison) is made once, on one worker;
+    the file's other tests still go to whichever worker is free. (Before xdist reads
+    the groups: it runs after this hook.)"""
+    for item in items:
+        definitions = getattr(item, "_fixtureinfo", None)
+        if definitions is None:
+            continue
+        for name in item.fixturenames:
+            defs = definitions.name2fixturedefs.get(name)
+            if defs and defs[-1].scope == "module" and item.get_closest_marker("xdist_group") is None:
+                item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+                break

@@ -17,9 +17,6 @@ from conftest import subprocess_env
 
 from dlcli.core import compile_cache
 
-# Its module-scoped trained fixture is made once: every test of the file on one xdist worker.
-pytestmark = pytest.mark.xdist_group("compile_cache")
-
 XOR = ["xor", "-q", "--json", "--epochs", "300", "--seed", "3"]
 
 

@@ -13,9 +13,6 @@ from dlcli import diagnosis
 from dlcli.cli import cli
 from conftest import assert_clean_refusal, assert_python_runs, invoke, synthetic_digits
 
-# Its module-scoped trained fixture is made once: every test of the file on one xdist worker.
-pytestmark = pytest.mark.xdist_group("diagnose")
-
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):

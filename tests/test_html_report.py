@@ -26,9 +26,6 @@ from conftest import assert_usage_refused, invoke, subprocess_env
 
 from dlcli import html_report
 
-# Its module-scoped trained fixture is made once: every test of the file on one xdist worker.
-pytestmark = pytest.mark.xdist_group("html_report")
-
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DATA_PNG = "data:image/png;base64,"
 XOR_ARGS = ["compare", "--task", "xor", "--what", "depth", "--epochs", "300", "--seeds", "2", "--quiet"]

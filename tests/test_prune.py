@@ -24,9 +24,6 @@ from test_resume import assert_same_state
 from dlcli.cli import cli
 from dlcli.comparison import prune
 
-# Its module-scoped trained fixture is made once: every test of the file on one xdist worker.
-pytestmark = pytest.mark.xdist_group("prune")
-
 # Dropout and batch norm make "bit for bit" strict (their RNG and moving statistics).
 # 512 synthetic examples / batch 64 = 8 steps an epoch. Three learning rates that
 # differ clearly by the first epoch; eta 2 over 4 epochs: rungs 1, 2, 4 and

@@ -55,6 +55,9 @@ class DaskRunner:
         self.address, self.files, self.connect_timeout = address, files, connect_timeout
         self.where = f", on the Dask cluster at {address}"
 
+    def close(self) -> None:
+        """Nothing to stop: each run() connects and disconnects; the cluster is the user's."""
+
     def run(self, tasks: Iterator) -> Iterator[tuple]:
         tasks = iter(tasks)
         first = next(tasks, None)

@@ -95,26 +95,42 @@ class ProcessRunner:
     def __init__(self, where: Placement):
         self.placement = where
         self.where = f", {where.describe()}"
+        self._pool = None
 
     def run(self, tasks: Iterator) -> Iterator[tuple]:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         tasks = iter(tasks)
         first = next(tasks, None)
         if first is None:
-            return  # nothing to train: no worker processes started
-        context = multiprocessing.get_context("spawn")
-        slots = context.Queue()
-        for slot in range(self.placement.jobs):
-            slots.put(slot)
-        with ProcessPoolExecutor(
-            max_workers=self.placement.jobs,
-            mp_context=context,
-            initializer=_start_worker,
-            initargs=(slots, self.placement.gpus, self.placement.threads),
-        ) as pool:
-            yield from self._keep_busy(pool, itertools.chain([first], tasks))
+            return  # nothing to train: no worker processes started (or none more)
+        yield from self._keep_busy(self._workers(), itertools.chain([first], tasks))
+
+    def _workers(self):
+        """The worker processes, started by the first run() that has runs to train and
+        kept for the next ones: --seeds auto's rounds and --prune's rungs each call
+        run(), and a worker's TensorFlow start and compiled loops (its Reuse) are worth
+        keeping (5-10 s a worker on a CPU). close() stops them."""
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            context = multiprocessing.get_context("spawn")
+            slots = context.Queue()
+            for slot in range(self.placement.jobs):
+                slots.put(slot)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.placement.jobs,
+                mp_context=context,
+                initializer=_start_worker,
+                initargs=(slots, self.placement.gpus, self.placement.threads),
+            )
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes (waiting for the runs they are on, as leaving a
+        `with ProcessPoolExecutor` block does)."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _keep_busy(self, pool, tasks: Iterator) -> Iterator[tuple]:
         """Every worker busy while there are runs; each run's entry as it finishes."""

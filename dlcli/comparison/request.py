@@ -5,6 +5,8 @@ Every comparison runs through the one loop of `policy`, with its policy: fixed s
 
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass
 from typing import Callable
 
@@ -139,18 +141,18 @@ def compare(
         )
     if comparison.pruning is not None:
         comparison.pruning.check_folders(comparison.ledger, force=request.force)
-    runner = make_runner()
-    on_plan(comparison, runner)
-    if comparison.pruning is not None:
-        comparison.rows = comparison.pruning.drive(comparison.ledger, request.judging, runner=runner,
-                                                   force=request.force, distribute=request.distribute, hooks=hooks,
-                                                   on_rung=on_rung)  # fmt: skip
-        comparison.decision = comparison.pruning.decision  # the last rung's: the survivors'
-        comparison.plan = comparison.pruning.reached_plan(comparison.rows)
-        return _diagnosed(comparison)
-    fixed = policy.Fixed(comparison.plan, request.judging)
-    policy.run(fixed, comparison.ledger, runner=runner, force=request.force, distribute=request.distribute,
-               hooks=hooks)  # fmt: skip
+    with contextlib.closing(make_runner()) as runner:
+        on_plan(comparison, runner)
+        if comparison.pruning is not None:
+            comparison.rows = comparison.pruning.drive(comparison.ledger, request.judging, runner=runner,
+                                                       force=request.force, distribute=request.distribute,
+                                                       hooks=hooks, on_rung=on_rung)  # fmt: skip
+            comparison.decision = comparison.pruning.decision  # the last rung's: the survivors'
+            comparison.plan = comparison.pruning.reached_plan(comparison.rows)
+            return _diagnosed(comparison)
+        fixed = policy.Fixed(comparison.plan, request.judging)
+        policy.run(fixed, comparison.ledger, runner=runner, force=request.force, distribute=request.distribute,
+                   hooks=hooks)  # fmt: skip
     comparison.decision, comparison.rows = fixed.decision, fixed.rows
     return _diagnosed(comparison)
 

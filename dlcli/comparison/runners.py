@@ -43,7 +43,12 @@ class Runner(Protocol):
     def run(self, tasks: Iterator[RunTask]) -> Iterator[tuple[RunTask, dict]]:
         """Train the runs, taking each from `tasks` only when it can start it (taking a
         task is what tells the driver it starts), and yield each with its ledger entry
-        as it finishes."""
+        as it finishes. Called once per round or rung of a comparison."""
+        ...
+
+    def close(self) -> None:
+        """Stop what the runner kept between run() calls (worker processes); once, when
+        the comparison ends."""
         ...
 
 
@@ -110,3 +115,6 @@ class SerialRunner:
         for task in tasks:
             progress = self.progress_factory() if self.progress_factory else None
             yield task, execute(task, reuse=self.reuse, progress=progress)
+
+    def close(self) -> None:
+        """Nothing to stop (the Reuse is the caller's, or goes with this runner)."""

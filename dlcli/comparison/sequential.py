@@ -18,6 +18,8 @@ design's looks, as before.
 
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable
 
@@ -97,12 +99,12 @@ def compare_auto(comparison: Comparison, request: Request, *, make_runner: Calla
             f"this comparison can make up to {budget} runs ({len(the_plan.variants)} variants x --max-seeds "
             f"{auto.max_seeds}), more than {MAX_RUNS}; pass --yes to allow them, or lower --max-seeds"
         )
-    runner = make_runner()
-    on_plan(comparison, runner)
     rounds = []
-    comparison.statuses = policy.run(seeds_auto, ledger, runner=runner, force=request.force,
-                                     distribute=request.distribute, hooks=hooks,
-                                     on_step=lambda n, step, runs: (rounds.append(n), hooks.on_round(n, runs)))  # fmt: skip
+    with contextlib.closing(make_runner()) as runner:  # its worker processes serve every round
+        on_plan(comparison, runner)
+        comparison.statuses = policy.run(seeds_auto, ledger, runner=runner, force=request.force,
+                                         distribute=request.distribute, hooks=hooks,
+                                         on_step=lambda n, step, runs: (rounds.append(n), hooks.on_round(n, runs)))  # fmt: skip
     comparison.decision, comparison.stop, comparison.rounds = seeds_auto.decision, seeds_auto.stop, len(rounds)
     comparison.rows = summarize_all(the_plan, seeds_auto.kept(), seeds_auto.decision)
     comparison.plan = seeds_auto.runs_used()
