@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,17 +24,46 @@ from conftest import (
 )
 
 
-@pytest.fixture
-def logdir(runner, workdir, digits_npz) -> Path:
-    invoke_json(runner, "xor", "--epochs", "300", "--log-every", "100", "--name", "x")
-    invoke_json(runner, "mnist", "--data", digits_npz, "--batch-size", "64", "--log-every", "4", "--name", "m")
+@pytest.fixture(scope="module")
+def trained_logs(tmp_path_factory) -> Path:
+    """A folder with an XOR run `x`, an MNIST run `m` (its logs/ and checkpoints/) and,
+    in `with-compare/`, the same two beside a `compare --what activation`: trained once
+    for the file; each test gets a copy (some add runs or rename files)."""
+    import numpy as np
+    from click.testing import CliRunner
+    from conftest import synthetic_digits
+
+    root = tmp_path_factory.mktemp("board")
+    data = root / "digits.npz"
+    np.savez(data, **dict(zip(("x_train", "y_train", "x_test", "y_test"), synthetic_digits())))
+    runner = CliRunner()
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("DLCLI_LOGDIR", "DLCLI_CHECKPOINT_DIR"):
+            patch.delenv(name, raising=False)
+        (root / "plain").mkdir()
+        patch.chdir(root / "plain")
+        invoke_json(runner, "xor", "--epochs", "300", "--log-every", "100", "--name", "x")
+        invoke_json(runner, "mnist", "--data", data, "--batch-size", "64", "--log-every", "4", "--name", "m")
+        shutil.copytree(root / "plain", root / "with-compare")
+        patch.chdir(root / "with-compare")
+        invoke(runner, "compare", "--what", "activation", "--data", data, "--batch-size", "64", "--quiet")
+    return root
+
+
+def copy_into(workdir: Path, source: Path) -> Path:
+    for part in ("logs", "checkpoints"):
+        shutil.copytree(source / part, workdir / part)
     return workdir / "logs"
 
 
 @pytest.fixture
-def logdir_with_compare(runner, logdir, digits_npz) -> Path:
-    invoke(runner, "compare", "--what", "activation", "--data", digits_npz, "--batch-size", "64", "--quiet")
-    return logdir
+def logdir(trained_logs, workdir) -> Path:
+    return copy_into(workdir, trained_logs / "plain")
+
+
+@pytest.fixture
+def logdir_with_compare(trained_logs, workdir) -> Path:
+    return copy_into(workdir, trained_logs / "with-compare")
 
 
 def get_json(url: str):
