@@ -90,9 +90,23 @@ def test_the_core_never_imports_the_cluster_engine():
     assert_python_runs(code)
 
 
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory) -> tuple:
+    """GRID's comparison made serially, once for the file: (its data file, its rows)."""
+    import numpy as np
+    from click.testing import CliRunner
+    from conftest import synthetic_digits
+
+    folder = tmp_path_factory.mktemp("serial")
+    data = folder / "synthetic.npz"
+    np.savez(data, **dict(zip(("x_train", "y_train", "x_test", "y_test"), synthetic_digits())))
+    rows = compare_rows(CliRunner(), data, "--logdir", folder / "logs", "--checkpoint-dir", folder / "ck")
+    return data, rows
+
+
 @pytest.mark.slow
-def test_jobs_2_gives_the_serial_table_and_each_run_once_in_the_ledger(runner, workdir, digits_npz):
-    serial = compare_rows(runner, digits_npz, "--logdir", "serial-logs", "--checkpoint-dir", "serial-ck")
+def test_jobs_2_gives_the_serial_table_and_each_run_once_in_the_ledger(runner, workdir, serial):
+    digits_npz, serial = serial
     parallel = compare_rows(runner, digits_npz, "--jobs", "2")
     same_numbers(parallel, serial)
     entries = ledger(workdir)
@@ -137,8 +151,8 @@ def dask_cluster(workdir):
 
 
 @pytest.mark.slow
-def test_a_local_dask_cluster_gives_the_serial_table_shared_or_shipped(runner, workdir, digits_npz, dask_cluster):
-    serial = compare_rows(runner, digits_npz, "--logdir", "serial-logs", "--checkpoint-dir", "serial-ck")
+def test_a_local_dask_cluster_gives_the_serial_table_shared_or_shipped(runner, workdir, serial, dask_cluster):
+    digits_npz, serial = serial
     shared = compare_rows(runner, digits_npz, "--cluster", dask_cluster)
     same_numbers(shared, serial)
     assert len(ledger(workdir)) == 8
