@@ -83,14 +83,21 @@ def test_a_run_fills_the_cache_with_checksummed_entries_and_a_second_process_loa
 
 
 @pytest.mark.slow
-def test_the_off_switches_write_nothing(cold, tmp_path):
+def test_the_off_switch_writes_nothing(cold, tmp_path):
     cache = tmp_path / "cache"
     home = tmp_path / "xdg"
     out = dlcli(["--no-compile-cache", *XOR], tmp_path, DLCLI_COMPILE_CACHE=str(cache), XDG_CACHE_HOME=str(home))
     assert result_of(out) == cold[1]
-    out = dlcli(XOR, tmp_path, DLCLI_COMPILE_CACHE="off", XDG_CACHE_HOME=str(home))
-    assert result_of(out) == cold[1]
     assert not cache.exists() and not (home / "dlcli").exists()
+
+
+@pytest.mark.parametrize("setting", ["off", "OFF ", "0", "false", "no"])
+def test_the_off_setting_starts_nothing_and_writes_nothing(clean_env, tmp_path, setting):
+    # The setting is read by start(), before TensorFlow (the flag above sets it too).
+    clean_env.setenv(compile_cache.ENV, setting)
+    assert compile_cache.start() is None
+    assert "TF_XLA_FLAGS" not in os.environ and "DLCLI_COMPILE_CACHE_SESSION" not in os.environ
+    assert not (tmp_path / "xdg").exists()
 
 
 @pytest.mark.slow
@@ -104,30 +111,54 @@ def test_an_unwritable_cache_folder_is_one_warning_and_the_run_goes_on(cold, tmp
     assert out.stderr.strip() == lines[0]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("damage", ["garbage", "flipped bytes", "checksum lost"])
-def test_a_damaged_entry_is_left_out_with_one_warning_and_the_same_numbers(cold, tmp_path, damage):
-    cache = copy_of(cold[0], tmp_path)
-    [entry] = [p for p in cache.rglob("*" + compile_cache.SUFFIX)]
+def damage(entry: Path, how: str) -> None:
     checksum = Path(str(entry) + compile_cache.CHECKSUM)
     data = bytearray(entry.read_bytes())
-    if damage == "garbage":  # TensorFlow alone fails the run: "Can't parse ... as binary proto"
+    if how == "garbage":  # TensorFlow alone fails the run: "Can't parse ... as binary proto"
         entry.write_bytes(os.urandom(1000))
-    elif damage == "flipped bytes":  # still parses; inside the executable's code
+    elif how == "flipped bytes":  # still parses; inside the executable's code
         data[len(data) // 2 : len(data) // 2 + 64] = bytes(b ^ 0xFF for b in data[len(data) // 2 : len(data) // 2 + 64])
         entry.write_bytes(bytes(data))
     else:
         checksum.unlink()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["garbage", "flipped bytes", "checksum lost"])
+def test_a_damaged_entry_is_never_handed_to_tensorflow(cold, clean_env, tmp_path, caplog, how):
+    """The real entry of the cold run, damaged: a start leaves it out of the folder
+    TensorFlow reads, with one warning, and a store after compiling puts it back whole."""
+    cache = copy_of(cold[0], tmp_path)
+    clean_env.setenv(compile_cache.ENV, str(cache))
+    [entry] = [p for p in cache.rglob("*" + compile_cache.SUFFIX)]
+    whole = entry.read_bytes()
+    damage(entry, how)
+    with caplog.at_level("WARNING"):
+        session = compile_cache.start()
+    assert session.linked == set() and not (session.folder / entry.name).exists()
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(lines) == 1 and "1 unreadable entry" in lines[0], lines
+    (session.folder / entry.name).write_bytes(whole)  # what TensorFlow compiles again
+    assert session.publish() == 1
+    assert entry.read_bytes() == whole
+    assert compile_cache._intact(entry) is True
+
+
+@pytest.mark.slow
+def test_a_garbage_entry_is_one_warning_and_the_run_gives_the_same_numbers(cold, tmp_path):
+    # The damage TensorFlow itself would fail the whole run on, end to end in real processes.
+    cache = copy_of(cold[0], tmp_path)
+    [entry] = [p for p in cache.rglob("*" + compile_cache.SUFFIX)]
+    checksum = Path(str(entry) + compile_cache.CHECKSUM)
+    damage(entry, "garbage")
     out = dlcli(XOR, tmp_path, DLCLI_COMPILE_CACHE=str(cache))
     assert result_of(out) == cold[1]
     lines = warnings_in(out.stderr)
     assert len(lines) == 1 and "1 unreadable entry" in lines[0], out.stderr
-    # Compiled again and stored again, whole: the next run is quiet and warm (one more
-    # process; its checksum above says the same for the other damages).
+    # Compiled again and stored again, whole: the next run is quiet and warm.
     assert checksum.read_text().split()[0] == compile_cache._digest(entry.read_bytes())
-    if damage == "garbage":
-        again = dlcli(XOR, tmp_path, DLCLI_COMPILE_CACHE=str(cache))
-        assert result_of(again) == cold[1] and again.stderr == ""  # TensorFlow's noise on loading an entry too
+    again = dlcli(XOR, tmp_path, DLCLI_COMPILE_CACHE=str(cache))
+    assert result_of(again) == cold[1] and again.stderr == ""  # TensorFlow's noise on loading an entry too
 
 
 # -- the folder's key and the process plumbing (no TensorFlow) ------------------------
