@@ -280,10 +280,10 @@ class Lab:
         self.reuse = Reuse()
 
     def __repr__(self) -> str:
-        loop = "a compiled loop" if self.reuse.loop is not None else "no compiled loop"
+        loops = len(self.reuse.loops)
         count = len(self.reuse.datasets)
         return (f"Lab(logdir={self.logdir!r}, checkpoint_dir={self.checkpoint_dir!r}; keeps "
-                f"{counted(count, 'data set')} and {loop})")  # fmt: skip
+                f"{counted(count, 'data set')} and {counted(loops, 'compiled loop')})")  # fmt: skip
 
     def _progress(self, quiet):
         from dlcli.core.progress import Progress

@@ -395,7 +395,7 @@ def test_a_lab_reuses_its_compiled_loop_and_the_functions_share_nothing(monkeypa
     loop = lab.reuse.loop[1]
     second = lab.xor(**FAST_XOR, seed=1, quiet=True)
     assert lab.reuse.loop[1] is loop, "the second run of the same architecture compiled a new loop"
-    assert len(lab.reuse.datasets) == 1 and "a compiled loop" in repr(lab)
+    assert len(lab.reuse.datasets) == 1 and "1 compiled loop)" in repr(lab)
     assert len(made) == 1
     # Reusing the loop changes no number: the module's function, with a fresh Lab, agrees.
     alone = dlcli.xor(**FAST_XOR, seed=1, quiet=True)

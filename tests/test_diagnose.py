@@ -17,28 +17,27 @@ from conftest import assert_clean_refusal, assert_python_runs, invoke, synthetic
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """Tiny runs on synthetic digits, each constructed to show one problem (trained
-    once for the module, ~1 min: the tests that use them are marked slow):
-    {name: checkpoint folder}."""
+    once for the module through one dlcli.Lab, which compiles each architecture once:
+    the tests that use them are marked slow): {name: checkpoint folder}."""
     import numpy as np
-    from click.testing import CliRunner
+
+    import dlcli
 
     root = tmp_path_factory.mktemp("diagnose")
     x_train, y_train, x_test, y_test = synthetic_digits()
     data = root / "digits.npz"
     np.savez(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    common = ["--data", data, "--epochs", 2, "--log-every", 2, "--logdir", root / "logs",
-              "--checkpoint-dir", root / "checkpoints"]  # fmt: skip
     runs = {
-        "healthy": [],
-        "zeros": ["--init", "zeros"],  # every ReLU's input is 0 for every example: 100% dead
-        "saturated": ["--activation", "sigmoid", "--init", "ones"],  # inputs ~x100 Xavier's: flat sigmoids
-        "xavier30": ["--layers", 30, "--units", 32, "--init", "xavier"],  # He et al.'s Fig. 3
-        "he30": ["--layers", 30, "--units", 32, "--init", "he"],
-        "lr10": ["--lr", 10],
+        "healthy": {},
+        "zeros": {"init": "zeros"},  # every ReLU's input is 0 for every example: 100% dead
+        "saturated": {"activation": "sigmoid", "init": "ones"},  # inputs ~x100 Xavier's: flat sigmoids
+        "xavier30": {"layers": 30, "units": 32, "init": "xavier"},  # He et al.'s Fig. 3
+        "he30": {"layers": 30, "units": 32, "init": "he"},
+        "lr10": {"lr": 10},
     }
-    runner = CliRunner()
-    for name, extra in runs.items():
-        invoke(runner, "mnist", *common, "--name", name, *extra)
+    lab = dlcli.Lab(logdir=root / "logs", checkpoint_dir=root / "checkpoints", quiet=True)
+    for name, settings in runs.items():
+        lab.mnist(data=data, epochs=2, log_every=2, name=name, **settings)
     return {name: root / "checkpoints" / name for name in runs}
 
 
