@@ -108,6 +108,7 @@ def test_the_lab_notebook_runs_and_shows_its_results(workdir, monkeypatch):
     logdir = workdir / "logs"
     monkeypatch.setenv("DLCLI_LAB_DATA", _digits(workdir))
     monkeypatch.setenv("DLCLI_LAB_LOGDIR", str(logdir))
+    monkeypatch.setenv("DLCLI_LAB_LIMIT", "500")  # what is checked below does not depend on the size
     nb = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name=_kernel(workdir, monkeypatch),
                                      resources={"metadata": {"path": str(workdir)}})  # fmt: skip
