@@ -37,10 +37,10 @@ def loop_key(config: RunConfig) -> RunConfig:
 
 
 # How many compiled loops a Reuse keeps, the least recently used going first. A
-# comparison trains its seeds round by round (every variant's seed 0, then every
-# variant's seed 1, ...), so one kept loop would be replaced before its architecture
-# came round again; a loop of an MLP holds a few MB (its model, optimizer and
-# executables), so a grid's worth costs little.
+# comparison comes back to its architectures: every round of --seeds auto and every
+# rung of --prune goes over the variants again, and a Lab's calls alternate; keeping
+# only the last loop reused it between one variant's seeds only. A loop of an MLP holds
+# a few MB (its model, optimizer and executables), so a grid's worth costs little.
 MAX_LOOPS = 16
 
 
