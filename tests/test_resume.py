@@ -165,8 +165,31 @@ def test_an_event_file_made_within_the_same_second_still_sorts_last(tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_of_a_finished_run_says_so(runner, digits_npz):
-    mnist(runner, digits_npz, "done", "--epochs", "1")
+@pytest.fixture(scope="module")
+def one_epoch(tmp_path_factory):
+    """MODEL trained for one epoch, once for the file: its checkpoint folder."""
+    from click.testing import CliRunner
+    from conftest import synthetic_digits
+
+    folder = tmp_path_factory.mktemp("one-epoch")
+    data = folder / "synthetic.npz"
+    np.savez(data, **dict(zip(("x_train", "y_train", "x_test", "y_test"), synthetic_digits())))
+    invoke_json(CliRunner(), "mnist", "--data", data, *MODEL, "--epochs", "1", "--name", "one", "--quiet",
+                "--logdir", folder / "logs", "--checkpoint-dir", folder / "checkpoints")  # fmt: skip
+    return folder / "checkpoints/one"
+
+
+@pytest.fixture
+def finished(one_epoch, workdir):
+    """A copy of that finished run in this test's folder (checkpoints/done), to resume,
+    lock or damage as if `dlcli mnist ... --name done` had trained it here."""
+    from dlcli.core.runs import RunFolder
+
+    RunFolder.open(one_epoch).copy_to(workdir / "checkpoints/done", logdir=workdir / "logs/done")
+    return workdir / "checkpoints/done"
+
+
+def test_resume_of_a_finished_run_says_so(runner, finished):
     result = invoke(runner, "resume", "checkpoints/done")
     assert "already finished" in result.stdout
     assert invoke_json(runner, "resume", "checkpoints/done")["steps"] == 8
@@ -181,16 +204,14 @@ def test_resume_xor(runner, workdir):
     assert_same_state(workdir / "checkpoints/w", workdir / "checkpoints/p")
 
 
-def test_architecture_flags_cannot_change(runner, digits_npz):
-    mnist(runner, digits_npz, "arch", "--epochs", "1")
-    result = runner.invoke(cli, ["resume", "checkpoints/arch", "--units", "64"])
+def test_architecture_flags_cannot_change(runner, finished):
+    result = runner.invoke(cli, ["resume", "checkpoints/done", "--units", "64"])
     assert_clean_refusal(result, "--units cannot change on resume", exit_code=2)
 
 
 @pytest.mark.slow
-def test_bad_run_folders(runner, workdir, digits_npz):
-    mnist(runner, digits_npz, "r", "--epochs", "1")
-    folder = workdir / "checkpoints/r"
+def test_bad_run_folders(runner, workdir, finished):
+    folder = finished
     (workdir / "empty").mkdir()
     assert_clean_refusal(runner.invoke(cli, ["resume", "nowhere"]), "nowhere is not a folder")
     assert_clean_refusal(runner.invoke(cli, ["resume", "empty"]), "not a dlcli run folder")
@@ -218,16 +239,15 @@ def test_bad_run_folders(runner, workdir, digits_npz):
 
 
 @pytest.mark.slow
-def test_a_folder_in_use_is_refused(runner, digits_npz):
-    mnist(runner, digits_npz, "busy", "--epochs", "1")
-    fd = os.open("checkpoints/busy/.lock", os.O_RDWR)
+def test_a_folder_in_use_is_refused(runner, finished):
+    fd = os.open("checkpoints/done/.lock", os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        result = runner.invoke(cli, ["resume", "checkpoints/busy", "--epochs", "2"])
+        result = runner.invoke(cli, ["resume", "checkpoints/done", "--epochs", "2"])
         assert_clean_refusal(result, "in use by another dlcli process")
     finally:
         os.close(fd)
-    invoke(runner, "resume", "checkpoints/busy", "--epochs", "2", "--json")
+    invoke(runner, "resume", "checkpoints/done", "--epochs", "2", "--json")
 
 
 # 40 epochs of batch 8 (2560 steps, seconds of training): a kill or Ctrl-C lands mid-run.
