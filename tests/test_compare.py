@@ -6,10 +6,12 @@ import csv
 import io
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import (
     assert_clean_refusal,
@@ -17,6 +19,7 @@ from conftest import (
     invoke,
     stop_process,
     subprocess_env,
+    synthetic_digits,
     tree,
     wait_until,
 )
@@ -241,9 +244,48 @@ def test_a_clearly_best_row_is_the_only_starred_one_and_one_seed_stars_none():
     ]  # fmt: skip
 
 
+def trained_once(tmp_path_factory, name: str, *args) -> tuple:
+    """`compare --data D --batch-size 64 --quiet ARGS` trained once for the module, in a
+    folder of its own with its own synthetic digits: (folder, data file, stdout)."""
+    from click.testing import CliRunner
+
+    folder = tmp_path_factory.mktemp(name)
+    data = folder / "synthetic.npz"
+    np.savez(data, **dict(zip(("x_train", "y_train", "x_test", "y_test"), synthetic_digits())))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        for variable in ("DLCLI_LOGDIR", "DLCLI_CHECKPOINT_DIR"):
+            patch.delenv(variable, raising=False)
+        out = compare(CliRunner(), data, *args).stdout
+    return folder, data, out
+
+
+def copied(trained: tuple, workdir) -> tuple:
+    """The trained comparison's logs/ and checkpoints/ copied into this test's folder (a
+    test may add runs, force them or edit their records): (data file, first stdout). The
+    data file stays where it was, so the runs' configurations (the ledger key) match."""
+    folder, data, out = trained
+    for part in ("logs", "checkpoints"):
+        shutil.copytree(folder / part, workdir / part)
+    return data, out
+
+
+@pytest.fixture(scope="module")
+def activation_sweep(tmp_path_factory):
+    """`compare --what activation --seeds 2` (sigmoid-normal, relu-normal; 1 epoch):
+    trained once for the tests that read it, rerun it or build on it; each copies it."""
+    return trained_once(tmp_path_factory, "activation-sweep", "--what", "activation", "--seeds", "2")
+
+
+@pytest.fixture(scope="module")
+def units_sweep(tmp_path_factory):
+    """`compare --vary units=8,16 --format json`, trained once; each test copies it."""
+    return trained_once(tmp_path_factory, "units-sweep", "--vary", "units=8,16", "--format", "json")
+
+
 @pytest.mark.slow
-def test_every_format_renders_and_a_rerun_trains_nothing(runner, workdir, digits_npz):
-    first = compare(runner, digits_npz, "--what", "activation", "--seeds", "2").stdout
+def test_every_format_renders_and_a_rerun_trains_nothing(runner, workdir, activation_sweep):
+    digits_npz, first = copied(activation_sweep, workdir)  # the table the training run printed
     assert len(ledger_lines(workdir)) == 4
     assert "sigmoid-normal" in first and "relu-normal" in first and "| verdict " in first
     for fmt in ("plain", "grid", "pipe", "latex", "html", "rst"):
@@ -274,23 +316,29 @@ def only(paths):
 
 
 @pytest.mark.slow
-def test_force_reruns_and_runs_land_in_compare_folders(runner, workdir, digits_npz):
-    compare(runner, digits_npz, "--what", "activation")
+def test_force_reruns_and_runs_land_in_compare_folders(runner, workdir, activation_sweep):
+    digits_npz, _ = copied(activation_sweep, workdir)
+    trained = ledger_lines(workdir)
     # Its own data and batch size make it another comparison than the default one: a
     # folder of its own (named by the preset and a hash of the shared settings).
     folder = only((workdir / "logs/compare").glob("activation-*"))
     assert re.fullmatch(r"activation-[0-9a-f]{8}", folder.name)
     assert (folder / "relu-normal-s0/train").is_dir()
     assert (workdir / "checkpoints/compare" / folder.name / "sigmoid-normal-s0/run.json").is_file()
+    compare(runner, digits_npz, "--what", "activation")
+    assert ledger_lines(workdir) == trained  # seed 0 of each variant is in the ledger: nothing trains
     compare(runner, digits_npz, "--what", "activation", "--force")
-    assert len(ledger_lines(workdir)) == 4
+    forced = ledger_lines(workdir)[len(trained):]  # --force trains both runs again
+    assert sorted((e["variant"], e["seed"]) for e in forced) == [("relu-normal", 0), ("sigmoid-normal", 0)]
 
 
 @pytest.mark.slow
-def test_another_base_never_resumes_or_reuses_a_run_of_this_one(runner, workdir, digits_npz):
+def test_another_base_never_resumes_or_reuses_a_run_of_this_one(runner, workdir, activation_sweep):
+    digits_npz, _ = copied(activation_sweep, workdir)
     one = json.loads(compare(runner, digits_npz, "--what", "activation", "--format", "json").stdout)
+    assert len(ledger_lines(workdir)) == 4  # 1 epoch: from the ledger
     two = json.loads(compare(runner, digits_npz, "--what", "activation", "--epochs", "2", "--format", "json").stdout)
-    assert len(ledger_lines(workdir)) == 4  # two more runs, not two reused ones
+    assert len(ledger_lines(workdir)) == 6  # two more runs, not two reused ones
     assert [r["accuracy"] for r in one] != [r["accuracy"] for r in two]
     records = [json.loads(p.read_text()) for p in (workdir / "checkpoints/compare").glob("*/relu-normal-s0/run.json")]
     assert sorted(r["config"]["train"]["epochs"] for r in records) == [1, 2]
@@ -413,9 +461,11 @@ def test_bad_compare_input(runner, workdir, args, needle):
 
 
 @pytest.mark.slow
-def test_plot_writes_a_png_and_without_matplotlib_says_what_to_install(runner, workdir, digits_npz, monkeypatch):
+def test_plot_writes_a_png_and_without_matplotlib_says_what_to_install(runner, workdir, activation_sweep,
+                                                                      monkeypatch):  # fmt: skip
     import importlib.util
 
+    digits_npz, _ = copied(activation_sweep, workdir)  # the curves are read from its event files
     args = ["compare", "--what", "activation", "--data", str(digits_npz), "--batch-size", "64", "--quiet",
             "--plot", "acc.png"]  # fmt: skip
     invoke(runner, *args)
@@ -441,12 +491,13 @@ def test_xor_depth_the_logistic_unit_never_solves_it_deeper_nets_mostly_do(runne
 
 @pytest.mark.slow
 @pytest.mark.parametrize("edit", ["another configuration", "an older dlcli"])
-def test_a_run_folder_of_another_configuration_is_started_over_not_resumed(runner, workdir, digits_npz, edit):
+def test_a_run_folder_of_another_configuration_is_started_over_not_resumed(runner, workdir, units_sweep, edit):
     # A folder at a planned run's path whose run.json says another configuration (edited
     # by hand), or that an older dlcli made (other initial weights), is never continued
     # as if it were this run.
     args = ["--vary", "units=8,16", "--format", "json"]
-    first = json.loads(compare(runner, digits_npz, *args).stdout)
+    digits_npz, out = copied(units_sweep, workdir)
+    first = json.loads(out)
     (workdir / "logs/compare/results.jsonl").unlink()
     (record_path,) = (workdir / "checkpoints/compare").glob("*/units=8-s0/run.json")
     record = json.loads(record_path.read_text())
@@ -465,9 +516,10 @@ def test_a_run_folder_of_another_configuration_is_started_over_not_resumed(runne
 
 
 @pytest.mark.slow
-def test_ledger_results_of_an_older_dlcli_are_not_reused_and_the_summary_says_so(runner, workdir, digits_npz):
+def test_ledger_results_of_an_older_dlcli_are_not_reused_and_the_summary_says_so(runner, workdir, units_sweep):
     args = ["--vary", "units=8,16", "--format", "json"]
-    first = json.loads(compare(runner, digits_npz, *args).stdout)
+    digits_npz, out = copied(units_sweep, workdir)
+    first = json.loads(out)
     ledger = workdir / "logs/compare/results.jsonl"
     lines = [json.loads(line) for line in ledger.read_text().splitlines()]
     ledger.write_text("".join(json.dumps({**entry, "key_format": 2}) + "\n" for entry in lines))

@@ -34,9 +34,11 @@ GRID = ["--vary", "lr=0.01,0.001,0.0001", "--layers", "2", "--units", "32", "--d
 PRUNE = ["--epochs", "4", "--prune", "--prune-eta", "2"]
 
 
-def compare(runner, data, *args, where: str = ""):
+def compare(runner, data, *args, where: str = "", lrs: str = ""):
+    """`compare` of GRID (its learning rates `lrs` only, where given) with `args`."""
     folders = ["--logdir", f"{where}/logs", "--checkpoint-dir", f"{where}/ckpt"] if where else []
-    return invoke(runner, "compare", "--data", data, *GRID, *folders, *args)
+    grid = [f"lr={lrs}" if lrs and arg.startswith("lr=") else arg for arg in GRID]
+    return invoke(runner, "compare", "--data", data, *grid, *folders, *args)
 
 
 def rows_of(result) -> dict[str, dict]:
@@ -147,9 +149,14 @@ def test_prune_continues_the_best_exactly_and_keeps_the_pruned_rows(runner, seri
             assert row["accuracy"] == sum(e["accuracy"] for e in at[rung][variant]) / 2
 
     # Straight through, without --prune: the survivor's weights, accuracy and loss bit for
-    # bit, and every rung's numbers are those of a run trained straight to that rung.
+    # bit, and every rung's numbers are those of a run trained straight to that rung (the
+    # whole grid to 4 epochs; to 1 and 2 epochs, the variant pruned at that rung: a
+    # variant's runs are the same in a grid of it alone, only the ones compared differ).
+    stopped = {rung: next(v for v, row in pruned.items() if row["pruned_at"] == rung) for rung in (1, 2)}
     straight = {epochs: rows_of(compare(runner, digits_npz, "--epochs", str(epochs), "--format", "json",
-                                        where="straight")) for epochs in (1, 2, 4)}  # fmt: skip
+                                        where="straight", lrs=stopped[epochs].removeprefix("lr=") if epochs < 4 else ""))
+                for epochs in (1, 2, 4)}  # fmt: skip
+    assert [list(straight[epochs]) for epochs in (1, 2)] == [[stopped[1]], [stopped[2]]]
     for key in ("accuracy", "loss", "accuracy_std"):
         assert pruned[survivor][key] == straight[4][survivor][key]
     for variant, row in pruned.items():
