@@ -265,6 +265,10 @@ def test_a_run_logs_every_layer_at_step_0_and_every_logging_step(runner):
 # -- exactness across a real interruption -------------------------------------------
 
 MODEL = ["--layers", "3", "--units", "16", "--dropout", "0.3", "--batchnorm", "--batch-size", "8"]
+# 2 epochs of 512 // 8 = 64 steps: the resumed run crosses an epoch end (a new data
+# order) and a kill after the first steps still leaves over a hundred steps to go.
+EPOCHS = 2
+STEPS = EPOCHS * 64
 
 
 def event_steps(logdir, split="train") -> list[int]:
@@ -316,13 +320,13 @@ def test_every_series_stays_strictly_increasing_after_sigkill_with_log_every_1(r
     # Logging at every step puts an event right after the checkpoint the run resumes
     # from (here the only one, step 0): a truncation that keeps one step too many
     # leaves a duplicate step 1 behind.
-    args = ["--data", str(digits_npz), *MODEL, "--epochs", "4", "--log-every", "1"]
+    args = ["--data", str(digits_npz), *MODEL, "--epochs", str(EPOCHS), "--log-every", "1"]
     proc = start(workdir, args, "killed")
     logdir = workdir / "logs/killed"
     wait_until(lambda: any(s >= 3 for s in event_steps(logdir)), proc, what="steps past 2 in the event files")
     stop_process(proc, signal.SIGKILL)
     written = event_steps(logdir)
-    assert 1 in written and max(written) < 4 * 64, "the kill must land mid-run, after step 1 was logged"
+    assert 1 in written and max(written) < STEPS, "the kill must land mid-run, after step 1 was logged"
 
     resumed = invoke_json(runner, "resume", "checkpoints/killed")
     whole = invoke_json(runner, "mnist", *args, "--name", "whole")
@@ -337,14 +341,14 @@ def test_diagnostics_survive_a_sigkill_and_resume_mid_window_exactly(runner, wor
     # Checkpoints every 3 steps, logging every 5: resuming from a checkpoint that is
     # no logging step, the first update ratio after it spans steps from before the
     # kill, and only the checkpointed previous kernels can give the same number.
-    args = ["--data", str(digits_npz), *MODEL, "--epochs", "4", "--log-every", "5", "--save-every", "3",
+    args = ["--data", str(digits_npz), *MODEL, "--epochs", str(EPOCHS), "--log-every", "5", "--save-every", "3",
             "--keep", "1000"]  # fmt: skip
     proc = start(workdir, args, "killed")
     folder = workdir / "checkpoints/killed"
     wait_until(lambda: len(list(folder.glob("ckpt-*.index"))) >= 4, proc, what="a few checkpoints")
     stop_process(proc, signal.SIGKILL)
     steps = sorted(int(p.name[5:-6]) for p in folder.glob("ckpt-*.index"))
-    assert steps[-1] < 4 * 64, "the kill must land mid-run"
+    assert steps[-1] < STEPS, "the kill must land mid-run"
     # Resume from the newest checkpoint that is no logging step (an older one stands
     # in, as it would for a torn newest one): drop the ones after it.
     resume_from = max(s for s in steps if s % 5)
@@ -355,7 +359,7 @@ def test_diagnostics_survive_a_sigkill_and_resume_mid_window_exactly(runner, wor
 
     resumed = invoke_json(runner, "resume", "checkpoints/killed")
     whole = invoke_json(runner, "mnist", *args, "--name", "whole")
-    assert resumed["steps"] == whole["steps"] == 4 * 64
+    assert resumed["steps"] == whole["steps"] == STEPS
     ours, theirs = layer_series(resumed["logdir"]), layer_series(whole["logdir"])
     window_end = (resume_from // 5 + 1) * 5
     ratio = dict(ours["layers/hidden1/update_ratio"])

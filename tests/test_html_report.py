@@ -200,7 +200,7 @@ def test_xor_report_is_one_self_contained_file_with_the_table_plots_and_boundari
 
 
 @pytest.mark.slow
-def test_the_reports_command_remakes_it_later_and_trains_nothing(xor_report):
+def test_the_reports_command_remakes_it_later_and_trains_nothing(runner, xor_report, monkeypatch):
     folder, _, _ = xor_report
     path = folder / "the report.html"
     before = Page(path.read_text(encoding="utf-8"))
@@ -208,9 +208,11 @@ def test_the_reports_command_remakes_it_later_and_trains_nothing(xor_report):
     where = before.code[-2]
     assert command[0] == "dlcli" and where == str(folder)
     inode = path.stat().st_ino
-    out = subprocess.run([sys.executable, "-m", "dlcli", *command[1:]], cwd=where, capture_output=True, text=True,
-                         env=subprocess_env())  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    # The command typed again where the report says, in this process (the report's own
+    # process, in the fixture, is the real `python -m dlcli`): the same code, the same argv.
+    monkeypatch.chdir(where)
+    monkeypatch.setattr(sys, "argv", command)
+    out = invoke(runner, *command[1:])
     assert "6 in the ledger, 0 to resume, 0 to train" in out.stderr
     assert path.stat().st_ino != inode  # written anew (atomically: a new file renamed over the old)
     after = Page(path.read_text(encoding="utf-8"))
@@ -439,6 +441,14 @@ def browser_problems(path: Path) -> tuple[list[str], list[list[int]]]:
     return problems, sizes
 
 
+@pytest.fixture(scope="module")
+def good_page_in_chromium(tmp_path_factory) -> tuple[str, list[str]]:
+    """The made-up report's page, and what Chromium found wrong with it: opened once."""
+    good = tmp_path_factory.mktemp("good-page") / "good.html"
+    good.write_text(html_report.render(made_up_report()), encoding="utf-8")
+    return good.read_text(encoding="utf-8"), browser_problems(good)[0]
+
+
 @pytest.mark.slow
 @needs_chromium
 def test_chromium_decodes_every_image_of_a_real_report_and_fetches_nothing(xor_report):
@@ -460,11 +470,13 @@ def test_chromium_decodes_every_image_of_a_real_report_and_fetches_nothing(xor_r
         ("not a picture", "image 1 did not decode"),
     ],
 )
-def test_the_browser_check_catches_a_broken_copy(workdir, fault, needle):
+def test_the_browser_check_catches_a_broken_copy(workdir, good_page_in_chromium, fault, needle):
     # (Chromium draws a truncated PNG in part, without an error: decode_png catches that one.)
+    # The page each broken copy is made from, clean in the browser (opened once for the file).
+    page, problems_of_the_good_one = good_page_in_chromium
+    assert problems_of_the_good_one == []
     good = workdir / "good.html"
-    good.write_text(html_report.render(made_up_report()), encoding="utf-8")
-    assert browser_problems(good)[0] == []
+    good.write_text(page, encoding="utf-8")
     broken = workdir / "broken.html"
     broken.write_text(broken_copies(good.read_text(encoding="utf-8"))[fault], encoding="utf-8")
     problems, _ = browser_problems(broken)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import assert_clean_refusal, invoke, invoke_json
@@ -23,10 +26,26 @@ def corners_predicted(image: np.ndarray) -> dict:
 XOR_TARGETS = {(0, 0): 0, (0, 1): 1, (1, 0): 1, (1, 1): 0}
 
 
-def test_a_solved_xor_boundary_forms_in_tensorboard_and_separates_the_points(runner, workdir):
-    out = invoke_json(runner, "xor", "--name", "deep")  # the defaults: 4 layers, 20000 epochs, log every 1000
+@pytest.fixture(scope="module")
+def deep_xor(tmp_path_factory):
+    """`dlcli xor --plot deep.png` with the defaults (4 layers, 20000 epochs, log every
+    1000), trained once for the file: (its folder, its --json result). Tests that
+    resume it work on a copy."""
+    from click.testing import CliRunner
+
+    folder = tmp_path_factory.mktemp("deep-xor")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("DLCLI_LOGDIR", "DLCLI_CHECKPOINT_DIR"):
+            patch.delenv(name, raising=False)
+        patch.chdir(folder)
+        out = invoke_json(CliRunner(), "xor", "--name", "deep", "--plot", "deep.png", "--quiet")
+    return folder, out
+
+
+def test_a_solved_xor_boundary_forms_in_tensorboard_and_separates_the_points(deep_xor):
+    folder, out = deep_xor
     assert out["accuracy"] == 1.0
-    images = summaries.read_images(workdir / out["logdir"], "train")
+    images = summaries.read_images(folder / out["logdir"], "train")
     assert set(images) == {"boundary", "boundary/hidden1_units"}
     assert [step for step, _ in images["boundary"]] == list(range(1000, 20001, 1000))  # every logging step
     final = decode(images["boundary"][-1][1])
@@ -99,7 +118,9 @@ def test_picture_pieces():
 
 
 @pytest.mark.slow
-def test_plot_files_for_xor_layers_manual_mnist_and_resume(runner, workdir, digits_npz):
+def test_plot_files_for_xor_layers_manual_mnist_and_resume(runner, workdir, digits_npz, deep_xor):
+    import shutil
+
     import matplotlib.image
 
     def looks_drawn(path):
@@ -107,8 +128,17 @@ def test_plot_files_for_xor_layers_manual_mnist_and_resume(runner, workdir, digi
         pixels = matplotlib.image.imread(str(path))
         assert pixels.shape[0] > 300 and pixels.std() > 0.05, path
 
-    invoke(runner, "xor", "--plot", "deep.png", "--name", "deep", "--quiet")
-    looks_drawn(workdir / "deep.png")
+    # `xor --plot deep.png --name deep` (the defaults) was run in deep_xor's folder.
+    folder, _ = deep_xor
+    looks_drawn(folder / "deep.png")
+    for part in ("logs/deep", "checkpoints/deep"):
+        shutil.copytree(folder / part, workdir / part)
+    # The copy's record points at the copy's logs, as if trained here (resume writes there).
+    record_path = workdir / "checkpoints/deep/run.json"
+    record = json.loads(record_path.read_text())
+    assert Path(record["logdir"]) == (folder / "logs/deep").resolve()
+    record["logdir"] = str((workdir / "logs/deep").resolve())
+    record_path.write_text(json.dumps(record))
     invoke(runner, "xor", "--layers", "1", "--epochs", "500", "--plot", "line.png", "--quiet")
     looks_drawn(workdir / "line.png")
     invoke(runner, "xor", "--manual", "--plot", "gates.png")
