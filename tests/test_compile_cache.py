@@ -125,7 +125,7 @@ def damage(entry: Path, how: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["garbage", "flipped bytes", "checksum lost"])
-def test_a_damaged_entry_is_never_handed_to_tensorflow(cold, clean_env, tmp_path, caplog, how):
+def test_a_damaged_entry_is_never_handed_to_tensorflow(cold, clean_env, tmp_path, how):
     """The real entry of the cold run, damaged: a start leaves it out of the folder
     TensorFlow reads, with one warning, and a store after compiling puts it back whole."""
     cache = copy_of(cold[0], tmp_path)
@@ -133,10 +133,18 @@ def test_a_damaged_entry_is_never_handed_to_tensorflow(cold, clean_env, tmp_path
     [entry] = [p for p in cache.rglob("*" + compile_cache.SUFFIX)]
     whole = entry.read_bytes()
     damage(entry, how)
-    with caplog.at_level("WARNING"):
+    # Heard on dlcli's own logger (the CLI, run earlier in this process, stops it
+    # propagating to the root logger that caplog listens on).
+    heard: list[logging.LogRecord] = []
+    listener = logging.Handler(logging.WARNING)
+    listener.emit = heard.append
+    compile_cache.log.addHandler(listener)
+    try:
         session = compile_cache.start()
+    finally:
+        compile_cache.log.removeHandler(listener)
     assert session.linked == set() and not (session.folder / entry.name).exists()
-    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    lines = [r.getMessage() for r in heard]
     assert len(lines) == 1 and "1 unreadable entry" in lines[0], lines
     (session.folder / entry.name).write_bytes(whole)  # what TensorFlow compiles again
     assert session.publish() == 1
