@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -118,6 +119,22 @@ def digits_npz(tmp_path) -> Path:
     path = tmp_path / "synthetic.npz"
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     return path
+
+
+@contextlib.contextmanager
+def fixture_folder(tmp_path_factory, name: str):
+    """For a module-scoped fixture that trains once for its file: a folder of its own
+    holding synthetic digits (synthetic.npz), made the current folder with no
+    DLCLI_LOGDIR/DLCLI_CHECKPOINT_DIR, as `workdir` does for a test. Yields (folder,
+    data file); tests that change what it made work on a copy."""
+    folder = tmp_path_factory.mktemp(name)
+    data = folder / "synthetic.npz"
+    np.savez(data, **dict(zip(("x_train", "y_train", "x_test", "y_test"), synthetic_digits())))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        for variable in ("DLCLI_LOGDIR", "DLCLI_CHECKPOINT_DIR"):
+            patch.delenv(variable, raising=False)
+        yield folder, data
 
 
 @pytest.fixture(scope="session")

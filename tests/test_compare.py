@@ -19,7 +19,7 @@ from conftest import (
     invoke,
     stop_process,
     subprocess_env,
-    synthetic_digits,
+    fixture_folder,
     tree,
     wait_until,
 )
@@ -249,13 +249,7 @@ def trained_once(tmp_path_factory, name: str, *args) -> tuple:
     folder of its own with its own synthetic digits: (folder, data file, stdout)."""
     from click.testing import CliRunner
 
-    folder = tmp_path_factory.mktemp(name)
-    data = folder / "synthetic.npz"
-    np.savez(data, **dict(zip(("x_train", "y_train", "x_test", "y_test"), synthetic_digits())))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        for variable in ("DLCLI_LOGDIR", "DLCLI_CHECKPOINT_DIR"):
-            patch.delenv(variable, raising=False)
+    with fixture_folder(tmp_path_factory, name) as (folder, data):
         out = compare(CliRunner(), data, *args).stdout
     return folder, data, out
 

@@ -93,14 +93,11 @@ def test_the_core_never_imports_the_cluster_engine():
 @pytest.fixture(scope="module")
 def serial(tmp_path_factory) -> tuple:
     """GRID's comparison made serially, once for the file: (its data file, its rows)."""
-    import numpy as np
     from click.testing import CliRunner
-    from conftest import synthetic_digits
+    from conftest import fixture_folder
 
-    folder = tmp_path_factory.mktemp("serial")
-    data = folder / "synthetic.npz"
-    np.savez(data, **dict(zip(("x_train", "y_train", "x_test", "y_test"), synthetic_digits())))
-    rows = compare_rows(CliRunner(), data, "--logdir", folder / "logs", "--checkpoint-dir", folder / "ck")
+    with fixture_folder(tmp_path_factory, "serial") as (folder, data):
+        rows = compare_rows(CliRunner(), data, "--logdir", folder / "logs", "--checkpoint-dir", folder / "ck")
     return data, rows
 
 

@@ -16,7 +16,7 @@ from conftest import (
     invoke,
     stop_process,
     subprocess_env,
-    synthetic_digits,
+    fixture_folder,
     wait_until,
 )
 from test_resume import assert_same_state
@@ -107,13 +107,7 @@ def serial_prune(tmp_path_factory):
     another way of making it against it: (its folder, its data file, its table)."""
     from click.testing import CliRunner
 
-    folder = tmp_path_factory.mktemp("serial-prune")
-    data = folder / "synthetic.npz"
-    np.savez(data, **dict(zip(("x_train", "y_train", "x_test", "y_test"), synthetic_digits())))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        for name in ("DLCLI_LOGDIR", "DLCLI_CHECKPOINT_DIR"):
-            patch.delenv(name, raising=False)
+    with fixture_folder(tmp_path_factory, "serial-prune") as (folder, data):
         rows = rows_of(compare(CliRunner(), data, *PRUNE, "--format", "json"))
     return folder, data, rows
 

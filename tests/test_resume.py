@@ -169,13 +169,11 @@ def test_an_event_file_made_within_the_same_second_still_sorts_last(tmp_path):
 def one_epoch(tmp_path_factory):
     """MODEL trained for one epoch, once for the file: its checkpoint folder."""
     from click.testing import CliRunner
-    from conftest import synthetic_digits
+    from conftest import fixture_folder
 
-    folder = tmp_path_factory.mktemp("one-epoch")
-    data = folder / "synthetic.npz"
-    np.savez(data, **dict(zip(("x_train", "y_train", "x_test", "y_test"), synthetic_digits())))
-    invoke_json(CliRunner(), "mnist", "--data", data, *MODEL, "--epochs", "1", "--name", "one", "--quiet",
-                "--logdir", folder / "logs", "--checkpoint-dir", folder / "checkpoints")  # fmt: skip
+    with fixture_folder(tmp_path_factory, "one-epoch") as (folder, data):
+        invoke_json(CliRunner(), "mnist", "--data", data, *MODEL, "--epochs", "1", "--name", "one", "--quiet",
+                    "--logdir", folder / "logs", "--checkpoint-dir", folder / "checkpoints")  # fmt: skip
     return folder / "checkpoints/one"
 
 
@@ -259,13 +257,11 @@ def straight_long(tmp_path_factory):
     """LONG trained straight through once for the file: (its data file, its --json
     result, its checkpoint folder). Where a run saves does not change its numbers."""
     from click.testing import CliRunner
-    from conftest import synthetic_digits
+    from conftest import fixture_folder
 
-    folder = tmp_path_factory.mktemp("straight")
-    data = folder / "synthetic.npz"
-    np.savez(data, **dict(zip(("x_train", "y_train", "x_test", "y_test"), synthetic_digits())))
-    result = invoke_json(CliRunner(), "mnist", "--data", data, *LONG, "--name", "whole", "--quiet",
-                         "--logdir", folder / "logs", "--checkpoint-dir", folder / "checkpoints")  # fmt: skip
+    with fixture_folder(tmp_path_factory, "straight") as (folder, data):
+        result = invoke_json(CliRunner(), "mnist", "--data", data, *LONG, "--name", "whole", "--quiet",
+                             "--logdir", folder / "logs", "--checkpoint-dir", folder / "checkpoints")  # fmt: skip
     return data, result, folder / "checkpoints/whole"
 
 
