@@ -164,7 +164,6 @@ def test_an_event_file_made_within_the_same_second_still_sorts_last(tmp_path):
     assert summaries.read_scalars(tmp_path / "run", "train") == {"loss": [(1, 1.0), (2, 2.0)]}
 
 
-@pytest.mark.slow
 @pytest.fixture(scope="module")
 def one_epoch(tmp_path_factory):
     """MODEL trained for one epoch, once for the file: its checkpoint folder."""
@@ -187,6 +186,7 @@ def finished(one_epoch, workdir):
     return workdir / "checkpoints/done"
 
 
+@pytest.mark.slow
 def test_resume_of_a_finished_run_says_so(runner, finished):
     result = invoke(runner, "resume", "checkpoints/done")
     assert "already finished" in result.stdout
