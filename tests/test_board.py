@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -29,23 +30,17 @@ def trained_logs(tmp_path_factory) -> Path:
     """A folder with an XOR run `x`, an MNIST run `m` (its logs/ and checkpoints/) and,
     in `with-compare/`, the same two beside a `compare --what activation`: trained once
     for the file; each test gets a copy (some add runs or rename files)."""
-    import numpy as np
     from click.testing import CliRunner
-    from conftest import synthetic_digits
+    from conftest import fixture_folder
 
-    root = tmp_path_factory.mktemp("board")
-    data = root / "digits.npz"
-    np.savez(data, **dict(zip(("x_train", "y_train", "x_test", "y_test"), synthetic_digits())))
     runner = CliRunner()
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("DLCLI_LOGDIR", "DLCLI_CHECKPOINT_DIR"):
-            patch.delenv(name, raising=False)
+    with fixture_folder(tmp_path_factory, "board") as (root, data):
         (root / "plain").mkdir()
-        patch.chdir(root / "plain")
+        os.chdir(root / "plain")  # the fixture's patch restores the folder afterwards
         invoke_json(runner, "xor", "--epochs", "300", "--log-every", "100", "--name", "x")
         invoke_json(runner, "mnist", "--data", data, "--batch-size", "64", "--log-every", "4", "--name", "m")
         shutil.copytree(root / "plain", root / "with-compare")
-        patch.chdir(root / "with-compare")
+        os.chdir(root / "with-compare")
         invoke(runner, "compare", "--what", "activation", "--data", data, "--batch-size", "64", "--quiet")
     return root
 

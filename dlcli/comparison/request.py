@@ -6,7 +6,6 @@ Every comparison runs through the one loop of `policy`, with its policy: fixed s
 from __future__ import annotations
 
 import contextlib
-
 from dataclasses import dataclass
 from typing import Callable
 

@@ -19,7 +19,6 @@ design's looks, as before.
 from __future__ import annotations
 
 import contextlib
-
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable
 
