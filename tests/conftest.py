@@ -19,6 +19,15 @@ from click.testing import CliRunner
 
 from dlcli.cli import cli
 
+# Bytecode caches (__pycache__, git-ignored) as Python writes them by default, even where
+# PYTHONDONTWRITEBYTECODE is set (CI machines often set it): without them every xdist
+# worker parses and assertion-rewrites every test module again at each session (~4 s a
+# worker, measured in docs/speed.md), and every subprocess (`python -m dlcli`, `--jobs`
+# and Dask workers, the notebook's kernel) compiles dlcli from source. Set here, before
+# pytest imports the test modules.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 # Keras reads KERAS_HOME once, at import, and writes keras.json there: point it at an
 # empty folder for the whole session so no test sees (or fills) the user's cache.
 os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="dlcli-keras-home-")
