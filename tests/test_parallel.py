@@ -133,13 +133,17 @@ def start_workers(workdir, address: str, count: int, env=None):
     return workers
 
 
-@pytest.fixture
-def dask_cluster(workdir):
-    """A real Dask cluster on 127.0.0.1: a scheduler and two worker processes."""
-    scheduler, address = start_scheduler(workdir)
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """A real Dask cluster on 127.0.0.1: a scheduler and two worker processes, started
+    once for the file (each worker starts TensorFlow, 5-7 s; a worker killed by a test
+    is started again by its nanny, as on a real cluster), in a folder of its own: the
+    workers reach the tests' folders through the absolute paths dlcli sends them."""
+    folder = tmp_path_factory.mktemp("dask-cluster")
+    scheduler, address = start_scheduler(folder)
     workers = None
     try:
-        workers = start_workers(workdir, address, 2)
+        workers = start_workers(folder, address, 2)
         yield address
     finally:
         for proc in (workers, scheduler):
@@ -153,6 +157,8 @@ def test_a_local_dask_cluster_gives_the_serial_table_shared_or_shipped(runner, w
     shared = compare_rows(runner, digits_npz, "--cluster", dask_cluster)
     same_numbers(shared, serial)
     assert len(ledger(workdir)) == 8
+    # In the driver's folders, though the workers run in a folder of their own.
+    assert len(list((workdir / "checkpoints/compare").glob("*/*-s*/run.json"))) == 8
     shipped = compare_rows(runner, digits_npz, "--cluster", dask_cluster, "--cluster-files", "ship",
                            "--logdir", "ship-logs", "--checkpoint-dir", "ship-ck")  # fmt: skip
     same_numbers(shipped, serial)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 import secrets
 import tarfile
 import tempfile
@@ -90,6 +91,12 @@ class DaskRunner:
         resources = {"GPU": 1} if any(w.get("resources", {}).get("GPU") for w in workers) else None
         futures = {}
         for task in tasks:
+            if shared:
+                # The driver's folders at the paths the workers see them: a worker's own
+                # current folder is not the driver's, so --checkpoint-dir and --logdir
+                # (relative by default) go as absolute paths (the ledger key leaves both out).
+                task = replace(task, config=replace(task.config, checkpoint_dir=os.path.abspath(task.config.checkpoint_dir),
+                                                    logdir=os.path.abspath(task.config.logdir)))  # fmt: skip
             future = client.submit(run_on_worker, task, shared, key=f"dlcli-{task.config.name}-{secrets.token_hex(4)}",
                                    pure=False, resources=resources)  # fmt: skip
             futures[future] = task
