@@ -372,6 +372,7 @@ def test_diagnostics_survive_a_sigkill_and_resume_mid_window_exactly(runner, wor
     assert_strictly_increasing(resumed["logdir"])
 
 
+@pytest.mark.slow
 def test_a_checkpoint_from_before_diagnostics_still_resumes(workdir):
     # dlcli 0.2's checkpoints hold no previous kernels: resume restores the rest and
     # starts the update window at the restored step (instead of "cannot restore").

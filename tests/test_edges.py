@@ -194,6 +194,7 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_step_0(runner, wo
 # -- recorded times --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_resume_that_trains_nothing_keeps_the_recorded_time(runner, workdir):
     first = invoke_json(runner, *XOR, "--name", "ts1")
     again = invoke_json(runner, "resume", "checkpoints/ts1")

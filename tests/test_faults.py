@@ -62,6 +62,7 @@ def test_torn_latest_checkpoint_falls_back_to_the_newest_good_one(runner, workdi
     assert_same_state(workdir / "checkpoints/whole", folder)
 
 
+@pytest.mark.slow
 def test_no_readable_checkpoint_is_one_clear_error(runner, workdir, digits_npz):
     invoke_json(runner, "mnist", "--data", str(digits_npz), "--batch-size", "64", "--save-every", "4", "--name", "bad")
     folder = workdir / "checkpoints/bad"
