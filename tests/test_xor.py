@@ -36,11 +36,26 @@ def test_wide_and_deep_default_solves_xor(runner):
     assert "accuracy on the 4 XOR points 1.0000" in result.stdout
 
 
-def test_json_summary_has_the_documented_keys(runner, workdir):
-    out = invoke_json(runner, "xor", "--epochs", "200", "--name", "j")
+@pytest.fixture(scope="module")
+def logged_run(tmp_path_factory) -> tuple:
+    """One XOR run that logs and saves every 100 of its 400 epochs, trained once for the
+    tests that read its --json summary, checkpoints, record and event files: (its
+    folder, its --json output). Nothing here changes what it made."""
+    from click.testing import CliRunner
+    from conftest import fixture_folder
+
+    with fixture_folder(tmp_path_factory, "xor-run") as (folder, _):
+        out = invoke_json(CliRunner(), "xor", "--epochs", "400", "--log-every", "100", "--save-every", "100", "--keep",
+                          "2", "--name", "r")  # fmt: skip
+    return folder, out
+
+
+def test_json_summary_has_the_documented_keys(logged_run):
+    folder, out = logged_run
     assert set(out) == {"run", "accuracy", "loss", "epochs", "steps", "train_seconds", "checkpoint_dir", "logdir"}
-    assert out["run"] == "j" and out["epochs"] == 200 and out["steps"] == 200
-    assert (workdir / out["checkpoint_dir"] / "run.json").is_file()
+    assert out["run"] == "r" and out["epochs"] == 400 and out["steps"] == 400
+    assert out["checkpoint_dir"] == "checkpoints/r" and out["logdir"] == "logs/r"
+    assert (folder / out["checkpoint_dir"] / "run.json").is_file()
 
 
 @pytest.mark.slow
@@ -68,11 +83,11 @@ def test_manual_gates_compute_xor(runner):
     assert "W1=[5,5] b1=-8" in table and "gate1" in table
 
 
-def test_histograms_and_scalars_are_in_the_event_files(runner):
+def test_histograms_and_scalars_are_in_the_event_files(logged_run):
     from dlcli.core import summaries
 
-    out = invoke_json(runner, "xor", "--epochs", "400", "--log-every", "100", "--name", "h")
-    hist = summaries.read_histograms(out["logdir"])
+    folder, out = logged_run
+    hist = summaries.read_histograms(folder / out["logdir"])
     expected = {f"hidden{i}/{kind}" for i in (1, 2, 3) for kind in ("weights", "biases", "activations")}
     expected |= {"output/weights", "output/biases", "output/hypothesis"}
     assert expected <= set(hist)
@@ -80,16 +95,16 @@ def test_histograms_and_scalars_are_in_the_event_files(runner):
     buckets = hist["hidden1/weights"][0][1]
     assert buckets.shape[1] == 3 and buckets[:, 2].sum() == 2 * 10  # W1 is 2x10
     assert hist["output/hypothesis"][0][1][:, 2].sum() == 4  # the four XOR points
-    scalars = summaries.read_scalars(out["logdir"], "train")
+    scalars = summaries.read_scalars(folder / out["logdir"], "train")
     assert [s for s, _ in scalars["loss"]] == [100, 200, 300, 400]
     assert all(0 <= v <= 1 for _, v in scalars["accuracy"])
 
 
-def test_checkpoints_and_run_record(runner, workdir):
-    out = invoke_json(runner, "xor", "--epochs", "300", "--save-every", "100", "--keep", "2", "--name", "c")
-    folder = workdir / out["checkpoint_dir"]
+def test_checkpoints_and_run_record(logged_run):
+    folder, out = logged_run
+    folder = folder / out["checkpoint_dir"]
     indexes = sorted(p.name for p in folder.glob("ckpt-*.index"))
-    assert indexes == ["ckpt-200.index", "ckpt-300.index"]
+    assert indexes == ["ckpt-300.index", "ckpt-400.index"]  # --keep 2
     record = json.loads((folder / "run.json").read_text())
     assert record["status"] == "finished" and record["task"] == "xor"
     assert record["config"]["model"] == {
