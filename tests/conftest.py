@@ -20,9 +20,9 @@ from click.testing import CliRunner
 from dlcli.cli import cli
 
 # Bytecode caches (__pycache__, git-ignored) as Python writes them by default, even where
-# PYTHONDONTWRITEBYTECODE is set (CI machines often set it): without them every xdist
-# worker parses and assertion-rewrites every test module again at each session (~4 s a
-# worker, measured in docs/speed.md), and every subprocess (`python -m dlcli`, `--jobs`
+# PYTHONDONTWRITEBYTECODE is set (this machine and its CI set it): without them every
+# xdist worker parses and assertion-rewrites every test module again at each session
+# (the quick loop: 78-88 s without, 64-72 s with; docs/speed.md), and every subprocess (`python -m dlcli`, `--jobs`
 # and Dask workers, the notebook's kernel) compiles dlcli from source. Set here, before
 # pytest imports the test modules.
 sys.dont_write_bytecode = False
