@@ -22,9 +22,9 @@ from dlcli.cli import cli
 # Bytecode caches (__pycache__, git-ignored) as Python writes them by default, even where
 # PYTHONDONTWRITEBYTECODE is set (this machine and its CI set it): without them every
 # xdist worker parses and assertion-rewrites every test module again at each session
-# (the quick loop: 78-88 s without, 64-72 s with; docs/speed.md), and every subprocess (`python -m dlcli`, `--jobs`
-# and Dask workers, the notebook's kernel) compiles dlcli from source. Set here, before
-# pytest imports the test modules.
+# (the quick loop: 78-88 s without, 64-72 s with; docs/speed.md), and every subprocess
+# (`python -m dlcli`, `--jobs` and Dask workers, the notebook's kernel) compiles dlcli
+# from source. Set here, before pytest imports the test modules.
 sys.dont_write_bytecode = False
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
@@ -122,12 +122,16 @@ def synthetic_digits(n_train=512, n_test=128, seed=0):
     return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
 
 
-@pytest.fixture
-def digits_npz(tmp_path) -> Path:
+def write_synthetic_digits(path: Path) -> Path:
+    """`synthetic_digits()` as an .npz at `path`, the keys `--data` reads."""
     x_train, y_train, x_test, y_test = synthetic_digits()
-    path = tmp_path / "synthetic.npz"
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     return path
+
+
+@pytest.fixture
+def digits_npz(tmp_path) -> Path:
+    return write_synthetic_digits(tmp_path / "synthetic.npz")
 
 
 @contextlib.contextmanager
@@ -137,8 +141,7 @@ def fixture_folder(tmp_path_factory, name: str):
     DLCLI_LOGDIR/DLCLI_CHECKPOINT_DIR, as `workdir` does for a test. Yields (folder,
     data file); tests that change what it made work on a copy."""
     folder = tmp_path_factory.mktemp(name)
-    data = folder / "synthetic.npz"
-    np.savez(data, **dict(zip(("x_train", "y_train", "x_test", "y_test"), synthetic_digits())))
+    data = write_synthetic_digits(folder / "synthetic.npz")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
         for variable in ("DLCLI_LOGDIR", "DLCLI_CHECKPOINT_DIR"):

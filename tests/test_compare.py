@@ -11,15 +11,14 @@ import signal
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from conftest import (
     assert_clean_refusal,
     assert_usage_refused,
+    fixture_folder,
     invoke,
     stop_process,
     subprocess_env,
-    fixture_folder,
     tree,
     wait_until,
 )

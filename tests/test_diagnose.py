@@ -11,7 +11,7 @@ import pytest
 
 from dlcli import diagnosis
 from dlcli.cli import cli
-from conftest import assert_clean_refusal, assert_python_runs, invoke, synthetic_digits
+from conftest import assert_clean_refusal, assert_python_runs, invoke, write_synthetic_digits
 
 
 @pytest.fixture(scope="module")
@@ -19,14 +19,10 @@ def built(tmp_path_factory):
     """Tiny runs on synthetic digits, each constructed to show one problem (trained
     once for the module through one dlcli.Lab, which compiles each architecture once:
     the tests that use them are marked slow): {name: checkpoint folder}."""
-    import numpy as np
-
     import dlcli
 
     root = tmp_path_factory.mktemp("diagnose")
-    x_train, y_train, x_test, y_test = synthetic_digits()
-    data = root / "digits.npz"
-    np.savez(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    data = write_synthetic_digits(root / "digits.npz")
     runs = {
         "healthy": {},
         "zeros": {"init": "zeros"},  # every ReLU's input is 0 for every example: 100% dead

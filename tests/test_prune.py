@@ -8,15 +8,14 @@ import signal
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from conftest import (
     assert_clean_refusal,
     assert_usage_refused,
+    fixture_folder,
     invoke,
     stop_process,
     subprocess_env,
-    fixture_folder,
     wait_until,
 )
 from test_resume import assert_same_state
