@@ -129,19 +129,115 @@ def write_synthetic_digits(path: Path) -> Path:
     return path
 
 
+def shared_digits_file(tmp_path_factory) -> Path:
+    """The worker's one synthetic-digits file, written on first use and only read after.
+
+    One path for every test of a worker, not one per test: a run's data spec (its path)
+    is part of what decides whether a compiled loop can be reused (core.reuse.loop_key),
+    so tests that train the same net on it share the worker's compiled loop (see
+    `shared_compiled_loops`). `digits_are_untouched` checks at the end that no test
+    changed it."""
+    path = tmp_path_factory.getbasetemp() / "shared-synthetic.npz"
+    if not path.exists():
+        write_synthetic_digits(path)
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def digits_are_untouched(tmp_path_factory):
+    yield
+    path = tmp_path_factory.getbasetemp() / "shared-synthetic.npz"
+    if path.exists():
+        expected = write_synthetic_digits(path.with_name("expected-synthetic.npz")).read_bytes()
+        assert path.read_bytes() == expected, "a test changed the shared synthetic digits; change a copy"
+
+
 @pytest.fixture
-def digits_npz(tmp_path) -> Path:
-    return write_synthetic_digits(tmp_path / "synthetic.npz")
+def digits_npz(tmp_path_factory) -> Path:
+    return shared_digits_file(tmp_path_factory)
+
+
+# -- compiled loops shared by the tests of a worker --------------------------------------------
+#
+# Tracing and compiling a training step costs ~1.5 CPU-s per run (docs/speed.md), and the
+# suite trains ~250 runs in-process, most of them one of a few small nets on the same
+# synthetic digits. A command given no Reuse makes a fresh one (core.session: a single
+# `dlcli mnist` reuses nothing); here every in-process command and comparison gets the
+# worker's instead, as a dlcli.Lab's calls share theirs, so a net compiled by one test is
+# restarted by the next (core.reuse: the same state as a new loop; that equality is
+# tested on its own: test_resume's restarted-loop test, the comparison rerun tests).
+# What stays on fresh loops, whatever xdist's scheduling: every subprocess (`python -m
+# dlcli`, --jobs, Dask, SIGKILL), the API's functions and Labs (a Reuse of their own),
+# every test that patches a function or an item (`monkeypatch.setattr`), and the tests marked
+# `fresh_loops` (exact resume at and between epoch ends and to a higher target, the
+# seeds' data orders, XOR solved), whose commands each get a new Reuse as outside the
+# tests; and the first run of every net in every worker.
+WORKER_LOOPS = 64  # the worker's Reuse keeps this many nets (a Reuse keeps 16)
+
+
+class _WorkerReuse:
+    shared = None  # this worker's Reuse; None while a test wants fresh ones
+    made = None
+
+
+def _a_reuse():
+    from dlcli.core.reuse import Reuse
+
+    return _WorkerReuse.shared if _WorkerReuse.shared is not None else Reuse()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_compiled_loops():
+    from dlcli.comparison import runners
+    from dlcli.core import reuse, session
+
+    _WorkerReuse.made = reuse.Reuse()
+    _WorkerReuse.shared = _WorkerReuse.made
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(session, "Reuse", _a_reuse)
+        patch.setattr(runners, "Reuse", _a_reuse)
+        patch.setattr(reuse, "MAX_LOOPS", WORKER_LOOPS)
+        yield
+
+
+class _PatchingMeansFreshLoops(pytest.MonkeyPatch):
+    """pytest's monkeypatch, but once a test replaces an attribute or an item (a
+    function that may be compiled into a loop, which later tests would then reuse),
+    its commands get a new Reuse each, and the worker's is not touched by it."""
+
+    def setattr(self, *args, **kwargs):
+        _WorkerReuse.shared = None
+        return super().setattr(*args, **kwargs)
+
+    def setitem(self, *args, **kwargs):
+        _WorkerReuse.shared = None
+        return super().setitem(*args, **kwargs)
+
+    def delattr(self, *args, **kwargs):
+        _WorkerReuse.shared = None
+        return super().delattr(*args, **kwargs)
+
+
+@pytest.fixture
+def monkeypatch(request):
+    """(Overrides pytest's: see _PatchingMeansFreshLoops.) chdir and the environment
+    change no compiled function, so `workdir`'s use keeps the worker's loops."""
+    patch = _PatchingMeansFreshLoops()
+    if request.node.get_closest_marker("fresh_loops"):
+        _WorkerReuse.shared = None
+    yield patch
+    patch.undo()
+    _WorkerReuse.shared = _WorkerReuse.made
 
 
 @contextlib.contextmanager
 def fixture_folder(tmp_path_factory, name: str):
-    """For a module-scoped fixture that trains once for its file: a folder of its own
-    holding synthetic digits (synthetic.npz), made the current folder with no
-    DLCLI_LOGDIR/DLCLI_CHECKPOINT_DIR, as `workdir` does for a test. Yields (folder,
-    data file); tests that change what it made work on a copy."""
+    """For a module-scoped fixture that trains once for its file: a folder of its own,
+    made the current folder with no DLCLI_LOGDIR/DLCLI_CHECKPOINT_DIR, as `workdir` does
+    for a test. Yields (folder, the worker's synthetic digits); tests that change what
+    it made work on a copy."""
     folder = tmp_path_factory.mktemp(name)
-    data = write_synthetic_digits(folder / "synthetic.npz")
+    data = shared_digits_file(tmp_path_factory)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
         for variable in ("DLCLI_LOGDIR", "DLCLI_CHECKPOINT_DIR"):
@@ -250,3 +346,21 @@ def pytest_collection_modifyitems(config, items):
             if defs and defs[-1].scope == "module" and item.get_closest_marker("xdist_group") is None:
                 item.add_marker(pytest.mark.xdist_group(item.module.__name__))
                 break
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    """Say so when xdist's groups did not take (pytest 9.2 with pytest-xdist 3.8: setup.cfg
+    pins pytest below it): the suite still passes, but each worker that runs a file's
+    tests trains its module-scoped runs again (~2 minutes more on two cores)."""
+    if not session.config.getvalue("loadgroup"):
+        return
+    lost = [item.nodeid for item in session.items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+    if lost:
+        import warnings
+
+        warnings.warn(pytest.PytestWarning(
+            f"pytest-xdist's --dist loadgroup did not group {len(lost)} tests (pytest {pytest.__version__}): every "
+            f"worker trains their module-scoped runs again; install pytest<9.2 (setup.cfg's test extra)"
+        ))  # fmt: skip
+

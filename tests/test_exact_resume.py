@@ -49,6 +49,7 @@ def differences(first: dict, second: dict) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.fresh_loops  # built here, not restarted: tests/conftest.py
 def test_a_run_resumed_to_a_higher_target_records_what_a_straight_run_records(runner, workdir):
     # 1500 is between two logging steps (every 1000): the first process measured there.
     invoke(runner, "xor", "--epochs", "3000", "--name", "straight", "--quiet")

@@ -80,6 +80,7 @@ def assert_strictly_increasing(logdir):
 
 
 @pytest.mark.slow
+@pytest.mark.fresh_loops  # built here, not restarted: tests/conftest.py
 def test_resume_at_an_epoch_boundary_is_exact(runner, workdir, digits_npz):
     whole = mnist(runner, digits_npz, "whole", "--epochs", "3")
     mnist(runner, digits_npz, "part", "--epochs", "1")
@@ -91,6 +92,7 @@ def test_resume_at_an_epoch_boundary_is_exact(runner, workdir, digits_npz):
 
 
 @pytest.mark.slow
+@pytest.mark.fresh_loops  # built here, not restarted: tests/conftest.py
 def test_resume_mid_epoch_is_exact_and_tensorboard_stays_continuous(runner, workdir, digits_npz):
     whole = mnist(runner, digits_npz, "whole", "--epochs", "3", "--log-every", "2")
     cut = mnist(runner, digits_npz, "cut", "--epochs", "3", "--log-every", "2", "--save-every", "5", "--keep", "99")

@@ -44,6 +44,7 @@ def test_the_data_order_is_the_seeds(workdir):
 
 
 @pytest.mark.slow
+@pytest.mark.fresh_loops  # built here, not restarted: tests/conftest.py
 def test_two_seeds_see_the_digits_in_other_orders(runner, workdir, digits_npz):
     a = run(runner, digits_npz, "a", 1)
     again = run(runner, digits_npz, "again", 1)

@@ -25,6 +25,7 @@ def test_two_layer_net_solves_xor_given_the_labs_50000_epochs(runner):
     assert out["accuracy"] == 1.0
 
 
+@pytest.mark.fresh_loops  # built here, not restarted: tests/conftest.py
 def test_wide_and_deep_default_solves_xor(runner):
     result = invoke(runner, "xor")
     lines = result.stdout.splitlines()

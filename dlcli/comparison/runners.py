@@ -13,6 +13,7 @@ from typing import Iterator, Protocol
 
 from dlcli.comparison.ledger import KEY_FORMAT, RunStatus, ledger_key
 from dlcli.config import RunConfig
+from dlcli.core.reuse import Reuse
 from dlcli.core.runs import RunFolder
 
 
@@ -108,8 +109,6 @@ class SerialRunner:
         self.reuse = reuse  # kept between calls: --seeds auto's rounds reuse the compiled loops
 
     def run(self, tasks: Iterator[RunTask]) -> Iterator[tuple[RunTask, dict]]:
-        from dlcli.core.reuse import Reuse
-
         if self.reuse is None:
             self.reuse = Reuse()
         for task in tasks:
