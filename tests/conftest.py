@@ -353,7 +353,7 @@ def pytest_collection_finish(session):
     """Say so when xdist's groups did not take (pytest 9.2 with pytest-xdist 3.8: setup.cfg
     pins pytest below it): the suite still passes, but each worker that runs a file's
     tests trains its module-scoped runs again (~2 minutes more on two cores)."""
-    if not session.config.getvalue("loadgroup"):
+    if not getattr(session.config.option, "loadgroup", False):  # -n 0, or xdist not installed
         return
     lost = [item.nodeid for item in session.items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
     if lost:
