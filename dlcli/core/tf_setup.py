@@ -87,6 +87,42 @@ def _stderr_fd_silenced():
         os.close(devnull)
 
 
+@contextlib.contextmanager
+def _interrupt_after_loading():
+    """Hold a Ctrl-C that comes while TensorFlow loads, and raise it once it has.
+
+    `import tensorflow` runs seconds of Python inside C extensions; a KeyboardInterrupt
+    raised in there was seen lost (the run went on and finished, exit 0) or left the
+    process to die of the signal at exit (CHANGES 0.3.5). Raised here, after the import,
+    it reaches the command's one handler. A second Ctrl-C stops at once; a SIGINT the
+    process was started ignoring stays ignored."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous in (signal.SIG_IGN, None):
+        yield
+        return
+    received = []
+
+    def hold(signum, frame):
+        if received:
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        received.append(signum)
+
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
 def tensorflow():
     """Return the `tensorflow` module, importing and initialising it on first use."""
     if "tensorflow" in sys.modules and getattr(tensorflow, "_ready", False):
@@ -101,7 +137,7 @@ def tensorflow():
         # for missing features); real failures still reach Python as exceptions.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _stderr_fd_silenced():
+    with _interrupt_after_loading(), _stderr_fd_silenced():
         import tensorflow as tf
 
         if RUNTIME.multi_worker:
