@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -368,3 +369,34 @@ def test_a_pipe_closed_while_printing_ends_quietly(runner, workdir, monkeypatch,
     result = runner.invoke(cli, command)
     assert result.exit_code == 0 and "Error" not in result.output, result.output
     assert "Broken pipe" not in result.output
+
+
+def test_a_ctrl_c_while_tensorflow_loads_is_held_until_it_has_loaded():
+    """core.tf_setup holds the first SIGINT during `import tensorflow` (a KeyboardInterrupt
+    raised inside the import was seen lost) and raises it after; a second one at once;
+    a SIGINT the process ignores stays ignored. The process-level check is
+    test_ctrl_c_while_tensorflow_loads_says_what_happened_and_what_to_run."""
+    from dlcli.core.tf_setup import _interrupt_after_loading
+
+    ran_on = []
+    with pytest.raises(KeyboardInterrupt):
+        with _interrupt_after_loading():
+            os.kill(os.getpid(), signal.SIGINT)
+            ran_on.append("after the first")  # held: the import goes on
+    assert ran_on == ["after the first"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    with pytest.raises(KeyboardInterrupt):
+        with _interrupt_after_loading():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            ran_on.append("after the second")  # never: the second stops at once
+    assert ran_on == ["after the first"]
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with _interrupt_after_loading():
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
