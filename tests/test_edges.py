@@ -379,19 +379,27 @@ def test_a_ctrl_c_while_tensorflow_loads_is_held_until_it_has_loaded():
     from dlcli.core.tf_setup import _interrupt_after_loading
 
     ran_on = []
-    with pytest.raises(KeyboardInterrupt):
-        with _interrupt_after_loading():
-            os.kill(os.getpid(), signal.SIGINT)
-            ran_on.append("after the first")  # held: the import goes on
-    assert ran_on == ["after the first"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # (another test may have left its own)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _interrupt_after_loading():
+                os.kill(os.getpid(), signal.SIGINT)
+                ran_on.append("after the first")  # held: the import goes on
+        assert ran_on == ["after the first"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    finally:
+        signal.signal(signal.SIGINT, before)
 
-    with pytest.raises(KeyboardInterrupt):
-        with _interrupt_after_loading():
-            os.kill(os.getpid(), signal.SIGINT)
-            os.kill(os.getpid(), signal.SIGINT)
-            ran_on.append("after the second")  # never: the second stops at once
-    assert ran_on == ["after the first"]
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _interrupt_after_loading():
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)
+                ran_on.append("after the second")  # never: the second stops at once
+        assert ran_on == ["after the first"]
+    finally:
+        signal.signal(signal.SIGINT, before)
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
