@@ -88,38 +88,47 @@ def _stderr_fd_silenced():
 
 
 @contextlib.contextmanager
-def _interrupt_after_loading():
-    """Hold a Ctrl-C that comes while TensorFlow loads, and raise it once it has.
-
-    `import tensorflow` runs seconds of Python inside C extensions; a KeyboardInterrupt
-    raised in there was seen lost (the run went on and finished, exit 0) or left the
-    process to die of the signal at exit (CHANGES 0.3.5). Raised here, after the import,
-    it reaches the command's one handler. A second Ctrl-C stops at once; a SIGINT the
-    process was started ignoring stays ignored."""
+def held_interrupt(*, keep_ignored: bool = False):
+    """Hold a first Ctrl-C (the context yields a function: was one received?); a second
+    one raises KeyboardInterrupt at once. `keep_ignored`: a SIGINT the process was
+    started ignoring stays ignored. Off the main thread, nothing is held."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield lambda: False
         return
     previous = signal.getsignal(signal.SIGINT)
-    if previous in (signal.SIG_IGN, None):
-        yield
+    if keep_ignored and previous in (signal.SIG_IGN, None):
+        yield lambda: False
         return
     received = []
 
-    def hold(signum, frame):
+    def handler(signum, frame):
         if received:
             signal.signal(signal.SIGINT, previous)
             raise KeyboardInterrupt
         received.append(signum)
 
-    signal.signal(signal.SIGINT, hold)
+    signal.signal(signal.SIGINT, handler)
     try:
-        yield
+        yield lambda: bool(received)
     finally:
         signal.signal(signal.SIGINT, previous)
-    if received:
+
+
+@contextlib.contextmanager
+def _interrupt_after_loading():
+    """Hold a Ctrl-C that comes while TensorFlow loads, and raise it once it has.
+
+    `import tensorflow` runs seconds of Python inside C extensions; a KeyboardInterrupt
+    raised in there was seen to leave the process to die of the signal at exit
+    (CHANGES 0.3.5). Raised here, after the import, it reaches the command's one
+    handler. A second Ctrl-C stops at once; a SIGINT the process was started ignoring
+    stays ignored."""
+    with held_interrupt(keep_ignored=True) as interrupted:
+        yield
+    if interrupted():
         raise KeyboardInterrupt
 
 

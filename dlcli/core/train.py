@@ -15,10 +15,7 @@ order of the epoch it stopped in and continues at the same position.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,7 +24,7 @@ import numpy as np
 from dlcli.core.data import Dataset
 from dlcli.core.diagnostics import LayerDiagnostics
 from dlcli.core.progress import Progress
-from dlcli.core.tf_setup import tensorflow
+from dlcli.core.tf_setup import held_interrupt, tensorflow
 from dlcli.errors import DivergedError
 
 tf = tensorflow()
@@ -538,27 +535,10 @@ class TrainingLoop:
         return self._hypothesis(self.model(tf.constant(x), training=False)).numpy()
 
 
-@contextlib.contextmanager
 def _deferred_interrupt():
     """Hold a first Ctrl-C until the current compiled call and its bookkeeping are done
     (the caller checks `interrupted()` between calls); a second one stops at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-    received = []
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum, frame):
-        if received:
-            signal.signal(signal.SIGINT, previous)
-            raise KeyboardInterrupt
-        received.append(signum)
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield lambda: bool(received)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    return held_interrupt()
 
 
 def _assign_all(targets, sources) -> None:
