@@ -6,6 +6,7 @@ needed). `list_runs` reads the event files directly, for `dlcli board --list`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -170,20 +171,27 @@ def serve(logdir: Path, *, host: str, port: int | None, reload_interval: float =
         raise DlcliError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def stop_on_signals() -> None:
-    """Make Ctrl-C and SIGTERM raise KeyboardInterrupt, the server's clean stop.
+@contextlib.contextmanager
+def stop_on_signals():
+    """Within the block, Ctrl-C and SIGTERM raise KeyboardInterrupt, the server's clean
+    stop; the handlers from before are put back after it.
 
     Python leaves SIGINT ignored when it was ignored at start-up, as it is for a
     command started in the background (`dlcli board &`, nohup, some CI runners):
     the server is stoppable all the same. Installed before the server starts, so a
-    signal that comes early (while the URL is printed) stops it cleanly too."""
+    signal that comes early (while the URL is printed) stops it cleanly too. Put back,
+    so a caller in the same process (a notebook, a test) keeps its own handlers."""
     import signal
 
     def stop(signum, frame):
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 def wait_forever() -> None:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,14 @@ from dlcli.cli import cli
 # from source. Set here, before pytest imports the test modules.
 sys.dont_write_bytecode = False
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+# A suite started in the background of a script (`python -m pytest &`, `nohup`, some CI
+# runners) inherits SIGINT ignored; Python keeps it ignored, and so does every process
+# the suite starts, so a Ctrl-C test's child would ignore its Ctrl-C (fresh clones run
+# that way failed so). The Ctrl-C tests stand for a user at a terminal: Ctrl-C works
+# here as there. A test wanting the background case sets it in its child (test_board).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Keras reads KERAS_HOME once, at import, and writes keras.json there: point it at an
 # empty folder for the whole session so no test sees (or fills) the user's cache.
@@ -52,6 +61,28 @@ def workdir(tmp_path, monkeypatch):
     monkeypatch.delenv("DLCLI_LOGDIR", raising=False)
     monkeypatch.delenv("DLCLI_CHECKPOINT_DIR", raising=False)
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers_put_back():
+    """A test that changes the worker's SIGINT/SIGTERM handler must put it back: a
+    SIGINT left ignored is inherited by every process the worker starts afterwards, so a
+    later Ctrl-C test's child would ignore its Ctrl-C, in some test orders only; and a
+    handler left behind stands in the next in-process test's way. Restored here, and
+    the test that left it errors at teardown."""
+    watched = (signal.SIGINT, signal.SIGTERM)
+    before = {sig: signal.getsignal(sig) for sig in watched}
+    yield
+    left = {sig: signal.getsignal(sig) for sig in watched}
+    changed = [sig for sig in watched if left[sig] is not before[sig]]
+    for sig in changed:
+        signal.signal(sig, before[sig])
+    if changed:
+        pytest.fail(
+            "left the worker's signal handlers changed: "
+            + ", ".join(f"{signal.Signals(sig).name} {before[sig]!r} -> {left[sig]!r}" for sig in changed),
+            pytrace=False,
+        )
 
 
 @pytest.fixture

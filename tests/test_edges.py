@@ -110,7 +110,8 @@ def test_ctrl_c_while_tensorflow_loads_says_what_happened_and_what_to_run(workdi
     maps = Path(f"/proc/{proc.pid}/maps")
     wait_until(lambda: "libtensorflow" in maps.read_text(), proc, what="TensorFlow to start loading")
     # Which signals the child ignores and catches at that moment (hex masks, bit 2 is
-    # SIGINT): a fresh clone's first run has seen this child ignore the Ctrl-C (exit 0).
+    # SIGINT): a suite started in the background passed its ignored SIGINT on to this
+    # child, which then ended with exit 0 (conftest now starts every worker with Ctrl-C on).
     masks = [line for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines() if line.startswith("Sig")]
     code = stop_process(proc, signal.SIGINT)
     assert code == 130, f"exit {code}; the child's {masks}; the worker's SIGINT handler {signal.getsignal(signal.SIGINT)!r}"
@@ -383,7 +384,7 @@ def test_a_ctrl_c_while_tensorflow_loads_is_held_until_it_has_loaded():
     from dlcli.core.tf_setup import _interrupt_after_loading
 
     ran_on = []
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # (another test may have left its own)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever the worker's is
     try:
         with pytest.raises(KeyboardInterrupt):
             with _interrupt_after_loading():

@@ -53,16 +53,14 @@ def board(logdir: str, host: str, port: int | None, list_only: bool, wide: bool)
             err=True,
         )
     # From here on Ctrl-C or SIGTERM, whenever it comes, is a clean stop (exit 0).
-    tb.stop_on_signals()
-    try:
-        url = tb.serve(logdir, host=host, port=port)
-        click.echo(f"TensorBoard {url}  ({counted(len(runs), 'run')} in {logdir})")
-        for run in runs:
-            click.echo(f"  {run}")
-        sys.stdout.flush()  # the URL must reach a pipe now, not when the server stops
-        click.echo("Press Ctrl-C to stop.", err=True)
-        tb.wait_forever()
-    except KeyboardInterrupt:
-        click.echo("stopped", err=True)
-
-
+    with tb.stop_on_signals():
+        try:
+            url = tb.serve(logdir, host=host, port=port)
+            click.echo(f"TensorBoard {url}  ({counted(len(runs), 'run')} in {logdir})")
+            for run in runs:
+                click.echo(f"  {run}")
+            sys.stdout.flush()  # the URL must reach a pipe now, not when the server stops
+            click.echo("Press Ctrl-C to stop.", err=True)
+            tb.wait_forever()
+        except KeyboardInterrupt:
+            click.echo("stopped", err=True)
