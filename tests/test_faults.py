@@ -105,7 +105,7 @@ def test_random_sigkills_during_mnist_and_resume_end_like_an_uninterrupted_run(r
     interrupted: same weights, same accuracy, continuous TensorBoard series."""
     rng = random.Random(1234)
     args = ["--data", str(digits_npz), "--layers", "3", "--units", "32", "--dropout", "0.3", "--batchnorm",
-            "--batch-size", "8", "--epochs", "20", "--save-every", "7", "--log-every", "5", "--keep", "2"]  # fmt: skip
+            "--batch-size", "8", "--epochs", "10", "--save-every", "7", "--log-every", "5", "--keep", "2"]  # fmt: skip
     folder = workdir / "checkpoints/faulty"
     command = [sys.executable, "-m", "dlcli", "mnist", *args, "--name", "faulty", "--quiet"]
     kills = 0
