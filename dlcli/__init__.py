@@ -6,7 +6,7 @@ looked up on first use, so `import dlcli` stays instant: no TensorFlow, Click or
 tabulate until something runs.
 """
 
-__version__ = "0.3.5"
+__version__ = "0.3.6"
 
 # The Python API's names, each found in dlcli.api when first asked for (PEP 562).
 API = ("xor", "mnist", "compare", "resume", "inspect", "diagnose", "Lab")
