@@ -155,4 +155,43 @@ for _command in (runs.xor, runs.mnist, runs.resume, compare.compare, inspect.ins
 
 
 def main(*args, **kwargs):
-    return cli.main(*args, **kwargs)
+    """The `dlcli` script and `python -m dlcli`."""
+    try:
+        return cli.main(*args, **kwargs)
+    except SystemExit as stop:  # Click ends every standalone command this way
+        leave(stop.code)
+        raise
+
+
+def leave(code) -> None:
+    """End the process as `sys.exit(code)` would, minus Python's teardown of TensorFlow.
+
+    With TensorFlow loaded, the interpreter's teardown (thousands of modules, then
+    TensorFlow's own objects) costs ~1 CPU-second after the command is done
+    (docs/speed.md). Everything a command leaves is on disk by then (checkpoints, run.json,
+    the ledger, closed event files), so the process runs what `atexit` holds (the compile
+    cache's publishing, logging's flush, multiprocessing's clean-up), flushes stdout and
+    stderr and ends. Where something could still be running (a thread that is not a
+    daemon, as a server or a process pool keeps), it returns for the usual exit."""
+    import threading
+
+    if "tensorflow" not in sys.modules or threading.current_thread() is not threading.main_thread():
+        return
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        return
+    import atexit
+
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code & 0xFF
+    else:  # sys.exit("message"): Python prints it and exits 1
+        print(code, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`| head`) or stream: nothing left to say
+            pass
+    os._exit(status)
