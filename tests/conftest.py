@@ -160,6 +160,9 @@ def write_synthetic_digits(path: Path) -> Path:
     return path
 
 
+SHARED_DIGITS = "shared-synthetic.npz"  # in the worker's base temp folder
+
+
 def shared_digits_file(tmp_path_factory) -> Path:
     """The worker's one synthetic-digits file, written on first use and only read after.
 
@@ -168,7 +171,7 @@ def shared_digits_file(tmp_path_factory) -> Path:
     so tests that train the same net on it share the worker's compiled loop (see
     `shared_compiled_loops`). `digits_are_untouched` checks at the end that no test
     changed it."""
-    path = tmp_path_factory.getbasetemp() / "shared-synthetic.npz"
+    path = tmp_path_factory.getbasetemp() / SHARED_DIGITS
     if not path.exists():
         write_synthetic_digits(path)
     return path
@@ -177,7 +180,7 @@ def shared_digits_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def digits_are_untouched(tmp_path_factory):
     yield
-    path = tmp_path_factory.getbasetemp() / "shared-synthetic.npz"
+    path = tmp_path_factory.getbasetemp() / SHARED_DIGITS
     if path.exists():
         expected = write_synthetic_digits(path.with_name("expected-synthetic.npz")).read_bytes()
         assert path.read_bytes() == expected, "a test changed the shared synthetic digits; change a copy"

@@ -392,24 +392,17 @@ def test_a_ctrl_c_while_tensorflow_loads_is_held_until_it_has_loaded():
                 ran_on.append("after the first")  # held: the import goes on
         assert ran_on == ["after the first"]
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
-    finally:
-        signal.signal(signal.SIGINT, before)
 
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
         with pytest.raises(KeyboardInterrupt):
             with _interrupt_after_loading():
                 os.kill(os.getpid(), signal.SIGINT)
                 os.kill(os.getpid(), signal.SIGINT)
                 ran_on.append("after the second")  # never: the second stops at once
         assert ran_on == ["after the first"]
-    finally:
-        signal.signal(signal.SIGINT, before)
 
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         with _interrupt_after_loading():
             os.kill(os.getpid(), signal.SIGINT)
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, before)

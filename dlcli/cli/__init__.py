@@ -167,7 +167,7 @@ def leave(code) -> None:
     """End the process as `sys.exit(code)` would, minus Python's teardown of TensorFlow.
 
     With TensorFlow loaded, the interpreter's teardown (thousands of modules, then
-    TensorFlow's own objects) costs ~1 CPU-second after the command is done
+    TensorFlow's own objects) costs ~1.7 CPU-seconds after the command is done
     (docs/speed.md). Everything a command leaves is on disk by then (checkpoints, run.json,
     the ledger, closed event files), so the process runs what `atexit` holds (the compile
     cache's publishing, logging's flush, multiprocessing's clean-up), flushes stdout and

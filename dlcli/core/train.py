@@ -394,7 +394,9 @@ class TrainingLoop:
             epoch_boundaries=self.shuffle or hooks.on_epoch_end is not None,
             evaluate_every=evaluate_every,
         )
-        with _deferred_interrupt() as interrupted:
+        # A first Ctrl-C is held until the current compiled call and its bookkeeping are
+        # done (`_run` checks `interrupted()` between calls); a second one stops at once.
+        with held_interrupt() as interrupted:
             self._run(schedule, target_epochs, hooks, progress, interrupted)
 
     def _run(self, schedule: Schedule, target_epochs, hooks, progress, interrupted):
@@ -533,12 +535,6 @@ class TrainingLoop:
 
     def predict_probabilities(self, x: np.ndarray) -> np.ndarray:
         return self._hypothesis(self.model(tf.constant(x), training=False)).numpy()
-
-
-def _deferred_interrupt():
-    """Hold a first Ctrl-C until the current compiled call and its bookkeeping are done
-    (the caller checks `interrupted()` between calls); a second one stops at once."""
-    return held_interrupt()
 
 
 def _assign_all(targets, sources) -> None:
